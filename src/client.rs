@@ -1,0 +1,608 @@
+//! The client library: attach to a server's client slot, send requests, and match responses to
+//! requests by id. A [`Client`] is `Send + Sync`: many threads share one connection, each call
+//! may be blocking ([`Client::insert`], …) or pipelined ([`Client::submit`] many, then
+//! [`Client::wait`] for each).
+//!
+//! Threads submitting requests take turns on the request ring (a process-private lock). One
+//! waiting thread at a time (the "leader") drains the response ring and files every response
+//! under its request id; the others sleep on a condition variable until their response is
+//! filed or the leader role is free. A thread that finds the request ring full drains responses
+//! itself, so a client that submits far more than the rings hold never deadlocks with the
+//! server.
+
+use crate::channel::{self, HeaderError, HeaderInfo, Object, STATE_RUNNING};
+use crate::protocol::{
+    DecodeError, ErrorCode, Op, Reply, Request, decode_response, encode_request,
+};
+use crate::ring::{Consumer, Producer, RingError};
+use crate::shm::ShmRingMem;
+use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+use nix::errno::Errno;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a waiting client sleeps between checks that its server is alive.
+pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server's name.
+    pub name: String,
+    /// The client slot to take; `None` takes the first free one.
+    pub slot: Option<u32>,
+    /// How long to wait for a slot that is being freed (a client that just left).
+    pub attach_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Connect to server `name`, first free slot.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            slot: None,
+            attach_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Take slot `slot`.
+    pub fn slot(mut self, slot: u32) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+}
+
+/// What went wrong for a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The server name is not valid.
+    #[error("{0}")]
+    InvalidName(String),
+    /// No server of that name.
+    #[error(
+        "no shmkv server named '{name}' is running (start one with: shmkv-server --name {name})"
+    )]
+    NoServer {
+        /// The name.
+        name: String,
+    },
+    /// The slot index does not exist.
+    #[error("client id {slot} is out of range: server '{name}' has {slots} client slots (0..={})", slots.saturating_sub(1))]
+    SlotOutOfRange {
+        /// The name.
+        name: String,
+        /// Asked for.
+        slot: u32,
+        /// Slots the server has.
+        slots: u32,
+    },
+    /// Another client holds the slot.
+    #[error("client id {slot} is in use by process {pid}; pick another id or omit it")]
+    SlotBusy {
+        /// The slot.
+        slot: u32,
+        /// Its owner.
+        pid: u32,
+    },
+    /// Every slot is taken.
+    #[error("all {slots} client slots of server '{name}' are in use")]
+    AllSlotsBusy {
+        /// The name.
+        name: String,
+        /// Slots the server has.
+        slots: u32,
+    },
+    /// The object is not one this build can use.
+    #[error("/dev/shm/{object}: {reason}")]
+    BadObject {
+        /// The object.
+        object: String,
+        /// What is wrong.
+        reason: HeaderError,
+    },
+    /// A system call failed.
+    #[error("/dev/shm/{object}: {errno}")]
+    Os {
+        /// The object.
+        object: String,
+        /// The error.
+        errno: Errno,
+    },
+    /// The server shut down or died.
+    #[error("the server {0}")]
+    ServerGone(&'static str),
+    /// The server sent something this client does not understand, or broke the ring protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The server refused the request.
+    #[error("{0}")]
+    Refused(ErrorCode),
+    /// The ticket is not one this client is waiting for.
+    #[error("unknown ticket {0}")]
+    UnknownTicket(u64),
+}
+
+impl From<DecodeError> for ClientError {
+    fn from(e: DecodeError) -> Self {
+        ClientError::Protocol(format!("undecodable response: {e}"))
+    }
+}
+
+/// A submitted request, to be redeemed with [`Client::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a ticket must be waited for, or its response is never collected"]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// The request id.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+}
+
+/// The complete answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Insert of a new key; Quit accepted.
+    Done,
+    /// Read found it / Delete removed it.
+    Value(u64),
+    /// Read/Delete: no such key.
+    NotFound,
+    /// Insert replaced this value.
+    Replaced(u64),
+    /// Print: the bucket's pairs (in the server's order).
+    Entries(Vec<(u64, u64)>),
+    /// ThStart/ThStop: this client's worker count now.
+    Threads(u32),
+    /// Refused with a reason.
+    Refused(ErrorCode),
+}
+
+#[derive(Debug)]
+enum Pending {
+    Waiting,
+    Printing(Vec<(u64, u64)>),
+    Done(Outcome),
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    pending: HashMap<u64, Pending>,
+    /// A thread is draining the response ring.
+    leader: bool,
+    /// Set once the connection is unusable; every waiter gets it.
+    failed: Option<ClientError>,
+    /// Responses whose id matched no pending request.
+    strays: u64,
+}
+
+/// A connection to one client slot of a server.
+pub struct Client {
+    object: Object,
+    info: HeaderInfo,
+    slot: u32,
+    producer: Mutex<Producer<ShmRingMem>>,
+    receiver: Mutex<Consumer<ShmRingMem>>,
+    book: Mutex<Book>,
+    cond: Condvar,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("slot", &self.slot)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn pid_gone(pid: u32) -> bool {
+    match i32::try_from(pid) {
+        Ok(p) if p > 0 => matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+            Err(Errno::ESRCH)
+        ),
+        _ => true,
+    }
+}
+
+enum Claim {
+    Got(Object, HeaderInfo),
+    Busy(u32),
+}
+
+fn open(name: &str, slot: u32) -> Result<(Object, HeaderInfo), ClientError> {
+    let object = channel::object_name(name, slot);
+    match channel::open_object(name, slot) {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(reason)) => Err(ClientError::BadObject { object, reason }),
+        Err(Errno::ENOENT) => {
+            // Is there a server at all? Slot 0 always exists when one runs.
+            if slot != 0 {
+                if let Ok(Ok((_, info))) = channel::open_object(name, 0) {
+                    return Err(ClientError::SlotOutOfRange {
+                        name: name.to_string(),
+                        slot,
+                        slots: info.clients,
+                    });
+                }
+            }
+            Err(ClientError::NoServer {
+                name: name.to_string(),
+            })
+        }
+        Err(errno) => Err(ClientError::Os { object, errno }),
+    }
+}
+
+fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
+    let (object, info) = open(name, slot)?;
+    if object.state().load(Ordering::Acquire) != STATE_RUNNING || pid_gone(info.server_pid) {
+        return Err(ClientError::ServerGone("is not running (starting or shutting down)"));
+    }
+    match object
+        .owner()
+        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => Ok(Claim::Got(object, info)),
+        Err(pid) => Ok(Claim::Busy(pid)),
+    }
+}
+
+impl Client {
+    /// Attach to a server's client slot (the given one, or the first free one). A slot whose
+    /// previous client is leaving is waited for up to `attach_timeout`.
+    pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
+        channel::validate_name(&config.name).map_err(ClientError::InvalidName)?;
+        let me = std::process::id();
+        let deadline = Instant::now() + config.attach_timeout;
+        loop {
+            let (slots, busy) = match config.slot {
+                Some(slot) => match try_claim(&config.name, slot, me)? {
+                    Claim::Got(o, i) => return Ok(Self::attached(o, i, slot)),
+                    Claim::Busy(pid) => (1, Some((slot, pid))),
+                },
+                None => {
+                    let (_, info0) = open(&config.name, 0)?;
+                    let mut last = None;
+                    for slot in 0..info0.clients {
+                        match try_claim(&config.name, slot, me) {
+                            Ok(Claim::Got(o, i)) => return Ok(Self::attached(o, i, slot)),
+                            Ok(Claim::Busy(pid)) => last = Some((slot, pid)),
+                            Err(ClientError::SlotOutOfRange { .. }) => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    (info0.clients, last)
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(match (config.slot, busy) {
+                    (Some(slot), Some((_, pid))) => ClientError::SlotBusy { slot, pid },
+                    _ => ClientError::AllSlotsBusy {
+                        name: config.name.clone(),
+                        slots,
+                    },
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn attached(object: Object, info: HeaderInfo, slot: u32) -> Client {
+        let producer = Producer::new(object.request_ring(&info));
+        let receiver = Consumer::new(object.response_ring(&info));
+        Client {
+            object,
+            info,
+            slot,
+            producer: Mutex::new(producer),
+            receiver: Mutex::new(receiver),
+            book: Mutex::new(Book::default()),
+            cond: Condvar::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The slot this client holds.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// The server's header, as read on attach.
+    pub fn info(&self) -> &HeaderInfo {
+        &self.info
+    }
+
+    /// Responses received whose id matched no request (should stay 0).
+    pub fn stray_responses(&self) -> u64 {
+        self.book.lock().strays
+    }
+
+    /// Submit one request; its response is collected with [`Client::wait`].
+    pub fn submit(&self, op: Op) -> Result<Ticket, ClientError> {
+        Ok(self.submit_all(&[op])?[0])
+    }
+
+    /// Submit many requests at once (one publication of the ring, one wake of the server).
+    /// They are taken in this order, so same-key operations take effect in this order.
+    pub fn submit_all(&self, ops: &[Op]) -> Result<Vec<Ticket>, ClientError> {
+        let first = self.next_id.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let tickets: Vec<Ticket> = (0..ops.len() as u64).map(|i| Ticket(first + i)).collect();
+        {
+            let mut book = self.book.lock();
+            if let Some(e) = &book.failed {
+                return Err(e.clone());
+            }
+            for t in &tickets {
+                book.pending.insert(t.0, Pending::Waiting);
+            }
+        }
+        let mut producer = self.producer.lock();
+        for (t, op) in tickets.iter().zip(ops) {
+            let slot = encode_request(&Request { id: t.0, op: *op });
+            loop {
+                match producer.write(&slot) {
+                    Ok(()) => break,
+                    Err(RingError::WouldBlock) => {
+                        producer.publish();
+                        self.make_room(&mut producer)?;
+                    }
+                    Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
+                }
+            }
+        }
+        producer.publish();
+        Ok(tickets)
+    }
+
+    /// The request ring is full: drain responses if nobody else is, then wait a little for
+    /// space, checking that the server lives.
+    fn make_room(&self, producer: &mut Producer<ShmRingMem>) -> Result<(), ClientError> {
+        if let Some(mut rx) = self.receiver.try_lock() {
+            let got = self.drain(&mut rx)?;
+            drop(rx);
+            if got > 0 {
+                return Ok(());
+            }
+        }
+        match producer.wait_space(Some(Duration::from_millis(1))) {
+            Ok(()) | Err(RingError::WouldBlock) => Ok(()),
+            Err(RingError::TimedOut) => self.check_server(),
+            Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
+        }
+    }
+
+    /// File every response in the ring; returns how many slots were read.
+    fn drain(&self, rx: &mut Consumer<ShmRingMem>) -> Result<usize, ClientError> {
+        let mut got = Vec::new();
+        let mut bad = None;
+        loop {
+            match rx.try_pop() {
+                Ok(raw) => match decode_response(&raw) {
+                    Ok(resp) => got.push(resp),
+                    Err(e) => {
+                        bad = Some(ClientError::from(e));
+                        break;
+                    }
+                },
+                Err(RingError::WouldBlock) => break,
+                Err(e) => {
+                    bad = Some(ClientError::Protocol(e.to_string()));
+                    break;
+                }
+            }
+        }
+        let n = got.len();
+        if n > 0 {
+            let mut book = self.book.lock();
+            for resp in got {
+                file(&mut book, resp.id, resp.reply);
+            }
+            self.cond.notify_all();
+        }
+        match bad {
+            Some(e) => Err(self.fail(e)),
+            None => Ok(n),
+        }
+    }
+
+    fn fail(&self, e: ClientError) -> ClientError {
+        let mut book = self.book.lock();
+        let e = book.failed.get_or_insert(e).clone();
+        self.cond.notify_all();
+        e
+    }
+
+    /// Err if the server has shut down or died.
+    fn check_server(&self) -> Result<(), ClientError> {
+        if self.object.state().load(Ordering::Acquire) != STATE_RUNNING {
+            return Err(self.fail(ClientError::ServerGone("shut down")));
+        }
+        if pid_gone(self.info.server_pid) {
+            return Err(self.fail(ClientError::ServerGone("died")));
+        }
+        Ok(())
+    }
+
+    /// Wait for a ticket's complete answer.
+    pub fn wait(&self, ticket: Ticket) -> Result<Outcome, ClientError> {
+        loop {
+            {
+                let mut book = self.book.lock();
+                match book.pending.get(&ticket.0) {
+                    None => return Err(ClientError::UnknownTicket(ticket.0)),
+                    Some(Pending::Done(_)) => {
+                        if let Some(Pending::Done(o)) = book.pending.remove(&ticket.0) {
+                            return Ok(o);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                if let Some(e) = &book.failed {
+                    let e = e.clone();
+                    book.pending.remove(&ticket.0);
+                    return Err(e);
+                }
+                if book.leader {
+                    drop(self.cond.wait_timeout(book, LIVENESS_POLL));
+                    continue;
+                }
+                book.leader = true;
+            }
+            let led = self.lead();
+            {
+                let mut book = self.book.lock();
+                book.leader = false;
+                self.cond.notify_all();
+            }
+            if let Err(e) = led {
+                let mut book = self.book.lock();
+                // The answer may have come in before the failure.
+                if let Some(Pending::Done(_)) = book.pending.get(&ticket.0) {
+                    continue;
+                }
+                book.pending.remove(&ticket.0);
+                return Err(e);
+            }
+        }
+    }
+
+    /// As the leader: wait for responses and file them (once), checking the server's liveness
+    /// when nothing comes.
+    fn lead(&self) -> Result<(), ClientError> {
+        let mut rx = self.receiver.lock();
+        match rx.wait_data(Some(LIVENESS_POLL)) {
+            Ok(()) => self.drain(&mut rx).map(|_| ()),
+            Err(RingError::TimedOut) | Err(RingError::WouldBlock) => {
+                // Take what arrived before judging the server.
+                if self.drain(&mut rx)? > 0 {
+                    return Ok(());
+                }
+                self.check_server()
+            }
+            Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
+        }
+    }
+
+    fn call(&self, op: Op) -> Result<Outcome, ClientError> {
+        let t = self.submit(op)?;
+        match self.wait(t)? {
+            Outcome::Refused(e) => Err(ClientError::Refused(e)),
+            o => Ok(o),
+        }
+    }
+
+    /// Insert or replace; returns the previous value.
+    pub fn insert(&self, key: u64, value: u64) -> Result<Option<u64>, ClientError> {
+        match self.call(Op::Insert { key, value })? {
+            Outcome::Done => Ok(None),
+            Outcome::Replaced(v) => Ok(Some(v)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Read a key.
+    pub fn read(&self, key: u64) -> Result<Option<u64>, ClientError> {
+        match self.call(Op::Read { key })? {
+            Outcome::Value(v) => Ok(Some(v)),
+            Outcome::NotFound => Ok(None),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Delete a key; returns its value.
+    pub fn delete(&self, key: u64) -> Result<Option<u64>, ClientError> {
+        match self.call(Op::Delete { key })? {
+            Outcome::Value(v) => Ok(Some(v)),
+            Outcome::NotFound => Ok(None),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// The pairs of one bucket.
+    pub fn print(&self, bucket: u64) -> Result<Vec<(u64, u64)>, ClientError> {
+        match self.call(Op::Print { bucket })? {
+            Outcome::Entries(e) => Ok(e),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Start `n` more server worker threads for this client; returns the count now.
+    pub fn start_threads(&self, n: u32) -> Result<u32, ClientError> {
+        if n == 0 {
+            return Err(ClientError::Protocol(
+                "thread start needs at least 1 thread".into(),
+            ));
+        }
+        match self.call(Op::ThStart { n })? {
+            Outcome::Threads(c) => Ok(c),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Stop one of this client's server worker threads; returns the count now.
+    pub fn stop_thread(&self) -> Result<u32, ClientError> {
+        match self.call(Op::ThStop)? {
+            Outcome::Threads(c) => Ok(c),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Ask the server to shut down.
+    pub fn quit(&self) -> Result<(), ClientError> {
+        match self.call(Op::Quit)? {
+            Outcome::Done => Ok(()),
+            o => Err(unexpected(o)),
+        }
+    }
+}
+
+fn unexpected(o: Outcome) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {o:?}"))
+}
+
+/// File one response slot under its request.
+fn file(book: &mut Book, id: u64, reply: Reply) {
+    let Some(entry) = book.pending.get_mut(&id) else {
+        book.strays += 1;
+        return;
+    };
+    let done = match (reply, &mut *entry) {
+        (_, Pending::Done(_)) => {
+            book.strays += 1;
+            return;
+        }
+        (Reply::Entry { key, value }, Pending::Waiting) => {
+            *entry = Pending::Printing(vec![(key, value)]);
+            return;
+        }
+        (Reply::Entry { key, value }, Pending::Printing(v)) => {
+            v.push((key, value));
+            return;
+        }
+        (Reply::PrintEnd { .. }, Pending::Printing(v)) => Outcome::Entries(std::mem::take(v)),
+        (Reply::PrintEnd { .. }, Pending::Waiting) => Outcome::Entries(Vec::new()),
+        (_, Pending::Printing(_)) => {
+            book.strays += 1;
+            return;
+        }
+        (Reply::Done, _) => Outcome::Done,
+        (Reply::Value(v), _) => Outcome::Value(v),
+        (Reply::NotFound, _) => Outcome::NotFound,
+        (Reply::Replaced(v), _) => Outcome::Replaced(v),
+        (Reply::Threads(n), _) => Outcome::Threads(n),
+        (Reply::Error(e), _) => Outcome::Refused(e),
+    };
+    *entry = Pending::Done(done);
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Tell the server we are leaving; it resets the slot once our ring is drained.
+        self.object.closing().store(1, Ordering::Release);
+        self.object.nudge_server();
+    }
+}

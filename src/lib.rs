@@ -1,0 +1,59 @@
+//! shmkv: a concurrent hash table held by a server process and used by other processes through
+//! POSIX shared memory.
+//!
+//! The crate is layered; each layer depends only on the ones above it in this list:
+//!
+//! | layer | module | what it holds |
+//! |-------|--------|---------------|
+//! | sync facade | [`sync`], [`wait`] | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
+//! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a POSIX shared-memory mapping |
+//! | ring | [`ring`] | the lock-free SPSC ring with its spin-then-futex wait/wake protocol |
+//! | protocol | [`protocol`] | requests and responses in fixed 32-byte slots |
+//! | channel | [`channel`] | the client object: header, layout version, the two rings |
+//! | table | [`table`] | the hash table with one reader-writer lock per bucket |
+//! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
+//! | server / client | [`server`], [`client`] | the server process's engine and the client library |
+//!
+//! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
+//! [`client`].
+//!
+//! # Example
+//!
+//! A server and a client in one process, over real shared memory:
+//!
+//! ```
+//! # #[cfg(not(loom))] {
+//! use shmkv::client::{Client, ClientConfig};
+//! use shmkv::server::{Server, ServerConfig};
+//!
+//! let name = format!("doc-{}", std::process::id());
+//! let server = Server::start(ServerConfig { name: name.clone(), ..ServerConfig::default() }).unwrap();
+//! let client = Client::connect(&ClientConfig::new(&name)).unwrap();
+//! assert_eq!(client.insert(5, 6).unwrap(), None);
+//! assert_eq!(client.read(5).unwrap(), Some(6));
+//! assert_eq!(client.delete(5).unwrap(), Some(6));
+//! assert_eq!(client.read(5).unwrap(), None);
+//! drop(client);
+//! server.shutdown();
+//! # }
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+pub mod protocol;
+pub mod region;
+pub mod ring;
+pub mod serve;
+pub mod sync;
+pub mod table;
+pub mod wait;
+
+#[cfg(not(loom))]
+pub mod channel;
+#[cfg(not(loom))]
+pub mod client;
+#[cfg(not(loom))]
+pub mod server;
+#[cfg(not(loom))]
+pub mod shm;

@@ -1,0 +1,524 @@
+//! The lock-free single-producer/single-consumer ring of fixed-size slots, with its
+//! spin-then-futex wait/wake protocol, generic over the memory it lives in ([`RingMem`]).
+//!
+//! # Algorithm
+//!
+//! A bounded SPSC queue after Lamport, with the refinements of FastForward/`rte_ring`: two
+//! monotonically increasing 64-bit counters, `tail` (slots ever published, written only by the
+//! producer) and `head` (slots ever consumed, written only by the consumer), each on its own cache
+//! line. Slot `i` lives at `i & (capacity - 1)`. The invariant is `head <= tail <= head + capacity`.
+//!
+//! * Push: the producer writes the slot at `tail`, then stores `tail + 1` with `Release`. The
+//!   consumer loads `tail` with `Acquire`, so the slot's bytes happen-before its read.
+//! * Pop: the consumer copies the slot at `head` out, then stores `head + 1` with `Release`; the
+//!   producer loads `head` with `Acquire` before reusing the slot, so the read is finished before
+//!   the slot is overwritten.
+//! * Each side keeps its own counter privately (never re-reading it from shared memory) and a
+//!   cached copy of the other's, refreshed only when the cache says full/empty. A counter read
+//!   from the peer is validated against the invariant; a violation is [`RingError::Corrupt`]
+//!   and nothing is read or written.
+//!
+//! # Wait/wake
+//!
+//! A side that finds the ring empty (consumer) or full (producer) spins, yields, then sleeps on
+//! a futex word in [`WakeLine`](crate::region::WakeLine) with a Dekker-style handshake:
+//!
+//! ```text
+//! sleeper (consumer)                          waker (producer)
+//! seq = data_futex.load()                     tail.store(t + 1, Release)
+//! data_waiting.store(1)                       fence(SeqCst)
+//! fence(SeqCst)                               if data_waiting.load() == 1 {
+//! if tail changed: clear flag, return             data_waiting.store(0)
+//! futex_wait(data_futex, seq)                     data_futex.fetch_add(1)
+//!                                                 futex_wake(data_futex) }
+//! ```
+//!
+//! The two `SeqCst` fences order each side's store before its load, so at least one side sees
+//! the other's store: either the sleeper sees the new `tail` and does not sleep, or the waker
+//! sees the flag and wakes. A wake that comes between the sleeper's check and its
+//! `futex_wait` changes `data_futex` first, so the wait returns at once. The fast path (no
+//! sleeper) makes no system call. The producer side is symmetric (`space_waiting`,
+//! `space_futex`). The loom models in `tests/loom/` check exactly this code for lost wake-ups.
+
+use crate::region::{RingMem, Slot};
+use crate::sync::{Ordering, fence, spin_hint, thread};
+use crate::wait::{SpinPolicy, Wake};
+use std::time::{Duration, Instant};
+
+/// Why a ring operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingError {
+    /// The ring is full (push) or empty (pop) and the call does not wait.
+    WouldBlock,
+    /// A waiting call's timeout passed first.
+    TimedOut,
+    /// A counter read from the peer breaks `head <= tail <= head + capacity`: the peer is
+    /// broken or hostile. Nothing was read or written.
+    Corrupt {
+        /// Our own counter.
+        ours: u64,
+        /// The peer's counter as read.
+        theirs: u64,
+    },
+}
+
+impl std::fmt::Display for RingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RingError::WouldBlock => f.write_str("ring would block"),
+            RingError::TimedOut => f.write_str("timed out waiting on the ring"),
+            RingError::Corrupt { ours, theirs } => write!(
+                f,
+                "ring counters corrupt: ours {ours}, peer's {theirs} (peer broken or hostile)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RingError {}
+
+/// Create both halves of a ring over `mem`, whose counters must be equal (a fresh or reset
+/// ring). Used for heap rings; shared-memory rings build each half in its own process.
+pub fn channel<M: RingMem + Clone>(mem: M) -> (Producer<M>, Consumer<M>) {
+    (Producer::new(mem.clone()), Consumer::new(mem))
+}
+
+/// The writing half of a ring. Exactly one `Producer` may exist per ring at a time (in all
+/// processes together); several threads share one behind a process-private lock.
+#[derive(Debug)]
+pub struct Producer<M: RingMem> {
+    mem: M,
+    /// Our authoritative `tail`: slots published so far.
+    tail: u64,
+    /// Slots written but not yet published (`write` without `publish`).
+    unpublished: u64,
+    /// Last `head` read from the consumer.
+    cached_head: u64,
+    mask: u64,
+    policy: SpinPolicy,
+}
+
+/// The reading half of a ring. Exactly one `Consumer` may exist per ring at a time.
+#[derive(Debug)]
+pub struct Consumer<M: RingMem> {
+    mem: M,
+    /// Our authoritative `head`: slots consumed so far.
+    head: u64,
+    /// Last `tail` read from the producer.
+    cached_tail: u64,
+    mask: u64,
+    policy: SpinPolicy,
+}
+
+fn remaining(deadline: Option<Instant>) -> Result<Option<Duration>, RingError> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                Err(RingError::TimedOut)
+            } else {
+                Ok(Some(d - now))
+            }
+        }
+    }
+}
+
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+impl<M: RingMem> Producer<M> {
+    /// The producer half over `mem`, starting from the counters the memory holds now (its own
+    /// `tail` is taken as the truth; the peer's `head` is validated when first used).
+    pub fn new(mem: M) -> Self {
+        let tail = mem.ctrl().producer.0.tail.load(Ordering::Acquire);
+        let mask = mem.capacity() as u64 - 1;
+        Self {
+            mem,
+            tail,
+            unpublished: 0,
+            cached_head: tail,
+            mask,
+            policy: SpinPolicy::DEFAULT,
+        }
+    }
+
+    /// Set how long waits spin before sleeping.
+    pub fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity()
+    }
+
+    /// The memory this half works on.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Free slots as far as we know, refreshing the consumer's counter when our cache says none.
+    fn free(&mut self) -> Result<u64, RingError> {
+        let cap = self.mask + 1;
+        let next = self.tail + self.unpublished;
+        let used = next - self.cached_head;
+        if used < cap {
+            return Ok(cap - used);
+        }
+        let head = self.mem.ctrl().consumer.0.head.load(Ordering::Acquire);
+        // Valid: the consumer never passes what we published, nor goes back.
+        if head < self.cached_head || head > self.tail {
+            return Err(RingError::Corrupt {
+                ours: self.tail,
+                theirs: head,
+            });
+        }
+        self.cached_head = head;
+        Ok(cap - (next - head))
+    }
+
+    /// Write `slot` without publishing it (see [`Producer::publish`]); fails with
+    /// [`RingError::WouldBlock`] when the ring is full.
+    pub fn write(&mut self, slot: &Slot) -> Result<(), RingError> {
+        if self.free()? == 0 {
+            return Err(RingError::WouldBlock);
+        }
+        let index = ((self.tail + self.unpublished) & self.mask) as usize;
+        // SAFETY: `index <= mask < capacity`. The slot is free: the consumer has consumed it
+        // (its `head`, loaded with Acquire, is past it), and it will not read it until we
+        // publish a `tail` past it. We are the only producer.
+        unsafe { self.mem.write_slot(index, slot) };
+        self.unpublished += 1;
+        Ok(())
+    }
+
+    /// Publish every slot written since the last publish, and wake a sleeping consumer.
+    pub fn publish(&mut self) {
+        if self.unpublished == 0 {
+            return;
+        }
+        self.tail += self.unpublished;
+        self.unpublished = 0;
+        let ctrl = self.mem.ctrl();
+        ctrl.producer.0.tail.store(self.tail, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let wake = &ctrl.wake.0;
+        if wake.data_waiting.load(Ordering::Relaxed) != 0 {
+            wake.data_waiting.store(0, Ordering::Relaxed);
+            wake.data_futex.fetch_add(1, Ordering::SeqCst);
+            self.mem.waker().wake(&wake.data_futex);
+        }
+    }
+
+    /// Write and publish one slot without waiting.
+    pub fn try_push(&mut self, slot: &Slot) -> Result<(), RingError> {
+        self.write(slot)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Wait until at least one slot is free or `timeout` passes (`None`: no limit). Spins,
+    /// yields, then sleeps on the futex. Returns [`RingError::WouldBlock`] when woken while
+    /// still full (someone bumped the futex word), [`RingError::TimedOut`] on timeout.
+    pub fn wait_space(&mut self, timeout: Option<Duration>) -> Result<(), RingError> {
+        if self.free()? > 0 {
+            return Ok(());
+        }
+        for _ in 0..self.policy.spins {
+            spin_hint();
+            if self.free()? > 0 {
+                return Ok(());
+            }
+        }
+        for _ in 0..self.policy.yields {
+            thread::yield_now();
+            if self.free()? > 0 {
+                return Ok(());
+            }
+        }
+        let deadline = deadline_of(timeout);
+        loop {
+            let seq = self.mem.ctrl().wake.0.space_futex.load(Ordering::SeqCst);
+            self.mem.ctrl().wake.0.space_waiting.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.free()? > 0 {
+                self.mem.ctrl().wake.0.space_waiting.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            let left = match remaining(deadline) {
+                Ok(left) => left,
+                Err(e) => {
+                    self.mem.ctrl().wake.0.space_waiting.store(0, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            self.mem.waker().wait(&self.mem.ctrl().wake.0.space_futex, seq, left);
+            if self.free()? > 0 {
+                return Ok(());
+            }
+            if self.mem.ctrl().wake.0.space_futex.load(Ordering::SeqCst) != seq {
+                // Woken (or nudged) and still full: let the caller look around.
+                return Err(RingError::WouldBlock);
+            }
+        }
+    }
+
+    /// Push one slot, waiting for space up to `timeout`.
+    pub fn push(&mut self, slot: &Slot, timeout: Option<Duration>) -> Result<(), RingError> {
+        let deadline = deadline_of(timeout);
+        loop {
+            match self.wait_space(remaining(deadline)?) {
+                Ok(()) => return self.try_push(slot),
+                Err(RingError::WouldBlock) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<M: RingMem> Consumer<M> {
+    /// The consumer half over `mem`, starting from the counters the memory holds now (its own
+    /// `head` is taken as the truth; the peer's `tail` is validated when used).
+    pub fn new(mem: M) -> Self {
+        let head = mem.ctrl().consumer.0.head.load(Ordering::Acquire);
+        let mask = mem.capacity() as u64 - 1;
+        Self {
+            mem,
+            head,
+            cached_tail: head,
+            mask,
+            policy: SpinPolicy::DEFAULT,
+        }
+    }
+
+    /// Set how long waits spin before sleeping.
+    pub fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+    }
+
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.mem.capacity()
+    }
+
+    /// The memory this half works on.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Slots ready to read, refreshing the producer's counter when our cache says none.
+    pub fn available(&mut self) -> Result<u64, RingError> {
+        let ready = self.cached_tail - self.head;
+        if ready > 0 {
+            return Ok(ready);
+        }
+        let tail = self.mem.ctrl().producer.0.tail.load(Ordering::Acquire);
+        // Valid: the producer never goes back, nor runs more than `capacity` ahead of us.
+        if tail < self.cached_tail || tail - self.head > self.mask + 1 {
+            return Err(RingError::Corrupt {
+                ours: self.head,
+                theirs: tail,
+            });
+        }
+        self.cached_tail = tail;
+        Ok(tail - self.head)
+    }
+
+    /// Copy the next slot out, without waiting.
+    pub fn try_pop(&mut self) -> Result<Slot, RingError> {
+        if self.available()? == 0 {
+            return Err(RingError::WouldBlock);
+        }
+        let index = (self.head & self.mask) as usize;
+        // SAFETY: `index <= mask < capacity`. The producer published this slot (we loaded its
+        // `tail` with Acquire) and will not write it again until we publish a `head` past it.
+        // We are the only consumer.
+        let slot = unsafe { self.mem.read_slot(index) };
+        self.head += 1;
+        let ctrl = self.mem.ctrl();
+        ctrl.consumer.0.head.store(self.head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let wake = &ctrl.wake.0;
+        if wake.space_waiting.load(Ordering::Relaxed) != 0 {
+            wake.space_waiting.store(0, Ordering::Relaxed);
+            wake.space_futex.fetch_add(1, Ordering::SeqCst);
+            self.mem.waker().wake(&wake.space_futex);
+        }
+        Ok(slot)
+    }
+
+    /// Wait until a slot is ready or `timeout` passes (`None`: no limit). Spins, yields, then
+    /// sleeps on the futex. Returns [`RingError::WouldBlock`] when woken with nothing to read
+    /// (a nudge), [`RingError::TimedOut`] on timeout.
+    pub fn wait_data(&mut self, timeout: Option<Duration>) -> Result<(), RingError> {
+        self.wait_data_with(timeout, self.policy)
+    }
+
+    /// [`Consumer::wait_data`] with an explicit spin policy.
+    pub fn wait_data_with(
+        &mut self,
+        timeout: Option<Duration>,
+        policy: SpinPolicy,
+    ) -> Result<(), RingError> {
+        if self.available()? > 0 {
+            return Ok(());
+        }
+        for _ in 0..policy.spins {
+            spin_hint();
+            if self.available()? > 0 {
+                return Ok(());
+            }
+        }
+        for _ in 0..policy.yields {
+            thread::yield_now();
+            if self.available()? > 0 {
+                return Ok(());
+            }
+        }
+        let deadline = deadline_of(timeout);
+        loop {
+            let seq = self.mem.ctrl().wake.0.data_futex.load(Ordering::SeqCst);
+            self.mem.ctrl().wake.0.data_waiting.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.available()? > 0 {
+                self.mem.ctrl().wake.0.data_waiting.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            let left = match remaining(deadline) {
+                Ok(left) => left,
+                Err(e) => {
+                    self.mem.ctrl().wake.0.data_waiting.store(0, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            self.mem.waker().wait(&self.mem.ctrl().wake.0.data_futex, seq, left);
+            if self.available()? > 0 {
+                return Ok(());
+            }
+            if self.mem.ctrl().wake.0.data_futex.load(Ordering::SeqCst) != seq {
+                // Woken (or nudged, see `channel::Object::nudge_server`) with nothing to read:
+                // let the caller look around (shutdown, a detaching peer).
+                return Err(RingError::WouldBlock);
+            }
+        }
+    }
+
+    /// Pop one slot, waiting up to `timeout`.
+    pub fn pop(&mut self, timeout: Option<Duration>) -> Result<Slot, RingError> {
+        let deadline = deadline_of(timeout);
+        loop {
+            match self.wait_data(remaining(deadline)?) {
+                Ok(()) => return self.try_pop(),
+                Err(RingError::WouldBlock) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::region::{HeapRingMem, SLOT_SIZE};
+    use crate::sync::Arc;
+
+    fn slot(n: u64) -> Slot {
+        let mut s = [0u8; SLOT_SIZE];
+        s[..8].copy_from_slice(&n.to_le_bytes());
+        s[SLOT_SIZE - 1] = (n % 251) as u8;
+        s
+    }
+
+    fn num(s: &Slot) -> u64 {
+        u64::from_le_bytes(s[..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn fifo_full_empty_and_wraparound() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(4)));
+        assert_eq!(c.try_pop(), Err(RingError::WouldBlock));
+        for round in 0..10u64 {
+            for i in 0..4 {
+                p.try_push(&slot(round * 4 + i)).unwrap();
+            }
+            assert_eq!(p.try_push(&slot(99)), Err(RingError::WouldBlock));
+            for i in 0..4 {
+                let s = c.try_pop().unwrap();
+                assert_eq!(num(&s), round * 4 + i);
+                assert_eq!(s, slot(round * 4 + i));
+            }
+            assert_eq!(c.try_pop(), Err(RingError::WouldBlock));
+        }
+    }
+
+    #[test]
+    fn unpublished_writes_are_invisible_until_publish() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(8)));
+        p.write(&slot(1)).unwrap();
+        p.write(&slot(2)).unwrap();
+        assert_eq!(c.try_pop(), Err(RingError::WouldBlock));
+        p.publish();
+        assert_eq!(num(&c.try_pop().unwrap()), 1);
+        assert_eq!(num(&c.try_pop().unwrap()), 2);
+    }
+
+    #[test]
+    fn unpublished_writes_count_against_capacity() {
+        let (mut p, _c) = channel(Arc::new(HeapRingMem::new(2)));
+        p.write(&slot(1)).unwrap();
+        p.write(&slot(2)).unwrap();
+        assert_eq!(p.write(&slot(3)), Err(RingError::WouldBlock));
+    }
+
+    #[test]
+    fn timeouts_expire() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(1)));
+        c.set_policy(SpinPolicy::BLOCK);
+        p.set_policy(SpinPolicy::BLOCK);
+        assert_eq!(
+            c.pop(Some(Duration::from_millis(5))),
+            Err(RingError::TimedOut)
+        );
+        p.try_push(&slot(1)).unwrap();
+        assert_eq!(
+            p.push(&slot(2), Some(Duration::from_millis(5))),
+            Err(RingError::TimedOut)
+        );
+    }
+
+    #[test]
+    fn corrupt_peer_counters_are_refused() {
+        let mem = Arc::new(HeapRingMem::new(4));
+        let (mut p, mut c) = channel(mem.clone());
+        // A tail more than capacity ahead.
+        mem.ctrl().producer.0.tail.store(100, Ordering::SeqCst);
+        assert!(matches!(c.try_pop(), Err(RingError::Corrupt { .. })));
+        // A head past our tail.
+        for i in 0..4 {
+            p.write(&slot(i)).unwrap();
+        }
+        mem.ctrl().consumer.0.head.store(77, Ordering::SeqCst);
+        assert!(matches!(p.write(&slot(5)), Err(RingError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn threads_stream_in_order_with_blocking() {
+        for policy in [SpinPolicy::DEFAULT, SpinPolicy::BLOCK] {
+            let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(8)));
+            p.set_policy(policy);
+            c.set_policy(policy);
+            const N: u64 = 20_000;
+            let t = std::thread::spawn(move || {
+                for i in 0..N {
+                    p.push(&slot(i), None).unwrap();
+                }
+            });
+            for i in 0..N {
+                assert_eq!(num(&c.pop(None).unwrap()), i);
+            }
+            t.join().unwrap();
+        }
+    }
+}

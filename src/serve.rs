@@ -1,0 +1,316 @@
+//! Serving one client: the [`Lane`] its worker threads share (the request ring's consumer, the
+//! response ring's producer, the worker count) and the step each worker repeats
+//! ([`Lane::serve_one`]): take one request, execute it on the table, answer it.
+//!
+//! # The ordering guarantee
+//!
+//! Operations one client issues on the same key take effect in the order it issued them,
+//! however many workers serve it. A worker pops a request while holding the lane's consumer lock
+//! and takes the request's bucket lock *before* releasing the consumer lock ("lock coupling").
+//! Pops are thus serialised in ring order, and so are bucket-lock acquisitions of one client:
+//! when request `r2` follows `r1` on the same key (hence the same bucket), `r2`'s worker asks for
+//! the bucket lock only after `r1`'s worker holds it, and every effect happens under the bucket
+//! lock, so `r1` takes effect first. Requests on different buckets proceed in parallel, since
+//! the consumer lock is released as soon as the bucket lock is held. Nothing depends on the
+//! number of workers, so ThStart/ThStop need no hand-over: a stopping worker finishes the
+//! request it holds and exits.
+//!
+//! The lane is generic over the ring memory, so loom runs this very code over heap rings.
+
+use crate::protocol::{
+    ErrorCode, Op, Reply, Response, decode_request, encode_response, request_id,
+};
+use crate::region::{RingMem, Slot};
+use crate::ring::{Consumer, Producer, RingError};
+use crate::sync::{AtomicBool, AtomicU32, Mutex, Ordering, spin_hint, thread};
+use crate::table::Table;
+use std::time::Duration;
+
+/// The table a server serves: u64 keys to u64 values.
+pub type ServedTable = Table<u64, u64>;
+
+/// How long a worker blocked on a full response ring sleeps between checks that its client is
+/// still there.
+pub const RESPOND_POLL: Duration = Duration::from_millis(100);
+
+/// What the server does for a lane's control operations.
+pub trait Control: Sync {
+    /// Start `n` more worker threads for this lane; the lane's worker count already includes
+    /// them. Returns how many were started (the count of the others is taken back).
+    fn start_workers(&self, n: u32) -> u32;
+    /// Begin a graceful shutdown of the whole server.
+    fn request_quit(&self);
+}
+
+/// What one call to [`Lane::serve_one`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Executed and answered one request.
+    Served,
+    /// No request came within the wait (or the worker was nudged).
+    Idle,
+    /// The request was ThStop: this worker must exit now.
+    Exit,
+    /// The client's ring counters are corrupt; the client must be dropped.
+    Corrupt(RingError),
+}
+
+/// The state shared by one client's workers. Lives in server-private memory.
+#[derive(Debug)]
+pub struct Lane<M: RingMem> {
+    consumer: Mutex<Consumer<M>>,
+    producer: Mutex<Producer<M>>,
+    workers: AtomicU32,
+    max_workers: u32,
+    in_flight: AtomicU32,
+    abandoned: AtomicBool,
+}
+
+impl<M: RingMem + Clone> Lane<M> {
+    /// A lane over a request ring (consumed here) and a response ring (produced here), with
+    /// `workers` workers counted and at most `max_workers` allowed.
+    pub fn new(requests: M, responses: M, workers: u32, max_workers: u32) -> Self {
+        Self {
+            consumer: Mutex::new(Consumer::new(requests)),
+            producer: Mutex::new(Producer::new(responses)),
+            workers: AtomicU32::new(workers),
+            max_workers,
+            in_flight: AtomicU32::new(0),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Workers counted for this lane.
+    pub fn workers(&self) -> u32 {
+        self.workers.load(Ordering::SeqCst)
+    }
+
+    /// Requests taken and not yet answered.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stop waiting for the client to make room for responses: they are dropped from now on
+    /// (the client has gone, or the server is shutting down).
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether responses are being dropped.
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Take one request (waiting up to `wait` for one), execute it on `table`, and answer it.
+    pub fn serve_one(&self, table: &ServedTable, ctl: &dyn Control, wait: Option<Duration>) -> Step {
+        let mut consumer = self.consumer.lock();
+        let raw = match consumer.try_pop() {
+            Ok(s) => s,
+            Err(RingError::WouldBlock) => match consumer.wait_data(wait) {
+                Ok(()) => match consumer.try_pop() {
+                    Ok(s) => s,
+                    Err(RingError::Corrupt { ours, theirs }) => {
+                        return Step::Corrupt(RingError::Corrupt { ours, theirs });
+                    }
+                    Err(_) => return Step::Idle,
+                },
+                Err(RingError::Corrupt { ours, theirs }) => {
+                    return Step::Corrupt(RingError::Corrupt { ours, theirs });
+                }
+                Err(_) => return Step::Idle,
+            },
+            Err(e) => return Step::Corrupt(e),
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let id = request_id(&raw);
+        let one = |reply| [encode_response(&Response { id, reply })];
+        let mut step = Step::Served;
+        match decode_request(&raw) {
+            Err(_) => {
+                drop(consumer);
+                self.respond(&one(Reply::Error(ErrorCode::Malformed)));
+            }
+            Ok(req) => match req.op {
+                Op::Insert { key, value } => {
+                    let g = table.lock_key(key);
+                    drop(consumer);
+                    let reply = match g.insert(value) {
+                        None => Reply::Done,
+                        Some(prev) => Reply::Replaced(prev),
+                    };
+                    self.respond(&one(reply));
+                }
+                Op::Read { key } => {
+                    let g = table.read_key(&key);
+                    drop(consumer);
+                    let reply = match g.get() {
+                        Some(v) => Reply::Value(*v),
+                        None => Reply::NotFound,
+                    };
+                    drop(g);
+                    self.respond(&one(reply));
+                }
+                Op::Delete { key } => {
+                    let g = table.lock_key(key);
+                    drop(consumer);
+                    let reply = match g.remove() {
+                        Some(v) => Reply::Value(v),
+                        None => Reply::NotFound,
+                    };
+                    self.respond(&one(reply));
+                }
+                Op::Print { bucket } => {
+                    let g = usize::try_from(bucket)
+                        .ok()
+                        .and_then(|b| table.read_bucket(b));
+                    drop(consumer);
+                    match g {
+                        None => {
+                            self.respond(&one(Reply::Error(ErrorCode::BadBucket {
+                                bucket,
+                                buckets: table.bucket_count() as u64,
+                            })));
+                        }
+                        Some(g) => {
+                            let entries = g.entries();
+                            drop(g);
+                            let mut out: Vec<Slot> = entries
+                                .iter()
+                                .map(|&(key, value)| {
+                                    encode_response(&Response {
+                                        id,
+                                        reply: Reply::Entry { key, value },
+                                    })
+                                })
+                                .collect();
+                            out.push(encode_response(&Response {
+                                id,
+                                reply: Reply::PrintEnd {
+                                    count: entries.len() as u64,
+                                },
+                            }));
+                            self.respond(&out);
+                        }
+                    };
+                }
+                Op::ThStart { n } => {
+                    drop(consumer);
+                    let reply = self.start(n, ctl);
+                    self.respond(&one(reply));
+                }
+                Op::ThStop => {
+                    drop(consumer);
+                    let reply = match self.workers.fetch_update(
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                        |w| if w > 1 { Some(w - 1) } else { None },
+                    ) {
+                        Ok(w) => {
+                            step = Step::Exit;
+                            Reply::Threads(w - 1)
+                        }
+                        Err(_) => Reply::Error(ErrorCode::LastWorker),
+                    };
+                    self.respond(&one(reply));
+                }
+                Op::Quit => {
+                    drop(consumer);
+                    self.respond(&one(Reply::Done));
+                    ctl.request_quit();
+                }
+            },
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        step
+    }
+
+    fn start(&self, n: u32, ctl: &dyn Control) -> Reply {
+        let max = self.max_workers;
+        match self.workers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+            w.checked_add(n).filter(|&t| t <= max)
+        }) {
+            Err(current) => Reply::Error(ErrorCode::ThreadLimit { current, max }),
+            Ok(before) => {
+                let started = ctl.start_workers(n).min(n);
+                if started < n {
+                    self.workers.fetch_sub(n - started, Ordering::SeqCst);
+                }
+                if started == 0 {
+                    Reply::Error(ErrorCode::ShuttingDown)
+                } else {
+                    Reply::Threads(before + started)
+                }
+            }
+        }
+    }
+
+    /// Write `slots` to the response ring and publish them, waiting for room as long as the
+    /// lane is not abandoned. Returns false if the responses were dropped.
+    pub fn respond(&self, slots: &[Slot]) -> bool {
+        let mut p = self.producer.lock();
+        for s in slots {
+            loop {
+                if self.is_abandoned() {
+                    return false;
+                }
+                match p.write(s) {
+                    Ok(()) => break,
+                    Err(RingError::WouldBlock) => {
+                        p.publish();
+                        match p.wait_space(Some(RESPOND_POLL)) {
+                            Ok(()) | Err(RingError::WouldBlock) | Err(RingError::TimedOut) => {}
+                            Err(RingError::Corrupt { .. }) => {
+                                self.abandon();
+                                return false;
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        self.abandon();
+                        return false;
+                    }
+                }
+            }
+        }
+        p.publish();
+        true
+    }
+
+    /// Answer every request still in the ring with [`ErrorCode::ShuttingDown`], without
+    /// executing it (used at shutdown). Returns how many were refused.
+    pub fn refuse_pending(&self) -> usize {
+        let mut consumer = self.consumer.lock();
+        let mut n = 0;
+        while let Ok(raw) = consumer.try_pop() {
+            n += 1;
+            let id = request_id(&raw);
+            self.respond(&[encode_response(&Response {
+                id,
+                reply: Reply::Error(ErrorCode::ShuttingDown),
+            })]);
+        }
+        n
+    }
+
+    /// If `needed()` still holds once no worker can take a request, wait until no request is in
+    /// flight, run `reset` (which zeroes the rings' shared counters), then rebuild both ring
+    /// halves from the memory and stop dropping responses. Used when a client detaches or dies,
+    /// so that the next client starts clean. Returns whether it reset.
+    pub fn reset(&self, needed: impl FnOnce() -> bool, reset: impl FnOnce()) -> bool {
+        let mut consumer = self.consumer.lock();
+        if !needed() {
+            return false;
+        }
+        self.abandon();
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            spin_hint();
+            thread::yield_now();
+        }
+        let mut producer = self.producer.lock();
+        reset();
+        *consumer = Consumer::new(consumer.mem().clone());
+        *producer = Producer::new(producer.mem().clone());
+        self.abandoned.store(false, Ordering::SeqCst);
+        true
+    }
+}
