@@ -72,6 +72,34 @@ const OFF_OWNER: usize = 64;
 const OFF_CLOSING: usize = 68;
 const OFF_SESSION: usize = 72;
 
+/// Whether process `pid` is alive: it exists and is not a zombie (a killed process whose
+/// parent has not reaped it yet still answers `kill(pid, 0)`). `kill(pid, 0)` failing with
+/// EPERM means it exists under another user, so it counts as alive. A reused pid reads as alive;
+/// see design.md, "Failure model".
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    if matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+        Err(Errno::ESRCH)
+    ) {
+        return false;
+    }
+    // /proc/<pid>/stat: "pid (comm) S ...": the state follows the last ')'.
+    match std::fs::read_to_string(format!("/proc/{p}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z') | Some('X')
+        ),
+        Err(_) => true,
+    }
+}
+
 /// The shared-memory object name of client slot `index` of server `name`.
 pub fn object_name(name: &str, index: u32) -> String {
     format!("{name}-client-{index}")
@@ -274,8 +302,9 @@ impl Object {
         }
     }
 
-    /// Zero both rings' control blocks (counters, flags). Only the server calls this, while no
-    /// client is attached and none of its own threads uses the rings.
+    /// Zero both rings' control blocks (counters, flags). Only the server calls this, while the
+    /// departed client's owner word still bars new clients and none of the server's own
+    /// threads uses the rings.
     pub fn reset_rings(&self) {
         for base in [REQ_CTRL, RESP_CTRL] {
             let ctrl = self.map.ring_ctrl(base).expect("validated layout");
@@ -329,7 +358,10 @@ pub fn create_object(name: &str, p: &ObjectParams) -> Result<(Object, HeaderInfo
 }
 
 /// Map an existing client object and validate its header.
-pub fn open_object(name: &str, index: u32) -> Result<Result<(Object, HeaderInfo), HeaderError>, Errno> {
+pub fn open_object(
+    name: &str,
+    index: u32,
+) -> Result<Result<(Object, HeaderInfo), HeaderError>, Errno> {
     let map = Arc::new(Mapping::open(&object_name(name, index))?);
     Ok(Object::validate(map))
 }
@@ -352,7 +384,16 @@ mod tests {
     fn names_are_validated() {
         assert!(validate_name("shmkv").is_ok());
         assert!(validate_name("test_1.a-b").is_ok());
-        for bad in ["", "a/b", "..", "a..b", ".x", "-x", "sp ace", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "a..b",
+            ".x",
+            "-x",
+            "sp ace",
+            &"x".repeat(65),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -374,7 +415,8 @@ mod tests {
             Object::validate(o2.map.clone()).unwrap_err(),
             HeaderError::Version(2)
         );
-        o.u32_at(OFF_VERSION).store(LAYOUT_VERSION, Ordering::SeqCst);
+        o.u32_at(OFF_VERSION)
+            .store(LAYOUT_VERSION, Ordering::SeqCst);
         o.u32_at(OFF_REQ_CAP).store(7, Ordering::SeqCst);
         assert!(matches!(
             Object::validate(o2.map.clone()).unwrap_err(),

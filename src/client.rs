@@ -199,13 +199,7 @@ impl std::fmt::Debug for Client {
 }
 
 fn pid_gone(pid: u32) -> bool {
-    match i32::try_from(pid) {
-        Ok(p) if p > 0 => matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
-            Err(Errno::ESRCH)
-        ),
-        _ => true,
-    }
+    !channel::pid_alive(pid)
 }
 
 enum Claim {
@@ -240,7 +234,9 @@ fn open(name: &str, slot: u32) -> Result<(Object, HeaderInfo), ClientError> {
 fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
     let (object, info) = open(name, slot)?;
     if object.state().load(Ordering::Acquire) != STATE_RUNNING || pid_gone(info.server_pid) {
-        return Err(ClientError::ServerGone("is not running (starting or shutting down)"));
+        return Err(ClientError::ServerGone(
+            "is not running (starting or shutting down)",
+        ));
     }
     match object
         .owner()

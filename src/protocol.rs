@@ -121,7 +121,7 @@ impl std::fmt::Display for ErrorCode {
 /// The server's answer to a request (or one part of a Print's answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reply {
-    /// Done, nothing to report (insert of a new key, delete... see the other variants).
+    /// Done, nothing to report: Insert of a new key, Quit accepted.
     Done,
     /// A value: what Read found, or what Delete removed.
     Value(u64),

@@ -146,7 +146,10 @@ impl HeapRingMem {
     ///
     /// If `capacity` is not a power of two.
     pub fn new(capacity: usize) -> Self {
-        assert!(capacity.is_power_of_two(), "ring capacity must be a power of two");
+        assert!(
+            capacity.is_power_of_two(),
+            "ring capacity must be a power of two"
+        );
         Self {
             ctrl: RingCtrl::default(),
             slots: (0..capacity)

@@ -241,20 +241,37 @@ impl<M: RingMem> Producer<M> {
         let deadline = deadline_of(timeout);
         loop {
             let seq = self.mem.ctrl().wake.0.space_futex.load(Ordering::SeqCst);
-            self.mem.ctrl().wake.0.space_waiting.store(1, Ordering::SeqCst);
+            self.mem
+                .ctrl()
+                .wake
+                .0
+                .space_waiting
+                .store(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             if self.free()? > 0 {
-                self.mem.ctrl().wake.0.space_waiting.store(0, Ordering::Relaxed);
+                self.mem
+                    .ctrl()
+                    .wake
+                    .0
+                    .space_waiting
+                    .store(0, Ordering::Relaxed);
                 return Ok(());
             }
             let left = match remaining(deadline) {
                 Ok(left) => left,
                 Err(e) => {
-                    self.mem.ctrl().wake.0.space_waiting.store(0, Ordering::Relaxed);
+                    self.mem
+                        .ctrl()
+                        .wake
+                        .0
+                        .space_waiting
+                        .store(0, Ordering::Relaxed);
                     return Err(e);
                 }
             };
-            self.mem.waker().wait(&self.mem.ctrl().wake.0.space_futex, seq, left);
+            self.mem
+                .waker()
+                .wait(&self.mem.ctrl().wake.0.space_futex, seq, left);
             if self.free()? > 0 {
                 return Ok(());
             }
@@ -362,6 +379,19 @@ impl<M: RingMem> Consumer<M> {
         timeout: Option<Duration>,
         policy: SpinPolicy,
     ) -> Result<(), RingError> {
+        self.wait_data_or(timeout, policy, &|| false)
+    }
+
+    /// [`Consumer::wait_data`] that also gives up, with [`RingError::WouldBlock`], once
+    /// `cancel()` returns true. `cancel` is checked after the waiter flag is raised and before
+    /// sleeping, so a canceller that sets its condition (with `SeqCst`) and then bumps and wakes
+    /// `data_futex` (as [`Consumer::nudge`] does) is never missed.
+    pub fn wait_data_or(
+        &mut self,
+        timeout: Option<Duration>,
+        policy: SpinPolicy,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<(), RingError> {
         if self.available()? > 0 {
             return Ok(());
         }
@@ -380,20 +410,46 @@ impl<M: RingMem> Consumer<M> {
         let deadline = deadline_of(timeout);
         loop {
             let seq = self.mem.ctrl().wake.0.data_futex.load(Ordering::SeqCst);
-            self.mem.ctrl().wake.0.data_waiting.store(1, Ordering::SeqCst);
+            self.mem
+                .ctrl()
+                .wake
+                .0
+                .data_waiting
+                .store(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             if self.available()? > 0 {
-                self.mem.ctrl().wake.0.data_waiting.store(0, Ordering::Relaxed);
+                self.mem
+                    .ctrl()
+                    .wake
+                    .0
+                    .data_waiting
+                    .store(0, Ordering::Relaxed);
                 return Ok(());
+            }
+            if cancel() {
+                self.mem
+                    .ctrl()
+                    .wake
+                    .0
+                    .data_waiting
+                    .store(0, Ordering::Relaxed);
+                return Err(RingError::WouldBlock);
             }
             let left = match remaining(deadline) {
                 Ok(left) => left,
                 Err(e) => {
-                    self.mem.ctrl().wake.0.data_waiting.store(0, Ordering::Relaxed);
+                    self.mem
+                        .ctrl()
+                        .wake
+                        .0
+                        .data_waiting
+                        .store(0, Ordering::Relaxed);
                     return Err(e);
                 }
             };
-            self.mem.waker().wait(&self.mem.ctrl().wake.0.data_futex, seq, left);
+            self.mem
+                .waker()
+                .wait(&self.mem.ctrl().wake.0.data_futex, seq, left);
             if self.available()? > 0 {
                 return Ok(());
             }
@@ -403,6 +459,14 @@ impl<M: RingMem> Consumer<M> {
                 return Err(RingError::WouldBlock);
             }
         }
+    }
+
+    /// Wake a consumer sleeping on `mem`'s data futex without publishing anything (its wait
+    /// returns [`RingError::WouldBlock`]). Set the condition the waiter's `cancel` checks first.
+    pub fn nudge(mem: &M) {
+        let wake = &mem.ctrl().wake.0;
+        wake.data_futex.fetch_add(1, Ordering::SeqCst);
+        mem.waker().wake(&wake.data_futex);
     }
 
     /// Pop one slot, waiting up to `timeout`.

@@ -24,6 +24,7 @@ use crate::region::{RingMem, Slot};
 use crate::ring::{Consumer, Producer, RingError};
 use crate::sync::{AtomicBool, AtomicU32, Mutex, Ordering, spin_hint, thread};
 use crate::table::Table;
+use crate::wait::SpinPolicy;
 use std::time::Duration;
 
 /// The table a server serves: u64 keys to u64 values.
@@ -33,13 +34,20 @@ pub type ServedTable = Table<u64, u64>;
 /// still there.
 pub const RESPOND_POLL: Duration = Duration::from_millis(100);
 
-/// What the server does for a lane's control operations.
+/// What the server provides a lane: its control operations and its view of the client.
 pub trait Control: Sync {
     /// Start `n` more worker threads for this lane; the lane's worker count already includes
     /// them. Returns how many were started (the count of the others is taken back).
     fn start_workers(&self, n: u32) -> u32;
     /// Begin a graceful shutdown of the whole server.
     fn request_quit(&self);
+    /// The server is shutting down: take no more requests.
+    fn stopping(&self) -> bool;
+    /// A waiting worker should stop waiting and return (shutdown, or the client detaching).
+    /// Read with `SeqCst`; whoever makes it true then calls [`Lane::nudge`].
+    fn cancel_wait(&self) -> bool;
+    /// The client has gone (detached or died): its responses can be dropped.
+    fn peer_gone(&self) -> bool;
 }
 
 /// What one call to [`Lane::serve_one`] did.
@@ -58,6 +66,8 @@ pub enum Step {
 /// The state shared by one client's workers. Lives in server-private memory.
 #[derive(Debug)]
 pub struct Lane<M: RingMem> {
+    requests: M,
+    policy: SpinPolicy,
     consumer: Mutex<Consumer<M>>,
     producer: Mutex<Producer<M>>,
     workers: AtomicU32,
@@ -71,6 +81,8 @@ impl<M: RingMem + Clone> Lane<M> {
     /// `workers` workers counted and at most `max_workers` allowed.
     pub fn new(requests: M, responses: M, workers: u32, max_workers: u32) -> Self {
         Self {
+            requests: requests.clone(),
+            policy: SpinPolicy::DEFAULT,
             consumer: Mutex::new(Consumer::new(requests)),
             producer: Mutex::new(Producer::new(responses)),
             workers: AtomicU32::new(workers),
@@ -78,6 +90,19 @@ impl<M: RingMem + Clone> Lane<M> {
             in_flight: AtomicU32::new(0),
             abandoned: AtomicBool::new(false),
         }
+    }
+
+    /// Set how long workers spin before sleeping, waiting for requests and for room for
+    /// responses.
+    pub fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+        self.producer.lock().set_policy(policy);
+    }
+
+    /// Wake the worker sleeping for a request, so that it re-checks its `cancel` condition
+    /// (set that condition first).
+    pub fn nudge(&self) {
+        Consumer::nudge(&self.requests);
     }
 
     /// Workers counted for this lane.
@@ -101,12 +126,23 @@ impl<M: RingMem + Clone> Lane<M> {
         self.abandoned.load(Ordering::SeqCst)
     }
 
-    /// Take one request (waiting up to `wait` for one), execute it on `table`, and answer it.
-    pub fn serve_one(&self, table: &ServedTable, ctl: &dyn Control, wait: Option<Duration>) -> Step {
+    /// Take one request (waiting up to `wait` for one, or until [`Control::cancel_wait`] holds
+    /// after a [`Lane::nudge`]), execute it on `table`, and answer it. Takes nothing once
+    /// [`Control::stopping`] holds.
+    pub fn serve_one(
+        &self,
+        table: &ServedTable,
+        ctl: &dyn Control,
+        wait: Option<Duration>,
+    ) -> Step {
         let mut consumer = self.consumer.lock();
+        if ctl.stopping() {
+            return Step::Idle;
+        }
+        let cancel = || ctl.cancel_wait();
         let raw = match consumer.try_pop() {
             Ok(s) => s,
-            Err(RingError::WouldBlock) => match consumer.wait_data(wait) {
+            Err(RingError::WouldBlock) => match consumer.wait_data_or(wait, self.policy, &cancel) {
                 Ok(()) => match consumer.try_pop() {
                     Ok(s) => s,
                     Err(RingError::Corrupt { ours, theirs }) => {
@@ -125,10 +161,16 @@ impl<M: RingMem + Clone> Lane<M> {
         let id = request_id(&raw);
         let one = |reply| [encode_response(&Response { id, reply })];
         let mut step = Step::Served;
+        let mut broken = None;
+        let mut note = |r: Result<bool, RingError>| {
+            if let Err(e) = r {
+                broken = Some(e);
+            }
+        };
         match decode_request(&raw) {
             Err(_) => {
                 drop(consumer);
-                self.respond(&one(Reply::Error(ErrorCode::Malformed)));
+                note(self.respond(ctl, &one(Reply::Error(ErrorCode::Malformed))));
             }
             Ok(req) => match req.op {
                 Op::Insert { key, value } => {
@@ -138,7 +180,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         None => Reply::Done,
                         Some(prev) => Reply::Replaced(prev),
                     };
-                    self.respond(&one(reply));
+                    note(self.respond(ctl, &one(reply)));
                 }
                 Op::Read { key } => {
                     let g = table.read_key(&key);
@@ -148,7 +190,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         None => Reply::NotFound,
                     };
                     drop(g);
-                    self.respond(&one(reply));
+                    note(self.respond(ctl, &one(reply)));
                 }
                 Op::Delete { key } => {
                     let g = table.lock_key(key);
@@ -157,7 +199,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         Some(v) => Reply::Value(v),
                         None => Reply::NotFound,
                     };
-                    self.respond(&one(reply));
+                    note(self.respond(ctl, &one(reply)));
                 }
                 Op::Print { bucket } => {
                     let g = usize::try_from(bucket)
@@ -166,10 +208,13 @@ impl<M: RingMem + Clone> Lane<M> {
                     drop(consumer);
                     match g {
                         None => {
-                            self.respond(&one(Reply::Error(ErrorCode::BadBucket {
-                                bucket,
-                                buckets: table.bucket_count() as u64,
-                            })));
+                            note(self.respond(
+                                ctl,
+                                &one(Reply::Error(ErrorCode::BadBucket {
+                                    bucket,
+                                    buckets: table.bucket_count() as u64,
+                                })),
+                            ));
                         }
                         Some(g) => {
                             let entries = g.entries();
@@ -189,46 +234,54 @@ impl<M: RingMem + Clone> Lane<M> {
                                     count: entries.len() as u64,
                                 },
                             }));
-                            self.respond(&out);
+                            note(self.respond(ctl, &out));
                         }
                     };
                 }
+                // Worker-count changes happen under the consumer lock too, so that a client's
+                // ThStart/ThStop take effect (and report counts) in the order it sent them.
                 Op::ThStart { n } => {
-                    drop(consumer);
                     let reply = self.start(n, ctl);
-                    self.respond(&one(reply));
+                    drop(consumer);
+                    note(self.respond(ctl, &one(reply)));
                 }
                 Op::ThStop => {
+                    let reply =
+                        match self
+                            .workers
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                                if w > 1 { Some(w - 1) } else { None }
+                            }) {
+                            Ok(w) => {
+                                step = Step::Exit;
+                                Reply::Threads(w - 1)
+                            }
+                            Err(_) => Reply::Error(ErrorCode::LastWorker),
+                        };
                     drop(consumer);
-                    let reply = match self.workers.fetch_update(
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                        |w| if w > 1 { Some(w - 1) } else { None },
-                    ) {
-                        Ok(w) => {
-                            step = Step::Exit;
-                            Reply::Threads(w - 1)
-                        }
-                        Err(_) => Reply::Error(ErrorCode::LastWorker),
-                    };
-                    self.respond(&one(reply));
+                    note(self.respond(ctl, &one(reply)));
                 }
                 Op::Quit => {
                     drop(consumer);
-                    self.respond(&one(Reply::Done));
+                    note(self.respond(ctl, &one(Reply::Done)));
                     ctl.request_quit();
                 }
             },
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        step
+        match broken {
+            Some(e) => Step::Corrupt(e),
+            None => step,
+        }
     }
 
     fn start(&self, n: u32, ctl: &dyn Control) -> Reply {
         let max = self.max_workers;
-        match self.workers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-            w.checked_add(n).filter(|&t| t <= max)
-        }) {
+        match self
+            .workers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                w.checked_add(n).filter(|&t| t <= max)
+            }) {
             Err(current) => Reply::Error(ErrorCode::ThreadLimit { current, max }),
             Ok(before) => {
                 let started = ctl.start_workers(n).min(n);
@@ -244,50 +297,60 @@ impl<M: RingMem + Clone> Lane<M> {
         }
     }
 
-    /// Write `slots` to the response ring and publish them, waiting for room as long as the
-    /// lane is not abandoned. Returns false if the responses were dropped.
-    pub fn respond(&self, slots: &[Slot]) -> bool {
+    /// Write `slots` to the response ring and publish them, waiting for room while the lane is
+    /// not abandoned and the client is there ([`Control::peer_gone`], checked every
+    /// [`RESPOND_POLL`]). Ok(false) if the responses were dropped; an error if the client broke
+    /// the ring's counters (the lane is then abandoned).
+    pub fn respond(&self, ctl: &dyn Control, slots: &[Slot]) -> Result<bool, RingError> {
         let mut p = self.producer.lock();
         for s in slots {
             loop {
                 if self.is_abandoned() {
-                    return false;
+                    return Ok(false);
                 }
                 match p.write(s) {
                     Ok(()) => break,
                     Err(RingError::WouldBlock) => {
                         p.publish();
                         match p.wait_space(Some(RESPOND_POLL)) {
-                            Ok(()) | Err(RingError::WouldBlock) | Err(RingError::TimedOut) => {}
-                            Err(RingError::Corrupt { .. }) => {
+                            Ok(()) | Err(RingError::WouldBlock) => {}
+                            Err(RingError::TimedOut) => {
+                                if ctl.peer_gone() {
+                                    self.abandon();
+                                }
+                            }
+                            Err(e) => {
                                 self.abandon();
-                                return false;
+                                return Err(e);
                             }
                         }
                     }
-                    Err(_) => {
+                    Err(e) => {
                         self.abandon();
-                        return false;
+                        return Err(e);
                     }
                 }
             }
         }
         p.publish();
-        true
+        Ok(true)
     }
 
     /// Answer every request still in the ring with [`ErrorCode::ShuttingDown`], without
     /// executing it (used at shutdown). Returns how many were refused.
-    pub fn refuse_pending(&self) -> usize {
+    pub fn refuse_pending(&self, ctl: &dyn Control) -> usize {
         let mut consumer = self.consumer.lock();
         let mut n = 0;
         while let Ok(raw) = consumer.try_pop() {
             n += 1;
             let id = request_id(&raw);
-            self.respond(&[encode_response(&Response {
-                id,
-                reply: Reply::Error(ErrorCode::ShuttingDown),
-            })]);
+            let _ = self.respond(
+                ctl,
+                &[encode_response(&Response {
+                    id,
+                    reply: Reply::Error(ErrorCode::ShuttingDown),
+                })],
+            );
         }
         n
     }

@@ -154,19 +154,6 @@ impl StopHandle {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = i32::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
-        Err(Errno::ESRCH)
-    )
-}
-
 /// Remove `<name>-client-<i>` if it is a stale object: a shmkv object whose server is dead.
 /// Ok(()) if it is gone now; an error if a live server holds it or it is not ours.
 fn clear_stale(name: &str, index: u32) -> Result<(), ServerError> {
@@ -175,7 +162,7 @@ fn clear_stale(name: &str, index: u32) -> Result<(), ServerError> {
         Err(Errno::ENOENT) => Ok(()),
         Err(_) => Err(ServerError::ForeignObject { object }),
         Ok(Ok((_, info))) => {
-            if pid_alive(info.server_pid) && info.server_pid != std::process::id() {
+            if channel::pid_alive(info.server_pid) && info.server_pid != std::process::id() {
                 Err(ServerError::NameInUse {
                     name: name.to_string(),
                     pid: info.server_pid,
@@ -187,6 +174,21 @@ fn clear_stale(name: &str, index: u32) -> Result<(), ServerError> {
         }
         Ok(Err(_)) => Err(ServerError::ForeignObject { object }),
     }
+}
+
+/// Slot indices `>= from` of objects named `<name>-client-<i>` in /dev/shm.
+fn stale_indices(name: &str, from: u32) -> Vec<u32> {
+    let prefix = format!("{name}-client-");
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix(&prefix)?.parse::<u32>().ok()
+        })
+        .filter(|&i| i >= from)
+        .collect()
 }
 
 impl Server {
@@ -225,6 +227,10 @@ impl Server {
             )));
         }
         let table = Table::new(config.buckets)?;
+        // Objects of an earlier, larger server of this name: stale ones go, a live one refuses.
+        for index in stale_indices(&config.name, config.clients) {
+            clear_stale(&config.name, index)?;
+        }
         let mut slots = Vec::with_capacity(config.clients as usize);
         for index in 0..config.clients {
             clear_stale(&config.name, index)?;
@@ -235,10 +241,12 @@ impl Server {
                 resp_capacity: rc,
                 buckets: config.buckets as u64,
             };
-            let (object, info): (Object, HeaderInfo) = channel::create_object(&config.name, &params)
-                .map_err(|errno| ServerError::Create {
-                    object: channel::object_name(&config.name, index),
-                    errno,
+            let (object, info): (Object, HeaderInfo) =
+                channel::create_object(&config.name, &params).map_err(|errno| {
+                    ServerError::Create {
+                        object: channel::object_name(&config.name, index),
+                        errno,
+                    }
                 })?;
             let lane = Lane::new(
                 object.request_ring(&info),
@@ -276,7 +284,10 @@ impl Server {
             }
         }
         for s in &shared.slots {
-            s.owned.object.state().store(STATE_RUNNING, Ordering::SeqCst);
+            s.owned
+                .object
+                .state()
+                .store(STATE_RUNNING, Ordering::SeqCst);
         }
         Ok(server)
     }
@@ -371,8 +382,11 @@ impl Shared {
             return;
         }
         for s in &self.slots {
-            s.owned.object.state().store(STATE_STOPPING, Ordering::SeqCst);
-            s.owned.object.nudge_server();
+            s.owned
+                .object
+                .state()
+                .store(STATE_STOPPING, Ordering::SeqCst);
+            s.lane.nudge();
         }
         let mut stopped = self.stop_lock.lock();
         *stopped = true;
@@ -400,7 +414,7 @@ impl Shared {
         };
         loop {
             if self.stopping.load(Ordering::SeqCst) {
-                slot.lane.refuse_pending();
+                slot.lane.refuse_pending(&ctl);
                 return;
             }
             self.watch_peer(slot, false);
@@ -429,7 +443,10 @@ impl Shared {
         let obj = &slot.owned.object;
         let owner = obj.owner().load(Ordering::Acquire);
         if owner != 0 && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner {
-            self.log(format_args!("client {} connected (pid {owner})", slot.index));
+            self.log(format_args!(
+                "client {} connected (pid {owner})",
+                slot.index
+            ));
         }
         if owner == 0 || !idle {
             if owner != 0 && obj.closing().load(Ordering::Acquire) != 0 {
@@ -441,7 +458,7 @@ impl Shared {
         let closing = obj.closing().load(Ordering::Acquire) != 0;
         if closing {
             self.reset_slot(slot, owner, "disconnected");
-        } else if !pid_alive(owner) {
+        } else if !channel::pid_alive(owner) {
             self.reset_slot(slot, owner, "died");
         }
     }
@@ -486,7 +503,28 @@ impl Control for SlotControl<'_> {
     }
 
     fn request_quit(&self) {
-        self.shared.log(format_args!("quit requested by client {}", self.index));
+        self.shared
+            .log(format_args!("quit requested by client {}", self.index));
         self.shared.request_stop();
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
+    fn cancel_wait(&self) -> bool {
+        self.stopping()
+            || self.shared.slots[self.index]
+                .owned
+                .object
+                .closing()
+                .load(Ordering::SeqCst)
+                != 0
+    }
+
+    fn peer_gone(&self) -> bool {
+        let obj = &self.shared.slots[self.index].owned.object;
+        let owner = obj.owner().load(Ordering::Acquire);
+        owner == 0 || obj.closing().load(Ordering::SeqCst) != 0 || !channel::pid_alive(owner)
     }
 }

@@ -116,7 +116,13 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
 
     /// The bucket `key` lives in.
     pub fn bucket_of(&self, key: &K) -> usize {
-        let h = self.hasher.hash_one(key);
+        // Scramble first (Fibonacci hashing): the bucket's own HashMap uses the top 7 bits of the
+        // same hash as lookup tags, and a range reduction of the raw hash would give every key
+        // of a bucket the same top bits (and the same tag).
+        let h = self
+            .hasher
+            .hash_one(key)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // Lemire's multiply-shift range reduction: uniform in 0..n without a division.
         ((u128::from(h) * self.buckets.len() as u128) >> 64) as usize
     }
@@ -154,7 +160,9 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
 
     /// Shared access to bucket `index`, or `None` when `index >= bucket_count()`.
     pub fn read_bucket(&self, index: usize) -> Option<BucketRead<'_, K, V, S>> {
-        self.buckets.get(index).map(|b| BucketRead { guard: b.0.read() })
+        self.buckets
+            .get(index)
+            .map(|b| BucketRead { guard: b.0.read() })
     }
 
     /// Insert or replace; returns the previous value.

@@ -37,12 +37,12 @@ pub struct SpinPolicy {
 }
 
 impl SpinPolicy {
-    /// The default: about 2–4 µs of spinning, then 16 yields.
+    /// The default: 2000 spin hints, then 16 yields.
     pub const DEFAULT: SpinPolicy = SpinPolicy {
         spins: 2000,
         yields: 16,
     };
-    /// Never spin: go straight to the futex (used by models and idle paths).
+    /// Never spin: go straight to the futex (used by tests and models).
     pub const BLOCK: SpinPolicy = SpinPolicy {
         spins: 0,
         yields: 0,
@@ -187,7 +187,10 @@ mod tests {
         let word = AtomicU32::new(0);
         let start = Instant::now();
         SysFutex.wait(&word, 0, Some(Duration::from_millis(20)));
-        assert!(start.elapsed() >= Duration::from_millis(10), "timeout honoured");
+        assert!(
+            start.elapsed() >= Duration::from_millis(10),
+            "timeout honoured"
+        );
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! Helpers for tests that run the real binaries: unique server names, a server process that
+//! is waited for by its ready line, client runs with deadlines, /dev/shm inspection.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_shmkv-server");
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_shmkv-client");
+
+/// Longest any single process of a test may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn unique_name() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "it-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Wait for `cond` to hold, polling, until `limit`; panics on timeout.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "condition not met within {limit:?}");
+        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Names in /dev/shm that belong to server `name`.
+pub fn shm_objects(name: &str) -> Vec<String> {
+    let prefix = format!("{name}-");
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// The owner pid word of a client object (0: free).
+pub fn owner_of(name: &str, slot: u32) -> u32 {
+    match shmkv::channel::open_object(name, slot) {
+        Ok(Ok((o, _))) => o.owner().load(Ordering::SeqCst),
+        _ => 0,
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Exit 0, exactly this stdout, nothing on stderr.
+    pub fn ok(&self, stdout: &str) {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        assert_eq!(self.stdout, stdout);
+        assert_eq!(self.stderr, "");
+    }
+
+    /// Exit `code`, one line on stderr containing `msg`.
+    pub fn fails(&self, code: i32, msg: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert_eq!(self.stderr.lines().count(), 1, "{self:?}");
+        assert!(self.stderr.contains(msg), "want {msg:?} in {self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+    }
+}
+
+/// Wait for a child with a deadline and collect its output.
+pub fn finish(mut child: Child) -> Output {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("process did not exit within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: to.join().unwrap(),
+        stderr: te.join().unwrap(),
+    }
+}
+
+pub fn spawn(bin: &str, args: &[&str]) -> Child {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+pub fn run(bin: &str, args: &[&str]) -> Output {
+    finish(spawn(bin, args))
+}
+
+pub fn run_client_named(name: &str, args: &[&str]) -> Output {
+    let mut a = vec!["--name", name];
+    a.extend_from_slice(args);
+    run(CLIENT, &a)
+}
+
+pub fn run_server_expect_fail(args: &[&str]) -> Output {
+    let name = unique_name();
+    let mut a: Vec<&str> = args.to_vec();
+    if !args.contains(&"--name") {
+        a.extend(["--name", &name]);
+    }
+    let out = run(SERVER, &a);
+    assert!(shm_objects(&name).is_empty());
+    out
+}
+
+/// A running `shmkv-server` with a unique name; killed (and its objects removed) on drop.
+pub struct ServerProc {
+    pub name: String,
+    child: Option<Child>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ServerProc {
+    pub fn start(args: &[&str]) -> ServerProc {
+        Self::start_named(&unique_name(), args)
+    }
+
+    pub fn start_named(name: &str, args: &[&str]) -> ServerProc {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--name", name]);
+        let mut child = spawn(SERVER, &a);
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("server printed no ready line");
+        assert!(line.contains("ready"), "{line}");
+        assert!(line.contains(name), "{line}");
+        ServerProc {
+            name: name.to_string(),
+            child: Some(child),
+            stderr: Some(err),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn client(&self, args: &[&str]) -> Output {
+        run_client_named(&self.name, args)
+    }
+
+    pub fn spawn_client(&self, args: &[&str]) -> Child {
+        let mut a = vec!["--name", &self.name];
+        a.extend_from_slice(args);
+        spawn(CLIENT, &a)
+    }
+
+    /// Wait for the server to exit by itself; it must exit 0 and leave /dev/shm clean.
+    pub fn wait_exit_and_check_clean(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let end = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < end, "server did not exit");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let log = self.stderr.take().unwrap().join().unwrap();
+        assert_eq!(status.code(), Some(0), "server log: {log}");
+        assert!(
+            shm_objects(&self.name).is_empty(),
+            "left behind: {:?}",
+            shm_objects(&self.name)
+        );
+        log
+    }
+
+    pub fn quit_and_check_clean(self) -> String {
+        self.client(&["-", "quit"]).ok("quit: ok\n");
+        self.wait_exit_and_check_clean()
+    }
+
+    pub fn signal_and_check_clean(self, sig: nix::sys::signal::Signal) -> String {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+        self.wait_exit_and_check_clean()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for o in shm_objects(&self.name) {
+            let _ = std::fs::remove_file(format!("/dev/shm/{o}"));
+        }
+    }
+}
