@@ -58,10 +58,16 @@ impl Default for SpinPolicy {
 /// A futex emulated with a mutex and a condition variable, for rings in heap memory (unit tests,
 /// Miri, loom). Under `--cfg loom` the mutex and condition variable are loom's, so the model
 /// checker sees every sleep and wake, and reports a lost wake-up as a deadlock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ModelFutex {
     lock: Mutex<()>,
     cond: Condvar,
+}
+
+impl Default for ModelFutex {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ModelFutex {

@@ -87,7 +87,10 @@ Exit status: 0 all operations done, 1 the server refused an operation, 2 bad com
     }
 
     /// Parse `[ID] ops...` into the slot (None: first free) and the operations with their labels.
-    fn parse(words: &[String]) -> Result<(Option<u32>, Vec<(String, Op)>), String> {
+    /// Operations with the label printed before their result.
+    type Labelled = Vec<(String, Op)>;
+
+    fn parse(words: &[String]) -> Result<(Option<u32>, Labelled), String> {
         let mut it = words.iter().peekable();
         let mut slot = None;
         if let Some(first) = it.peek() {
