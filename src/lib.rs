@@ -22,7 +22,7 @@
 //! A server and a client in one process, over real shared memory:
 //!
 //! ```
-//! # #[cfg(not(loom))] {
+//! # shmkv::__unless_loom! {
 //! use shmkv::client::{Client, ClientConfig};
 //! use shmkv::server::{Server, ServerConfig};
 //!
@@ -57,3 +57,20 @@ pub mod client;
 pub mod server;
 #[cfg(not(loom))]
 pub mod shm;
+
+/// Expands to its input, unless the crate was built with `--cfg loom`: then to nothing. Doc
+/// examples use it, since rustdoc builds them without the cfg against a library built with it.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(loom))]
+macro_rules! __unless_loom {
+    ($($t:tt)*) => { $($t)* };
+}
+
+/// Expands to nothing: this build is for model checking (see the other definition).
+#[doc(hidden)]
+#[macro_export]
+#[cfg(loom)]
+macro_rules! __unless_loom {
+    ($($t:tt)*) => {};
+}

@@ -57,6 +57,7 @@ struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
 /// A concurrent hash table with one reader-writer lock per bucket.
 ///
 /// ```
+/// # shmkv::__unless_loom! {
 /// use shmkv::table::Table;
 /// let t: Table<String, u32> = Table::new(16).unwrap();
 /// assert_eq!(t.insert("a".into(), 1), None);
@@ -64,6 +65,7 @@ struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
 /// assert_eq!(t.get(&"a".to_string()), Some(2));
 /// assert_eq!(t.remove(&"a".to_string()), Some(2));
 /// assert!(t.is_empty());
+/// # }
 /// ```
 pub struct Table<K, V, S = DefaultHashBuilder> {
     buckets: Box<[Bucket<K, V, S>]>,
