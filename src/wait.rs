@@ -187,6 +187,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(miri))] // futex(2)
     fn sys_futex_semantics() {
         wait_returns_when_word_differs(&SysFutex);
         wake_releases_waiter(Arc::new(SysFutex));
