@@ -1,0 +1,560 @@
+//! The server's real consume loop (`Lane::serve_one`, over heap rings with the emulated futex)
+//! against a hostile client whose actions the fuzzer chooses: arbitrary slots and valid
+//! requests pushed through a real `Producer`, arbitrary values stored into the ring control
+//! words the client can write, serving steps with a zero wait (`Some(Duration::ZERO)`, which
+//! never sleeps), and draining of responses with a real `Consumer`.
+//!
+//! Each input runs twice:
+//!
+//! 1. **Hostile**: counters included. Nothing may panic or hang; a `Step::Corrupt` is handled
+//!    as the server does (the slot is reset). Afterwards the lane is reset as for a departed
+//!    client, and valid requests sent through the same lane must be answered correctly.
+//! 2. **Checked**: a fresh lane and table, the same actions without the counter stores (garbage
+//!    only in slot bytes). Every request must be answered, in order, with exactly what a
+//!    `HashMap` model predicts; every slot that does not decode with `ErrorCode::Malformed`
+//!    and the id in its bytes 0..8.
+//!
+//! The client drains the response ring before each step and, in the hostile run, skips
+//! responses (stores `head = tail`) when the server could otherwise find no room for its
+//! largest possible answer: a server worker rightly waits for a live client to read its
+//! responses, and this single-threaded harness has nobody to read them meanwhile. A worker that
+//! waits anyway reaches `Control::peer_gone`, which panics here.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use shmkv::protocol::{
+    ErrorCode, Op, Reply, Request, StatId, decode_request, decode_response, encode_request,
+    request_id,
+};
+use shmkv::region::{HeapRingMem, RingMem, Slot};
+use shmkv::ring::{Consumer, Producer, RingError};
+use shmkv::serve::{Control, Lane, RESPOND_POLL, ServedTable, Step};
+use shmkv::wait::SpinPolicy;
+use shmkv_fuzz::{Bytes, check_response_reencodes};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+type Mem = Arc<HeapRingMem>;
+
+/// Response ring slots: more than the largest answer (a Print of every key, or a Stats).
+const RESP_CAP: usize = 128;
+/// Table buckets; Print asks for 0..6, so some are out of range.
+const BUCKETS: usize = 4;
+/// Worker limit of the lane.
+const MAX_WORKERS: u32 = 4;
+/// Serving steps per run chosen by the input. Each takes at most one request, so the table
+/// never holds more than this plus a request ring's worth of keys (see `RESP_CAP`).
+const MAX_SERVES: usize = 48;
+
+/// The server side seen by the lane. No thread is really started: a ThStart is counted.
+struct Ctl {
+    quit: AtomicBool,
+}
+
+impl Control for Ctl {
+    fn start_workers(&self, n: u32) -> u32 {
+        n
+    }
+    fn request_quit(&self) {
+        self.quit.store(true, Ordering::SeqCst);
+    }
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_wait(&self) -> bool {
+        false
+    }
+    fn peer_gone(&self) -> bool {
+        panic!(
+            "a worker waited {RESPOND_POLL:?} for room in the response ring although the client \
+             made room for the largest answer"
+        );
+    }
+}
+
+/// Zero a ring's counters and waiter flags, as `channel::Object::reset_rings` does.
+fn zero(mem: &HeapRingMem) {
+    let c = mem.ctrl();
+    c.producer.0.tail.store(0, Ordering::SeqCst);
+    c.consumer.0.head.store(0, Ordering::SeqCst);
+    c.wake.0.data_waiting.store(0, Ordering::SeqCst);
+    c.wake.0.space_waiting.store(0, Ordering::SeqCst);
+}
+
+/// One client slot: the rings, the server's lane and table, and the client's ring halves.
+struct Rig {
+    req: Mem,
+    resp: Mem,
+    lane: Lane<Mem>,
+    ctl: Ctl,
+    table: ServedTable,
+    client_p: Producer<Mem>,
+    client_c: Consumer<Mem>,
+    serves: usize,
+    next_id: u64,
+}
+
+impl Rig {
+    fn new(req_cap: usize) -> Self {
+        let req = Arc::new(HeapRingMem::new(req_cap));
+        let resp = Arc::new(HeapRingMem::new(RESP_CAP));
+        let mut lane = Lane::new(req.clone(), resp.clone(), 1, MAX_WORKERS);
+        lane.set_policy(SpinPolicy::BLOCK);
+        Rig {
+            client_p: Producer::new(req.clone()),
+            client_c: Consumer::new(resp.clone()),
+            req,
+            resp,
+            lane,
+            ctl: Ctl {
+                quit: AtomicBool::new(false),
+            },
+            table: ServedTable::new(BUCKETS).unwrap(),
+            serves: 0,
+            next_id: 0x5EED_0000_0000_0000,
+        }
+    }
+
+    /// What the server does with a slot whose counters are corrupt, or whose client left:
+    /// reset it. The client's halves are rebuilt too (a new client attaches).
+    fn reset(&mut self) {
+        let (req, resp) = (self.req.clone(), self.resp.clone());
+        assert!(self.lane.reset(
+            || true,
+            || {
+                zero(&req);
+                zero(&resp);
+            }
+        ));
+        assert!(!self.lane.is_abandoned());
+        self.client_p = Producer::new(self.req.clone());
+        self.client_c = Consumer::new(self.resp.clone());
+    }
+
+    fn valid_request(&mut self, b: &mut Bytes) -> Slot {
+        let kind = b.u8();
+        let key = u64::from(b.u8() % 16);
+        let op = match kind % 10 {
+            0 | 1 => Op::Insert {
+                key,
+                value: u64::from(b.u8()),
+            },
+            2 => Op::Read { key },
+            3 => Op::Delete { key },
+            4 => Op::Print {
+                bucket: u64::from(b.u8() % 6),
+            },
+            5 => Op::ThStart {
+                n: u32::from(b.u8() % 5) + 1,
+            },
+            6 => Op::ThStop,
+            7 => Op::Quit,
+            8 => Op::Stats,
+            _ => Op::Print { bucket: u64::MAX },
+        };
+        self.next_id += 1;
+        encode_request(&Request {
+            id: self.next_id,
+            op,
+        })
+    }
+
+    /// The largest answer the next request could get, in slots.
+    fn largest_answer(&self) -> u64 {
+        let print = self.table.len() + 1;
+        let stats = self.ctl.stats(&self.table).len() + 1;
+        print.max(stats) as u64
+    }
+
+    /// Hostile run: pop and decode whatever the response ring offers (errors end the drain; a
+    /// client whose own view broke re-reads the counters).
+    fn drain_any(&mut self) {
+        for _ in 0..2 * RESP_CAP {
+            match self.client_c.try_pop() {
+                Ok(s) => {
+                    if let Ok(r) = decode_response(&s) {
+                        check_response_reencodes(&s, &r);
+                    }
+                }
+                Err(RingError::Corrupt { .. }) => {
+                    self.client_c = Consumer::new(self.resp.clone());
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Hostile run: skip unread responses when the server might not find room for the largest
+    /// answer (see the module docs).
+    fn make_room(&self) {
+        let c = self.resp.ctrl();
+        let tail = c.producer.0.tail.load(Ordering::SeqCst);
+        let head = c.consumer.0.head.load(Ordering::SeqCst);
+        if head <= tail && tail - head + self.largest_answer() > RESP_CAP as u64 {
+            c.consumer.0.head.store(tail, Ordering::SeqCst);
+        }
+    }
+
+    fn serve(&self) -> Step {
+        self.lane
+            .serve_one(&self.table, &self.ctl, Some(Duration::ZERO))
+    }
+
+    /// Checked run: every response slot now in the ring; the client's view must never break.
+    fn drain_checked(&mut self) -> Vec<Slot> {
+        let mut out = Vec::new();
+        loop {
+            match self.client_c.try_pop() {
+                Ok(s) => {
+                    assert!(out.len() <= RESP_CAP, "more responses than the ring holds");
+                    out.push(s);
+                }
+                Err(RingError::WouldBlock) => return out,
+                Err(e) => panic!("client's response ring broke without hostile counters: {e}"),
+            }
+        }
+    }
+}
+
+/// Write one or more slots and publish them. Hostile run: a broken client view re-reads the
+/// counters. Returns the slots that were published.
+fn push(rig: &mut Rig, slots: &[Slot], hostile: bool) -> Vec<Slot> {
+    let mut sent = Vec::new();
+    for s in slots {
+        match rig.client_p.write(s) {
+            Ok(()) => sent.push(*s),
+            Err(RingError::WouldBlock) => break,
+            Err(_) if hostile => {
+                rig.client_p = Producer::new(rig.req.clone());
+                break;
+            }
+            Err(e) => panic!("client's request ring broke without hostile counters: {e}"),
+        }
+    }
+    rig.client_p.publish();
+    sent
+}
+
+/// A store into a control word a client can write; always 10 input bytes.
+struct Store {
+    word: u8,
+    mode: u8,
+    raw: u64,
+}
+
+impl Store {
+    fn parse(b: &mut Bytes) -> Self {
+        Store {
+            word: b.u8(),
+            mode: b.u8(),
+            raw: b.u64(),
+        }
+    }
+
+    /// The value: anything, near the word's current value, zero, or near the top.
+    fn value(&self, current: u64) -> u64 {
+        match self.mode % 4 {
+            0 => self.raw,
+            1 => current.wrapping_add_signed(i64::from(self.raw as u8 as i8)),
+            2 => 0,
+            _ => u64::MAX - (self.raw & 0xFF),
+        }
+    }
+
+    fn apply(&self, rig: &Rig) {
+        let (rq, rs) = (rig.req.ctrl(), rig.resp.ctrl());
+        let counter = match self.word % 8 {
+            0 | 1 => &rq.producer.0.tail,
+            2 => &rq.consumer.0.head,
+            3 | 4 => &rs.consumer.0.head,
+            w => {
+                let wake = if w == 5 { &rq.wake.0 } else { &rs.wake.0 };
+                let word = [
+                    &wake.data_waiting,
+                    &wake.data_futex,
+                    &wake.space_waiting,
+                    &wake.space_futex,
+                ][usize::from(self.mode / 4 % 4)];
+                let v = self.value(u64::from(word.load(Ordering::SeqCst)));
+                word.store(v as u32, Ordering::SeqCst);
+                return;
+            }
+        };
+        counter.store(self.value(counter.load(Ordering::SeqCst)), Ordering::SeqCst);
+    }
+}
+
+/// What the server must answer, from a `HashMap` and the lane's worker count.
+struct Model {
+    map: HashMap<u64, u64>,
+    /// Whether `map` holds the whole table (else Print and Stats are not checked).
+    whole: bool,
+    workers: u32,
+    pending: VecDeque<Slot>,
+}
+
+impl Model {
+    /// Check the responses `got` to request slot `raw`; returns whether the worker must exit.
+    fn check(&mut self, raw: &Slot, got: &[Slot], rig: &Rig) -> bool {
+        let id = request_id(raw);
+        let replies: Vec<Reply> = got
+            .iter()
+            .map(|s| {
+                let r = decode_response(s).expect("the server's response slot decodes");
+                check_response_reencodes(s, &r);
+                assert_eq!(r.id, id, "response carries the request's id");
+                r.reply
+            })
+            .collect();
+        let one = |r: Reply| assert_eq!(replies, [r], "request {raw:?}");
+        let mut exit = false;
+        match decode_request(raw) {
+            Err(_) => one(Reply::Error(ErrorCode::Malformed)),
+            Ok(req) => match req.op {
+                Op::Insert { key, value } => one(match self.map.insert(key, value) {
+                    None => Reply::Done,
+                    Some(p) => Reply::Replaced(p),
+                }),
+                Op::Read { key } => one(match self.map.get(&key) {
+                    Some(&v) => Reply::Value(v),
+                    None => Reply::NotFound,
+                }),
+                Op::Delete { key } => one(match self.map.remove(&key) {
+                    Some(v) => Reply::Value(v),
+                    None => Reply::NotFound,
+                }),
+                Op::Print { bucket } if bucket >= BUCKETS as u64 => {
+                    one(Reply::Error(ErrorCode::BadBucket {
+                        bucket,
+                        buckets: BUCKETS as u64,
+                    }))
+                }
+                Op::Print { bucket } => {
+                    assert!(self.whole);
+                    let (last, entries) = replies.split_last().expect("a Print is answered");
+                    let mut seen: Vec<(u64, u64)> = entries
+                        .iter()
+                        .map(|r| match *r {
+                            Reply::Entry { key, value } => (key, value),
+                            r => panic!("Print answered with {r:?} before its end"),
+                        })
+                        .collect();
+                    assert_eq!(
+                        *last,
+                        Reply::PrintEnd {
+                            count: seen.len() as u64
+                        }
+                    );
+                    let mut want: Vec<(u64, u64)> = self
+                        .map
+                        .iter()
+                        .filter(|(k, _)| rig.table.bucket_of(k) as u64 == bucket)
+                        .map(|(&k, &v)| (k, v))
+                        .collect();
+                    seen.sort_unstable();
+                    want.sort_unstable();
+                    assert_eq!(seen, want, "bucket {bucket}");
+                }
+                Op::ThStart { n } => {
+                    match self.workers.checked_add(n).filter(|&t| t <= MAX_WORKERS) {
+                        Some(t) => {
+                            self.workers = t;
+                            one(Reply::Threads(t));
+                        }
+                        None => one(Reply::Error(ErrorCode::ThreadLimit {
+                            current: self.workers,
+                            max: MAX_WORKERS,
+                        })),
+                    }
+                }
+                Op::ThStop => {
+                    if self.workers > 1 {
+                        self.workers -= 1;
+                        exit = true;
+                        one(Reply::Threads(self.workers));
+                    } else {
+                        one(Reply::Error(ErrorCode::LastWorker));
+                    }
+                }
+                Op::Quit => {
+                    one(Reply::Done);
+                    assert!(
+                        rig.ctl.quit.load(Ordering::SeqCst),
+                        "Quit reached the server"
+                    );
+                }
+                Op::Stats => {
+                    assert!(self.whole);
+                    let (last, stats) = replies.split_last().expect("a Stats is answered");
+                    let stats: Vec<_> = stats
+                        .iter()
+                        .map(|r| match *r {
+                            Reply::Stat(st) => st,
+                            r => panic!("Stats answered with {r:?} before its end"),
+                        })
+                        .collect();
+                    assert_eq!(
+                        *last,
+                        Reply::StatsEnd {
+                            count: stats.len() as u64
+                        }
+                    );
+                    assert_eq!(stats, rig.ctl.stats(&rig.table));
+                    for st in &stats {
+                        if st.id == StatId::ENTRIES {
+                            assert_eq!(st.value, self.map.len() as u64);
+                        }
+                        if st.id == StatId::BUCKETS {
+                            assert_eq!(st.value, BUCKETS as u64);
+                        }
+                    }
+                }
+            },
+        }
+        assert_eq!(rig.lane.workers(), self.workers);
+        if self.whole {
+            assert_eq!(rig.table.len(), self.map.len());
+        }
+        exit
+    }
+
+    /// One checked serving step: the answer of the oldest request sent, or Idle when none.
+    fn serve(&mut self, rig: &mut Rig) {
+        let step = rig.serve();
+        let got = rig.drain_checked();
+        match step {
+            Step::Idle => {
+                assert!(self.pending.is_empty(), "idle with a request waiting");
+                assert!(got.is_empty(), "responses without a request");
+            }
+            Step::Served | Step::Exit => {
+                let raw = self
+                    .pending
+                    .pop_front()
+                    .expect("served a request never sent");
+                let exit = self.check(&raw, &got, rig);
+                assert_eq!(step == Step::Exit, exit, "request {raw:?}");
+            }
+            Step::Corrupt(e) => panic!("corrupt without hostile counters: {e}"),
+        }
+    }
+
+    /// Serve until every request sent is answered, then once more (Idle).
+    fn flush(&mut self, rig: &mut Rig) {
+        while !self.pending.is_empty() {
+            self.serve(rig);
+        }
+        self.serve(rig);
+    }
+}
+
+/// Run the actions in `data`; `hostile` includes the counter stores.
+fn run(data: &[u8], hostile: bool) {
+    let mut b = Bytes::new(data);
+    let mut rig = Rig::new(2 << (b.u8() % 4));
+    let mut model = Model {
+        map: HashMap::new(),
+        whole: true,
+        workers: 1,
+        pending: VecDeque::new(),
+    };
+    while !b.is_empty() {
+        match b.u8() % 8 {
+            0 => {
+                let s = b.slot();
+                model.pending.extend(push(&mut rig, &[s], hostile));
+            }
+            1 | 2 => {
+                let s = rig.valid_request(&mut b);
+                model.pending.extend(push(&mut rig, &[s], hostile));
+            }
+            3 => {
+                let n = b.u8();
+                let batch: Vec<Slot> = (0..n % 4 + 1)
+                    .map(|i| {
+                        if n >> (4 + i) & 1 == 0 {
+                            rig.valid_request(&mut b)
+                        } else {
+                            b.slot()
+                        }
+                    })
+                    .collect();
+                model.pending.extend(push(&mut rig, &batch, hostile));
+            }
+            4 => {
+                // The checked run reads the same bytes and skips the store.
+                let store = Store::parse(&mut b);
+                if hostile {
+                    store.apply(&rig);
+                }
+            }
+            5 | 6 => {
+                if rig.serves >= MAX_SERVES {
+                    continue;
+                }
+                rig.serves += 1;
+                if hostile {
+                    rig.drain_any();
+                    rig.make_room();
+                    if let Step::Corrupt(_) = rig.serve() {
+                        rig.reset();
+                    }
+                } else {
+                    model.serve(&mut rig);
+                }
+            }
+            _ => {
+                if hostile {
+                    rig.drain_any();
+                } else {
+                    assert!(rig.drain_checked().is_empty(), "responses nobody asked for");
+                }
+            }
+        }
+    }
+    if !hostile {
+        model.flush(&mut rig);
+        return;
+    }
+    // After the hostile client leaves, the slot is reset and the next client must be served
+    // correctly by the same lane and table.
+    rig.drain_any();
+    rig.reset();
+    let mut after = Model {
+        map: HashMap::new(),
+        whole: false,
+        workers: rig.lane.workers(),
+        pending: VecDeque::new(),
+    };
+    for key in [3u64, 1 << 40] {
+        if let Some(v) = rig.table.get(&key) {
+            after.map.insert(key, v);
+        }
+        for op in [
+            Op::Read { key },
+            Op::Insert { key, value: 77 },
+            Op::Read { key },
+            Op::Delete { key },
+            Op::Read { key },
+        ] {
+            let s = encode_request(&Request {
+                id: key ^ 0xABCD,
+                op,
+            });
+            after.pending.extend(push(&mut rig, &[s], false));
+            after.serve(&mut rig);
+        }
+    }
+    let mut garbage = [0xEEu8; 32];
+    garbage[8] = 0; // no such op tag
+    after.pending.extend(push(&mut rig, &[garbage], false));
+    after.flush(&mut rig);
+}
+
+fuzz_target!(|data: &[u8]| {
+    run(data, true);
+    run(data, false);
+});
