@@ -102,8 +102,10 @@ pub struct Producer<M: RingMem> {
 #[derive(Debug)]
 pub struct Consumer<M: RingMem> {
     mem: M,
-    /// Our authoritative `head`: slots consumed so far.
+    /// Our authoritative `head`: slots read so far (released or not).
     head: u64,
+    /// The `head` last published to the producer (`released <= head`).
+    released: u64,
     /// Last `tail` read from the producer.
     cached_tail: u64,
     mask: u64,
@@ -162,21 +164,23 @@ impl<M: RingMem> Producer<M> {
     /// Free slots as far as we know, refreshing the consumer's counter when our cache says none.
     fn free(&mut self) -> Result<u64, RingError> {
         let cap = self.mask + 1;
-        let next = self.tail + self.unpublished;
-        let used = next - self.cached_head;
+        let next = self.tail.wrapping_add(self.unpublished);
+        let used = next.wrapping_sub(self.cached_head);
         if used < cap {
             return Ok(cap - used);
         }
         let head = self.mem.ctrl().consumer.0.head.load(Ordering::Acquire);
-        // Valid: the consumer never passes what we published, nor goes back.
-        if head < self.cached_head || head > self.tail {
+        // Valid: the consumer never goes back nor passes what we published, i.e. `head` lies
+        // in `cached_head..=tail` (counted with wrapping arithmetic: the starting value came
+        // from shared memory and may be anything).
+        if head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head) {
             return Err(RingError::Corrupt {
                 ours: self.tail,
                 theirs: head,
             });
         }
         self.cached_head = head;
-        Ok(cap - (next - head))
+        Ok(cap - next.wrapping_sub(head))
     }
 
     /// Write `slot` without publishing it (see [`Producer::publish`]); fails with
@@ -185,7 +189,7 @@ impl<M: RingMem> Producer<M> {
         if self.free()? == 0 {
             return Err(RingError::WouldBlock);
         }
-        let index = ((self.tail + self.unpublished) & self.mask) as usize;
+        let index = (self.tail.wrapping_add(self.unpublished) & self.mask) as usize;
         // SAFETY: `index <= mask < capacity`. The slot is free: the consumer has consumed it
         // (its `head`, loaded with Acquire, is past it), and it will not read it until we
         // publish a `tail` past it. We are the only producer.
@@ -199,7 +203,7 @@ impl<M: RingMem> Producer<M> {
         if self.unpublished == 0 {
             return;
         }
-        self.tail += self.unpublished;
+        self.tail = self.tail.wrapping_add(self.unpublished);
         self.unpublished = 0;
         let ctrl = self.mem.ctrl();
         ctrl.producer.0.tail.store(self.tail, Ordering::Release);
@@ -304,6 +308,7 @@ impl<M: RingMem> Consumer<M> {
         Self {
             mem,
             head,
+            released: head,
             cached_tail: head,
             mask,
             policy: SpinPolicy::DEFAULT,
@@ -327,33 +332,53 @@ impl<M: RingMem> Consumer<M> {
 
     /// Slots ready to read, refreshing the producer's counter when our cache says none.
     pub fn available(&mut self) -> Result<u64, RingError> {
-        let ready = self.cached_tail - self.head;
+        let ready = self.cached_tail.wrapping_sub(self.head);
         if ready > 0 {
             return Ok(ready);
         }
         let tail = self.mem.ctrl().producer.0.tail.load(Ordering::Acquire);
-        // Valid: the producer never goes back, nor runs more than `capacity` ahead of us.
-        if tail < self.cached_tail || tail - self.head > self.mask + 1 {
+        // Valid: the producer never goes back, nor runs more than `capacity` ahead of what we
+        // released (wrapping arithmetic: the starting value may be anything).
+        let ahead = tail.wrapping_sub(self.released);
+        if ahead > self.mask + 1 || ahead < self.cached_tail.wrapping_sub(self.released) {
             return Err(RingError::Corrupt {
                 ours: self.head,
                 theirs: tail,
             });
         }
         self.cached_tail = tail;
-        Ok(tail - self.head)
+        Ok(tail.wrapping_sub(self.head))
     }
 
-    /// Copy the next slot out, without waiting.
+    /// Copy the next slot out, without waiting, and give its place back to the producer.
     pub fn try_pop(&mut self) -> Result<Slot, RingError> {
+        let slot = self.read()?;
+        self.release();
+        Ok(slot)
+    }
+
+    /// Copy the next slot out without giving its place back yet (see [`Consumer::release`]):
+    /// several reads then one release cost one publication and one fence, not one each.
+    pub fn read(&mut self) -> Result<Slot, RingError> {
         if self.available()? == 0 {
             return Err(RingError::WouldBlock);
         }
         let index = (self.head & self.mask) as usize;
         // SAFETY: `index <= mask < capacity`. The producer published this slot (we loaded its
-        // `tail` with Acquire) and will not write it again until we publish a `head` past it.
-        // We are the only consumer.
+        // `tail` with Acquire) and will not write it again until we publish a `head` past it
+        // (`release` publishes at most our private `head`, which is past it only after this
+        // copy). We are the only consumer.
         let slot = unsafe { self.mem.read_slot(index) };
-        self.head += 1;
+        self.head = self.head.wrapping_add(1);
+        Ok(slot)
+    }
+
+    /// Give every slot read so far back to the producer, and wake it if it sleeps for space.
+    pub fn release(&mut self) {
+        if self.released == self.head {
+            return;
+        }
+        self.released = self.head;
         let ctrl = self.mem.ctrl();
         ctrl.consumer.0.head.store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -363,7 +388,6 @@ impl<M: RingMem> Consumer<M> {
             wake.space_futex.fetch_add(1, Ordering::SeqCst);
             self.mem.waker().wake(&wake.space_futex);
         }
-        Ok(slot)
     }
 
     /// Wait until a slot is ready or `timeout` passes (`None`: no limit). Spins, yields, then
@@ -526,6 +550,40 @@ mod tests {
         p.publish();
         assert_eq!(num(&c.try_pop().unwrap()), 1);
         assert_eq!(num(&c.try_pop().unwrap()), 2);
+    }
+
+    #[test]
+    fn counters_starting_near_u64_max_wrap_cleanly() {
+        // A hostile peer may leave any counter value in shared memory before a side is built.
+        let mem = Arc::new(HeapRingMem::new(2));
+        mem.ctrl().producer.0.tail.store(u64::MAX - 1, Ordering::SeqCst);
+        mem.ctrl().consumer.0.head.store(u64::MAX - 1, Ordering::SeqCst);
+        let (mut p, mut c) = channel(mem);
+        for i in 0..10 {
+            p.try_push(&slot(i)).unwrap();
+            p.try_push(&slot(i + 100)).unwrap();
+            assert_eq!(p.try_push(&slot(0)), Err(RingError::WouldBlock));
+            assert_eq!(num(&c.try_pop().unwrap()), i);
+            assert_eq!(num(&c.try_pop().unwrap()), i + 100);
+            assert_eq!(c.try_pop(), Err(RingError::WouldBlock));
+        }
+    }
+
+    #[test]
+    fn reads_hold_their_slots_until_release() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(2)));
+        p.try_push(&slot(1)).unwrap();
+        p.try_push(&slot(2)).unwrap();
+        assert_eq!(num(&c.read().unwrap()), 1);
+        assert_eq!(num(&c.read().unwrap()), 2);
+        assert_eq!(c.read(), Err(RingError::WouldBlock));
+        // Not released: the producer still sees a full ring.
+        assert_eq!(p.try_push(&slot(3)), Err(RingError::WouldBlock));
+        c.release();
+        p.try_push(&slot(3)).unwrap();
+        p.try_push(&slot(4)).unwrap();
+        assert_eq!(num(&c.try_pop().unwrap()), 3);
+        assert_eq!(num(&c.try_pop().unwrap()), 4);
     }
 
     #[test]

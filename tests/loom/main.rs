@@ -114,6 +114,30 @@ fn ring_batched_publish() {
     });
 }
 
+/// Catches: a batched read (`read` ×2, one `release`) that gives a slot back before it was
+/// copied out, or a release that forgets to wake a producer sleeping on a full ring.
+#[test]
+fn ring_batched_read_and_release() {
+    model(|| {
+        let (mut p, mut c) = ring_pair(2, SpinPolicy::BLOCK);
+        let t = thread::spawn(move || {
+            for i in 0..4 {
+                p.push(&slot(i), None).unwrap();
+            }
+        });
+        let mut next = 0;
+        while next < 4 {
+            c.wait_data(None).ok();
+            while let Ok(s) = c.read() {
+                assert_eq!(num(&s), next);
+                next += 1;
+            }
+            c.release();
+        }
+        t.join().unwrap();
+    });
+}
+
 /// Catches: a nudge that a sleeping consumer misses (the cancel flag checked before the
 /// waiter flag is raised, or not at all): the consumer would sleep forever.
 #[test]
