@@ -12,10 +12,11 @@
 
 use crate::channel::{self, HeaderError, HeaderInfo, Object, STATE_RUNNING};
 use crate::protocol::{
-    DecodeError, ErrorCode, Op, Reply, Request, decode_response, encode_request,
+    DecodeError, ErrorCode, Op, Reply, Request, Stat, decode_response, encode_request,
 };
 use crate::ring::{Consumer, Producer, RingError};
 use crate::shm::ShmRingMem;
+use crate::stats::Stats;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use nix::errno::Errno;
 use std::collections::HashMap;
@@ -155,6 +156,8 @@ pub enum Outcome {
     Entries(Vec<(u64, u64)>),
     /// ThStart/ThStop: this client's worker count now.
     Threads(u32),
+    /// Stats: the server's statistics.
+    Stats(Box<Stats>),
     /// Refused with a reason.
     Refused(ErrorCode),
 }
@@ -163,6 +166,7 @@ pub enum Outcome {
 enum Pending {
     Waiting,
     Printing(Vec<(u64, u64)>),
+    Stating(Vec<Stat>),
     Done(Outcome),
 }
 
@@ -547,6 +551,16 @@ impl Client {
         }
     }
 
+    /// The server's statistics: request counts, refusals, table size, client slots and worker
+    /// threads, sampled service times. They are taken after every request this client sent
+    /// before has been answered, and before any it sends after.
+    pub fn stats(&self) -> Result<Stats, ClientError> {
+        match self.call(Op::Stats)? {
+            Outcome::Stats(s) => Ok(*s),
+            o => Err(unexpected(o)),
+        }
+    }
+
     /// Ask the server to shut down.
     pub fn quit(&self) -> Result<(), ClientError> {
         match self.call(Op::Quit)? {
@@ -581,7 +595,19 @@ fn file(book: &mut Book, id: u64, reply: Reply) {
         }
         (Reply::PrintEnd { .. }, Pending::Printing(v)) => Outcome::Entries(std::mem::take(v)),
         (Reply::PrintEnd { .. }, Pending::Waiting) => Outcome::Entries(Vec::new()),
-        (_, Pending::Printing(_)) => {
+        (Reply::Stat(st), Pending::Waiting) => {
+            *entry = Pending::Stating(vec![st]);
+            return;
+        }
+        (Reply::Stat(st), Pending::Stating(v)) => {
+            v.push(st);
+            return;
+        }
+        (Reply::StatsEnd { .. }, Pending::Stating(v)) => {
+            Outcome::Stats(Box::new(Stats::from_stats(v)))
+        }
+        (Reply::StatsEnd { .. }, Pending::Waiting) => Outcome::Stats(Box::default()),
+        (_, Pending::Printing(_) | Pending::Stating(_)) => {
             book.strays += 1;
             return;
         }

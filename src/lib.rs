@@ -12,6 +12,7 @@
 //! | channel | [`channel`] | the client object: header, layout version, the two rings |
 //! | table | [`table`] | the hash table with one reader-writer lock per bucket |
 //! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
+//! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
 //! | server / client | [`server`], [`client`] | the server process's engine and the client library |
 //!
 //! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
@@ -45,6 +46,7 @@ pub mod protocol;
 pub mod region;
 pub mod ring;
 pub mod serve;
+pub mod stats;
 pub mod sync;
 pub mod table;
 pub mod wait;

@@ -5,21 +5,52 @@
 //! | bytes   | request                     | response                          |
 //! |---------|-----------------------------|-----------------------------------|
 //! | 0..8    | request id (chosen by client) | id of the request it answers    |
-//! | 8       | op tag (1–7)                | reply tag (1–8)                   |
+//! | 8       | op tag (1–8)                | reply tag (1–10)                  |
 //! | 9       | reserved, ignored           | reserved, ignored                 |
-//! | 10..12  | reserved, ignored           | error code (reply tag 8)          |
-//! | 12..16  | reserved, ignored           | reserved, ignored                 |
+//! | 10..12  | reserved, ignored           | error code (tag 8) or stat id (tag 9) |
+//! | 12..16  | reserved, ignored           | stat index (tag 9), else ignored  |
 //! | 16..24  | `a`: key, bucket or count   | `a`: value, key, count or detail  |
 //! | 24..32  | `b`: value                  | `b`: value or detail              |
 //!
 //! Op tags: 1 Insert(key=a, value=b), 2 Read(key=a), 3 Delete(key=a), 4 Print(bucket=a),
-//! 5 ThStart(n=a, 1 ≤ n ≤ 2³²−1), 6 ThStop, 7 Quit.
+//! 5 ThStart(n=a, 1 ≤ n ≤ 2³²−1), 6 ThStop, 7 Quit, 8 Stats.
 //!
 //! Reply tags: 1 Done, 2 Value(a), 3 NotFound, 4 Replaced(previous=a), 5 Entry(key=a, value=b),
-//! 6 PrintEnd(count=a), 7 Threads(count=a), 8 Error(code at 10..12, details in a and b).
+//! 6 PrintEnd(count=a), 7 Threads(count=a), 8 Error(code at 10..12, details in a and b),
+//! 9 Stat(id at 10..12, index at 12..16, value=a), 10 StatsEnd(count=a).
 //!
-//! A Print is answered by zero or more `Entry` slots followed by one `PrintEnd`, all carrying
-//! the request's id; every other request by exactly one slot.
+//! A Print is answered by zero or more `Entry` slots followed by one `PrintEnd`, and a Stats by
+//! zero or more `Stat` slots followed by one `StatsEnd` (its count is the number of `Stat` slots
+//! before it), all carrying the request's id; every other request by exactly one slot. A Print
+//! or a Stats that is refused gets one `Error` slot instead.
+//!
+//! # Statistics
+//!
+//! A `Stat` slot carries one number: what it is ([`StatId`], a `u16`), which client slot it is
+//! about (`index`, for the per-slot statistics; 0 otherwise) and its value. The server takes the
+//! whole set at one moment (after every earlier request of the asking client has been answered)
+//! and sends it in this order; [`crate::stats::Stats`] is the typed form.
+//!
+//! | id | name | index | value |
+//! |---:|------|-------|-------|
+//! | 1–8 | `OPS_*`: Insert, Read, Delete, Print, ThStart, ThStop, Quit, Stats (id = op tag) | 0 | requests of that kind taken since the server started, from every client |
+//! | 16–20 | `ERRORS_*`: BadBucket, ThreadLimit, LastWorker, ShuttingDown, Malformed (id = 15 + error code) | 0 | requests refused with that error |
+//! | 32 | `ENTRIES` | 0 | pairs in the table |
+//! | 33 | `BUCKETS` | 0 | buckets in the table |
+//! | 34 | `LONGEST_BUCKET` | 0 | pairs in the fullest bucket |
+//! | 48 | `CLIENT_SLOTS` | 0 | client slots of the server |
+//! | 64 | `SLOT_OWNER` | slot | pid of the attached client, 0 when the slot is free |
+//! | 65 | `SLOT_WORKERS` | slot | worker threads serving the slot |
+//! | 66 | `SLOT_REQUESTS` | slot | requests taken from the slot since the server started |
+//! | 80 | `LATENCY_SAMPLES` | 0 | requests timed in the latency window |
+//! | 81–84 | `LATENCY_P50_NS`, `LATENCY_P99_NS`, `LATENCY_P999_NS`, `LATENCY_MAX_NS` | 0 | service time percentiles and maximum in nanoseconds (0 without samples) |
+//! | 85 | `LATENCY_WINDOW_MS` | 0 | how far back the window reaches |
+//! | 86 | `LATENCY_SAMPLE_EVERY` | 0 | one request in this many is timed |
+//! | 96 | `UPTIME_MS` | 0 | milliseconds since the server started |
+//!
+//! The id space is open: a decoder accepts any id but 0, so a newer server may send
+//! statistics an older client does not know (it keeps them aside, see
+//! [`crate::stats::Stats::other`]).
 //!
 //! [`decode_request`] and [`decode_response`] take untrusted bytes (a copy of a slot that a peer
 //! may have filled with anything) and return a `Result`: they never panic, and a tag, code or
@@ -63,6 +94,9 @@ pub enum Op {
     ThStop,
     /// Shut the server down gracefully.
     Quit,
+    /// Report the server's statistics (answered by [`Reply::Stat`] slots and a
+    /// [`Reply::StatsEnd`]).
+    Stats,
 }
 
 /// A request: an operation and the id its response will carry.
@@ -118,7 +152,82 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The server's answer to a request (or one part of a Print's answer).
+/// Which statistic a [`Reply::Stat`] carries (see the table in the [module](self) docs). Any
+/// value but 0 decodes; the constants are the ids this version knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatId(pub u16);
+
+impl StatId {
+    /// Insert requests taken.
+    pub const OPS_INSERT: StatId = StatId(1);
+    /// Read requests taken.
+    pub const OPS_READ: StatId = StatId(2);
+    /// Delete requests taken.
+    pub const OPS_DELETE: StatId = StatId(3);
+    /// Print requests taken.
+    pub const OPS_PRINT: StatId = StatId(4);
+    /// ThStart requests taken.
+    pub const OPS_THREADS_START: StatId = StatId(5);
+    /// ThStop requests taken.
+    pub const OPS_THREADS_STOP: StatId = StatId(6);
+    /// Quit requests taken.
+    pub const OPS_QUIT: StatId = StatId(7);
+    /// Stats requests taken (including the one being answered).
+    pub const OPS_STATS: StatId = StatId(8);
+    /// Requests refused with [`ErrorCode::BadBucket`].
+    pub const ERRORS_BAD_BUCKET: StatId = StatId(16);
+    /// Requests refused with [`ErrorCode::ThreadLimit`].
+    pub const ERRORS_THREAD_LIMIT: StatId = StatId(17);
+    /// Requests refused with [`ErrorCode::LastWorker`].
+    pub const ERRORS_LAST_WORKER: StatId = StatId(18);
+    /// Requests refused with [`ErrorCode::ShuttingDown`].
+    pub const ERRORS_SHUTTING_DOWN: StatId = StatId(19);
+    /// Requests refused with [`ErrorCode::Malformed`].
+    pub const ERRORS_MALFORMED: StatId = StatId(20);
+    /// Pairs in the table.
+    pub const ENTRIES: StatId = StatId(32);
+    /// Buckets in the table.
+    pub const BUCKETS: StatId = StatId(33);
+    /// Pairs in the fullest bucket.
+    pub const LONGEST_BUCKET: StatId = StatId(34);
+    /// Client slots of the server.
+    pub const CLIENT_SLOTS: StatId = StatId(48);
+    /// Per slot (`index`): pid of the attached client, 0 when free.
+    pub const SLOT_OWNER: StatId = StatId(64);
+    /// Per slot (`index`): worker threads serving it.
+    pub const SLOT_WORKERS: StatId = StatId(65);
+    /// Per slot (`index`): requests taken from it.
+    pub const SLOT_REQUESTS: StatId = StatId(66);
+    /// Requests timed in the latency window.
+    pub const LATENCY_SAMPLES: StatId = StatId(80);
+    /// Median service time, nanoseconds.
+    pub const LATENCY_P50_NS: StatId = StatId(81);
+    /// 99th percentile service time, nanoseconds.
+    pub const LATENCY_P99_NS: StatId = StatId(82);
+    /// 99.9th percentile service time, nanoseconds.
+    pub const LATENCY_P999_NS: StatId = StatId(83);
+    /// Longest service time in the window, nanoseconds.
+    pub const LATENCY_MAX_NS: StatId = StatId(84);
+    /// How far back the latency window reaches, milliseconds.
+    pub const LATENCY_WINDOW_MS: StatId = StatId(85);
+    /// One request in this many is timed.
+    pub const LATENCY_SAMPLE_EVERY: StatId = StatId(86);
+    /// Milliseconds since the server started.
+    pub const UPTIME_MS: StatId = StatId(96);
+}
+
+/// One statistic as it travels in a [`Reply::Stat`] slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stat {
+    /// What it is.
+    pub id: StatId,
+    /// The client slot it is about (per-slot statistics), else 0.
+    pub index: u32,
+    /// Its value.
+    pub value: u64,
+}
+
+/// The server's answer to a request (or one part of a Print's or a Stats's answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reply {
     /// Done, nothing to report: Insert of a new key, Quit accepted.
@@ -145,6 +254,13 @@ pub enum Reply {
     Threads(u32),
     /// Refused.
     Error(ErrorCode),
+    /// One statistic of a Stats answer.
+    Stat(Stat),
+    /// End of a Stats answer: the number of `Stat` slots sent before it.
+    StatsEnd {
+        /// Statistics sent.
+        count: u64,
+    },
 }
 
 /// A response slot: a reply and the id of the request it answers.
@@ -163,6 +279,8 @@ pub enum DecodeError {
     UnknownTag(u8),
     /// Bytes 10..12 hold no known error code.
     UnknownErrorCode(u16),
+    /// A Stat slot with stat id 0.
+    ZeroStatId,
     /// A field is out of its range (e.g. ThStart with 0 or more than 2³²−1 threads).
     FieldRange,
 }
@@ -172,6 +290,7 @@ impl std::fmt::Display for DecodeError {
         match self {
             DecodeError::UnknownTag(t) => write!(f, "unknown tag {t}"),
             DecodeError::UnknownErrorCode(c) => write!(f, "unknown error code {c}"),
+            DecodeError::ZeroStatId => f.write_str("stat id 0"),
             DecodeError::FieldRange => f.write_str("field out of range"),
         }
     }
@@ -181,6 +300,7 @@ impl std::error::Error for DecodeError {}
 
 const TAG: usize = 8;
 const CODE: usize = 10;
+const INDEX: usize = 12;
 const A: usize = 16;
 const B: usize = 24;
 
@@ -213,6 +333,7 @@ pub fn encode_request(r: &Request) -> Slot {
         Op::ThStart { n } => (5, u64::from(n), 0),
         Op::ThStop => (6, 0, 0),
         Op::Quit => (7, 0, 0),
+        Op::Stats => (8, 0, 0),
     };
     slot_of(r.id, tag, a, b)
 }
@@ -237,6 +358,7 @@ pub fn decode_request(s: &Slot) -> Result<Request, DecodeError> {
         },
         6 => Op::ThStop,
         7 => Op::Quit,
+        8 => Op::Stats,
         t => return Err(DecodeError::UnknownTag(t)),
     };
     Ok(Request {
@@ -247,6 +369,7 @@ pub fn decode_request(s: &Slot) -> Result<Request, DecodeError> {
 
 /// Encode a response into a slot.
 pub fn encode_response(r: &Response) -> Slot {
+    let mut index = 0u32;
     let (tag, a, b, code) = match r.reply {
         Reply::Done => (1, 0, 0, 0u16),
         Reply::Value(v) => (2, v, 0, 0),
@@ -262,9 +385,15 @@ pub fn encode_response(r: &Response) -> Slot {
             ErrorCode::ShuttingDown => (8, 0, 0, 4),
             ErrorCode::Malformed => (8, 0, 0, 5),
         },
+        Reply::Stat(st) => {
+            index = st.index;
+            (9, st.value, 0, st.id.0)
+        }
+        Reply::StatsEnd { count } => (10, count, 0, 0),
     };
     let mut s = slot_of(r.id, tag, a, b);
     s[CODE..CODE + 2].copy_from_slice(&code.to_le_bytes());
+    s[INDEX..INDEX + 4].copy_from_slice(&index.to_le_bytes());
     s
 }
 
@@ -297,6 +426,19 @@ pub fn decode_response(s: &Slot) -> Result<Response, DecodeError> {
                 c => return Err(DecodeError::UnknownErrorCode(c)),
             })
         }
+        9 => {
+            let id = u16::from_le_bytes([s[CODE], s[CODE + 1]]);
+            if id == 0 {
+                return Err(DecodeError::ZeroStatId);
+            }
+            let index = u32::from_le_bytes([s[INDEX], s[INDEX + 1], s[INDEX + 2], s[INDEX + 3]]);
+            Reply::Stat(Stat {
+                id: StatId(id),
+                index,
+                value: a,
+            })
+        }
+        10 => Reply::StatsEnd { count: a },
         t => return Err(DecodeError::UnknownTag(t)),
     };
     Ok(Response {
@@ -321,6 +463,7 @@ mod tests {
             Op::ThStart { n: u32::MAX },
             Op::ThStop,
             Op::Quit,
+            Op::Stats,
         ]
     }
 
@@ -344,6 +487,17 @@ mod tests {
             Reply::Error(ErrorCode::LastWorker),
             Reply::Error(ErrorCode::ShuttingDown),
             Reply::Error(ErrorCode::Malformed),
+            Reply::Stat(Stat {
+                id: StatId::SLOT_OWNER,
+                index: u32::MAX,
+                value: u64::MAX,
+            }),
+            Reply::Stat(Stat {
+                id: StatId(u16::MAX),
+                index: 0,
+                value: 1,
+            }),
+            Reply::StatsEnd { count: 7 },
         ]
     }
 
@@ -399,6 +553,40 @@ mod tests {
         r[TAG] = 7;
         put_u64(&mut r, A, u64::MAX);
         assert_eq!(decode_response(&r), Err(DecodeError::FieldRange));
+    }
+
+    #[test]
+    fn stat_slots_lay_out_as_documented_and_id_zero_is_refused() {
+        let s = encode_response(&Response {
+            id: 3,
+            reply: Reply::Stat(Stat {
+                id: StatId::SLOT_WORKERS,
+                index: 0x0102_0304,
+                value: 0x1122_3344_5566_7788,
+            }),
+        });
+        assert_eq!(s[TAG], 9);
+        assert_eq!(u16::from_le_bytes([s[CODE], s[CODE + 1]]), 65);
+        assert_eq!(s[INDEX..INDEX + 4], [4, 3, 2, 1]);
+        assert_eq!(get_u64(&s, A), 0x1122_3344_5566_7788);
+        assert_eq!(get_u64(&s, B), 0);
+        let mut z = s;
+        z[CODE..CODE + 2].copy_from_slice(&[0, 0]);
+        assert_eq!(decode_response(&z), Err(DecodeError::ZeroStatId));
+        // The index bytes mean nothing in other replies: ignored on decode, zero on encode.
+        let mut d = encode_response(&Response {
+            id: 4,
+            reply: Reply::StatsEnd { count: 2 },
+        });
+        assert_eq!(d[INDEX..INDEX + 4], [0, 0, 0, 0]);
+        d[INDEX] = 0xFF;
+        assert_eq!(
+            decode_response(&d),
+            Ok(Response {
+                id: 4,
+                reply: Reply::StatsEnd { count: 2 }
+            })
+        );
     }
 
     #[test]

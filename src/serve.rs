@@ -18,14 +18,15 @@
 //! The lane is generic over the ring memory, so loom runs this very code over heap rings.
 
 use crate::protocol::{
-    ErrorCode, Op, Reply, Response, decode_request, encode_response, request_id,
+    ErrorCode, Op, Reply, Response, Stat, decode_request, encode_response, request_id,
 };
 use crate::region::{RingMem, Slot};
 use crate::ring::{Consumer, Producer, RingError};
-use crate::sync::{AtomicBool, AtomicU32, Mutex, Ordering, spin_hint, thread};
+use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats, table_stats};
+use crate::sync::{AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering, spin_hint, thread};
 use crate::table::Table;
 use crate::wait::SpinPolicy;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The table a server serves: u64 keys to u64 values.
 pub type ServedTable = Table<u64, u64>;
@@ -48,6 +49,24 @@ pub trait Control: Sync {
     fn cancel_wait(&self) -> bool;
     /// The client has gone (detached or died): its responses can be dropped.
     fn peer_gone(&self) -> bool;
+    /// Record the service time of a sampled request (one in [`Lane::sample_every`]). The
+    /// default drops it.
+    fn record_latency(&self, took: Duration) {
+        let _ = took;
+    }
+    /// The statistics a Stats request answers with, in the order they are sent. Called with the
+    /// asking lane's consumer lock held, once every earlier request of that client has been
+    /// answered. The default reports the table only.
+    fn stats(&self, table: &ServedTable) -> Vec<Stat> {
+        let (entries, buckets, longest_bucket) = table_stats(table);
+        Stats {
+            entries,
+            buckets,
+            longest_bucket,
+            ..Stats::default()
+        }
+        .to_stats()
+    }
 }
 
 /// What one call to [`Lane::serve_one`] did.
@@ -74,6 +93,9 @@ pub struct Lane<M: RingMem> {
     max_workers: u32,
     in_flight: AtomicU32,
     abandoned: AtomicBool,
+    counters: LaneCounters,
+    /// One request in `sample_mask + 1` (a power of two) is timed.
+    sample_mask: u64,
 }
 
 impl<M: RingMem + Clone> Lane<M> {
@@ -89,6 +111,45 @@ impl<M: RingMem + Clone> Lane<M> {
             max_workers,
             in_flight: AtomicU32::new(0),
             abandoned: AtomicBool::new(false),
+            counters: LaneCounters::default(),
+            sample_mask: DEFAULT_SAMPLE_EVERY - 1,
+        }
+    }
+
+    /// This lane's request counters.
+    pub fn counters(&self) -> &LaneCounters {
+        &self.counters
+    }
+
+    /// One request in this many is timed for [`Control::record_latency`].
+    pub fn sample_every(&self) -> u64 {
+        self.sample_mask + 1
+    }
+
+    /// Time one request in `every` (rounded up to a power of two; 1 times them all) instead of
+    /// [`DEFAULT_SAMPLE_EVERY`].
+    pub fn set_sample_every(&mut self, every: u64) {
+        self.sample_mask = every.checked_next_power_of_two().unwrap_or(1 << 63) - 1;
+    }
+
+    /// Count a refusal; the witness shows the consumer lock is held (the counters' one writer).
+    fn count_error(&self, _held: &MutexGuard<'_, Consumer<M>>, e: &ErrorCode) {
+        self.counters.error(e);
+    }
+
+    /// With the consumer lock held (no request can start), wait until the caller's request is
+    /// the only one in flight: every earlier request has been executed and answered.
+    fn wait_earlier_answered(&self, _held: &MutexGuard<'_, Consumer<M>>) {
+        let mut rounds = 0u32;
+        while self.in_flight.load(Ordering::SeqCst) > 1 {
+            rounds = rounds.saturating_add(1);
+            spin_hint();
+            thread::yield_now();
+            // A worker may be waiting for the client to make room for its answer.
+            #[cfg(not(loom))]
+            if rounds > 1000 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
@@ -136,6 +197,7 @@ impl<M: RingMem + Clone> Lane<M> {
         wait: Option<Duration>,
     ) -> Step {
         let mut consumer = self.consumer.lock();
+        // (Counting below happens before `consumer` is released: it is the counters' one writer.)
         if ctl.stopping() {
             return Step::Idle;
         }
@@ -158,6 +220,7 @@ impl<M: RingMem + Clone> Lane<M> {
             Err(e) => return Step::Corrupt(e),
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
         let id = request_id(&raw);
         let one = |reply| [encode_response(&Response { id, reply })];
         let mut step = Step::Served;
@@ -167,8 +230,13 @@ impl<M: RingMem + Clone> Lane<M> {
                 broken = Some(e);
             }
         };
-        match decode_request(&raw) {
+        let decoded = decode_request(&raw);
+        if let Ok(req) = &decoded {
+            self.counters.op(&req.op);
+        }
+        match decoded {
             Err(_) => {
+                self.count_error(&consumer, &ErrorCode::Malformed);
                 drop(consumer);
                 note(self.respond(ctl, &one(Reply::Error(ErrorCode::Malformed))));
             }
@@ -205,16 +273,17 @@ impl<M: RingMem + Clone> Lane<M> {
                     let g = usize::try_from(bucket)
                         .ok()
                         .and_then(|b| table.read_bucket(b));
+                    let bad = ErrorCode::BadBucket {
+                        bucket,
+                        buckets: table.bucket_count() as u64,
+                    };
+                    if g.is_none() {
+                        self.count_error(&consumer, &bad);
+                    }
                     drop(consumer);
                     match g {
                         None => {
-                            note(self.respond(
-                                ctl,
-                                &one(Reply::Error(ErrorCode::BadBucket {
-                                    bucket,
-                                    buckets: table.bucket_count() as u64,
-                                })),
-                            ));
+                            note(self.respond(ctl, &one(Reply::Error(bad))));
                         }
                         Some(g) => {
                             let entries = g.entries();
@@ -242,6 +311,9 @@ impl<M: RingMem + Clone> Lane<M> {
                 // ThStart/ThStop take effect (and report counts) in the order it sent them.
                 Op::ThStart { n } => {
                     let reply = self.start(n, ctl);
+                    if let Reply::Error(e) = &reply {
+                        self.count_error(&consumer, e);
+                    }
                     drop(consumer);
                     note(self.respond(ctl, &one(reply)));
                 }
@@ -256,7 +328,10 @@ impl<M: RingMem + Clone> Lane<M> {
                                 step = Step::Exit;
                                 Reply::Threads(w - 1)
                             }
-                            Err(_) => Reply::Error(ErrorCode::LastWorker),
+                            Err(_) => {
+                                self.count_error(&consumer, &ErrorCode::LastWorker);
+                                Reply::Error(ErrorCode::LastWorker)
+                            }
                         };
                     drop(consumer);
                     note(self.respond(ctl, &one(reply)));
@@ -266,7 +341,34 @@ impl<M: RingMem + Clone> Lane<M> {
                     note(self.respond(ctl, &one(Reply::Done)));
                     ctl.request_quit();
                 }
+                // The snapshot follows every earlier request of this client and precedes every
+                // later one: it is taken with the consumer lock held, once the earlier ones are
+                // answered.
+                Op::Stats => {
+                    self.wait_earlier_answered(&consumer);
+                    let stats = ctl.stats(table);
+                    drop(consumer);
+                    let mut out: Vec<Slot> = stats
+                        .iter()
+                        .map(|&st| {
+                            encode_response(&Response {
+                                id,
+                                reply: Reply::Stat(st),
+                            })
+                        })
+                        .collect();
+                    out.push(encode_response(&Response {
+                        id,
+                        reply: Reply::StatsEnd {
+                            count: stats.len() as u64,
+                        },
+                    }));
+                    note(self.respond(ctl, &out));
+                }
             },
+        }
+        if let Some(t0) = started {
+            ctl.record_latency(t0.elapsed());
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match broken {
@@ -343,6 +445,11 @@ impl<M: RingMem + Clone> Lane<M> {
         let mut n = 0;
         while let Ok(raw) = consumer.try_pop() {
             n += 1;
+            self.counters.taken();
+            if let Ok(req) = decode_request(&raw) {
+                self.counters.op(&req.op);
+            }
+            self.count_error(&consumer, &ErrorCode::ShuttingDown);
             let id = request_id(&raw);
             let _ = self.respond(
                 ctl,
@@ -375,5 +482,109 @@ impl<M: RingMem + Clone> Lane<M> {
         *producer = Producer::new(producer.mem().clone());
         self.abandoned.store(false, Ordering::SeqCst);
         true
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::protocol::{Request, StatId, decode_response, encode_request};
+    use crate::region::HeapRingMem;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    /// Times every request, slowly (so that requests stay in flight a while), and reports how
+    /// many it timed as its only statistic.
+    #[derive(Default)]
+    struct SlowRecorder {
+        recorded: AtomicU64,
+        stop: std::sync::atomic::AtomicBool,
+    }
+
+    impl Control for SlowRecorder {
+        fn start_workers(&self, _n: u32) -> u32 {
+            0
+        }
+        fn request_quit(&self) {}
+        fn stopping(&self) -> bool {
+            false
+        }
+        fn cancel_wait(&self) -> bool {
+            self.stop.load(Ordering::SeqCst)
+        }
+        fn peer_gone(&self) -> bool {
+            false
+        }
+        fn record_latency(&self, _took: Duration) {
+            std::thread::sleep(Duration::from_millis(2));
+            self.recorded.fetch_add(1, Ordering::SeqCst);
+        }
+        fn stats(&self, _table: &ServedTable) -> Vec<Stat> {
+            vec![Stat {
+                id: StatId(999),
+                index: 0,
+                value: self.recorded.load(Ordering::SeqCst),
+            }]
+        }
+    }
+
+    /// A Stats is answered only once every request taken before it has been answered (here:
+    /// its latency recorded), even with other workers still busy with those requests.
+    #[test]
+    fn stats_wait_for_the_requests_taken_before() {
+        let req = Arc::new(HeapRingMem::new(64));
+        let resp = Arc::new(HeapRingMem::new(64));
+        let mut lane = Lane::new(req.clone(), resp.clone(), 3, 3);
+        lane.set_sample_every(1);
+        let lane = Arc::new(lane);
+        let table = Arc::new(ServedTable::new(4).unwrap());
+        let ctl = Arc::new(SlowRecorder::default());
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let (lane, table, ctl) = (lane.clone(), table.clone(), ctl.clone());
+                std::thread::spawn(move || {
+                    while !ctl.stop.load(Ordering::SeqCst) {
+                        lane.serve_one(&table, &*ctl, Some(Duration::from_millis(5)));
+                    }
+                })
+            })
+            .collect();
+        let mut p = Producer::new(req);
+        let mut c = Consumer::new(resp);
+        let mut id = 0;
+        for round in 1..=5u64 {
+            for key in 0..9 {
+                id += 1;
+                p.push(
+                    &encode_request(&Request {
+                        id,
+                        op: Op::Read { key },
+                    }),
+                    None,
+                )
+                .unwrap();
+            }
+            id += 1;
+            p.push(&encode_request(&Request { id, op: Op::Stats }), None)
+                .unwrap();
+            let mut seen = None;
+            while seen.is_none() {
+                let r = decode_response(&c.pop(None).unwrap()).unwrap();
+                if let Reply::Stat(st) = r.reply {
+                    seen = Some(st.value);
+                }
+            }
+            // The 9 reads of this round and everything of earlier rounds (each Stats is timed
+            // after its own snapshot).
+            assert_eq!(seen, Some(round * 10 - 1), "round {round}");
+        }
+        ctl.stop.store(true, Ordering::SeqCst);
+        lane.nudge();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(lane.counters().op_counts().read, 45);
+        assert_eq!(lane.counters().op_counts().stats, 5);
+        assert_eq!(lane.counters().requests(), 50);
     }
 }

@@ -1,12 +1,24 @@
 //! The server engine: creates one client object per slot, runs each slot's worker threads over
 //! the shared table, notices clients that detach or die, and shuts down gracefully (answering
 //! what it took, unlinking every object it created).
+//!
+//! # Logging
+//!
+//! With [`ServerConfig::log`] set, the server emits [`tracing`] events (target `shmkv::server`,
+//! field `server` = its name); a program sees them once it installs a subscriber, as
+//! `shmkv-server` does. One event per: client connected (info), client disconnected (info when
+//! it detached, warn when its process died without detaching, with `reason`), client dropped
+//! for breaking its ring (warn, `reason`), worker threads started or stopped (info, with the
+//! slot's count now), quit requested, shut down (info); at debug level also each worker
+//! thread's start and exit, stale objects removed at start, and the configuration.
 
 use crate::channel::{
     self, HeaderInfo, MAX_RING, MIN_RING, Object, ObjectParams, STATE_RUNNING, STATE_STOPPING,
 };
+use crate::protocol::Stat;
 use crate::serve::{Control, Lane, ServedTable, Step};
 use crate::shm::{Mapping, ShmRingMem};
+use crate::stats::{ErrorCounts, Latency, OpCounts, SlotStats, Stats, table_stats};
 use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, Ordering, thread};
 use crate::table::{MAX_BUCKETS, Table, TableError};
 use nix::errno::Errno;
@@ -38,7 +50,9 @@ pub struct ServerConfig {
     /// Slots in each request ring and each response ring: a power of two in
     /// [`MIN_RING`]..=[`MAX_RING`].
     pub ring_capacity: u32,
-    /// Log connects and disconnects to stderr.
+    /// Emit log events through [`tracing`] (connects, disconnects, thread changes, dropped
+    /// clients, shutdown; see the [module](self) docs). They show only where the program has
+    /// installed a subscriber.
     pub log: bool,
 }
 
@@ -127,9 +141,31 @@ struct SlotState {
     seen_owner: AtomicU32,
 }
 
+/// Emit a tracing event if the server logs, with the server's name as field `server`.
+macro_rules! log_event {
+    ($shared:expr, $level:ident, $($rest:tt)+) => {
+        if $shared.config.log {
+            tracing::$level!(server = %$shared.config.name, $($rest)+);
+        }
+    };
+}
+
+/// Why a client's slot is being reset.
+#[derive(Debug)]
+enum Gone {
+    /// It detached (closing set).
+    Detached,
+    /// Its process died without detaching.
+    Died,
+    /// It broke its request ring's counters.
+    Dropped(String),
+}
+
 struct Shared {
     config: ServerConfig,
     table: ServedTable,
+    latency: Latency,
+    started: Instant,
     slots: Vec<SlotState>,
     stopping: AtomicBool,
     stop_lock: Mutex<bool>,
@@ -156,7 +192,7 @@ impl StopHandle {
 
 /// Remove `<name>-client-<i>` if it is a stale object: a shmkv object whose server is dead.
 /// Ok(()) if it is gone now; an error if a live server holds it or it is not ours.
-fn clear_stale(name: &str, index: u32) -> Result<(), ServerError> {
+fn clear_stale(name: &str, index: u32, log: bool) -> Result<(), ServerError> {
     let object = channel::object_name(name, index);
     match channel::open_object(name, index) {
         Err(Errno::ENOENT) => Ok(()),
@@ -169,6 +205,9 @@ fn clear_stale(name: &str, index: u32) -> Result<(), ServerError> {
                 })
             } else {
                 let _ = Mapping::unlink(&object);
+                if log {
+                    tracing::debug!(server = %name, object = %object, dead_pid = info.server_pid, "removed a stale object");
+                }
                 Ok(())
             }
         }
@@ -229,11 +268,11 @@ impl Server {
         let table = Table::new(config.buckets)?;
         // Objects of an earlier, larger server of this name: stale ones go, a live one refuses.
         for index in stale_indices(&config.name, config.clients) {
-            clear_stale(&config.name, index)?;
+            clear_stale(&config.name, index, config.log)?;
         }
         let mut slots = Vec::with_capacity(config.clients as usize);
         for index in 0..config.clients {
-            clear_stale(&config.name, index)?;
+            clear_stale(&config.name, index, config.log)?;
             let params = ObjectParams {
                 index,
                 clients: config.clients,
@@ -268,6 +307,8 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             table,
+            latency: Latency::default(),
+            started: Instant::now(),
             slots,
             stopping: AtomicBool::new(false),
             stop_lock: Mutex::new(false),
@@ -289,6 +330,17 @@ impl Server {
                 .state()
                 .store(STATE_RUNNING, Ordering::SeqCst);
         }
+        let c = &shared.config;
+        log_event!(
+            shared,
+            debug,
+            buckets = c.buckets,
+            clients = c.clients,
+            threads = c.threads,
+            max_threads = c.max_threads,
+            ring = c.ring_capacity,
+            "started"
+        );
         Ok(server)
     }
 
@@ -349,6 +401,14 @@ impl Server {
                 }
                 if !h.is_finished() {
                     // Clients that stopped reading: drop their responses so workers can exit.
+                    if !shared.slots.iter().all(|s| s.lane.is_abandoned()) {
+                        log_event!(
+                            shared,
+                            warn,
+                            grace = ?SHUTDOWN_GRACE,
+                            "clients did not take their last responses; dropping them"
+                        );
+                    }
                     for s in &shared.slots {
                         s.lane.abandon();
                     }
@@ -360,7 +420,7 @@ impl Server {
             s.owned.object.nudge_client();
             s.owned.unlink();
         }
-        shared.log(format_args!("shut down"));
+        log_event!(shared, info, "shut down");
     }
 }
 
@@ -371,12 +431,6 @@ impl Drop for Server {
 }
 
 impl Shared {
-    fn log(&self, args: std::fmt::Arguments<'_>) {
-        if self.config.log {
-            eprintln!("shmkv-server[{}]: {args}", self.config.name);
-        }
-    }
-
     fn request_stop(&self) {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
@@ -412,9 +466,17 @@ impl Shared {
             shared: &self,
             index,
         };
+        log_event!(self, debug, slot = slot.index, "worker thread running");
         loop {
             if self.stopping.load(Ordering::SeqCst) {
-                slot.lane.refuse_pending(&ctl);
+                let refused = slot.lane.refuse_pending(&ctl);
+                log_event!(
+                    self,
+                    debug,
+                    slot = slot.index,
+                    refused,
+                    "worker thread exits: shutting down"
+                );
                 return;
             }
             self.watch_peer(slot, false);
@@ -422,17 +484,24 @@ impl Shared {
                 Step::Served => {}
                 Step::Idle => self.watch_peer(slot, true),
                 Step::Exit => {
-                    self.log(format_args!(
-                        "client {}: worker stopped ({} left)",
-                        slot.index,
-                        slot.lane.workers()
-                    ));
+                    self.note_owner(slot);
+                    log_event!(
+                        self,
+                        info,
+                        slot = slot.index,
+                        workers = slot.lane.workers(),
+                        reason = "threads stop requested by the client",
+                        "worker thread stopped"
+                    );
                     return;
                 }
                 Step::Corrupt(e) => {
-                    self.log(format_args!("client {}: dropped: {e}", slot.index));
                     let owner = slot.owned.object.owner().load(Ordering::Acquire);
-                    self.reset_slot(slot, owner, "dropped");
+                    self.reset_slot(
+                        slot,
+                        owner,
+                        Gone::Dropped(format!("its ring is corrupt: {e}")),
+                    );
                 }
             }
         }
@@ -441,13 +510,7 @@ impl Shared {
     /// Notice a new client, a detaching one, or (when `idle`) a dead one.
     fn watch_peer(&self, slot: &SlotState, idle: bool) {
         let obj = &slot.owned.object;
-        let owner = obj.owner().load(Ordering::Acquire);
-        if owner != 0 && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner {
-            self.log(format_args!(
-                "client {} connected (pid {owner})",
-                slot.index
-            ));
-        }
+        let owner = self.note_owner(slot);
         if owner == 0 || !idle {
             if owner != 0 && obj.closing().load(Ordering::Acquire) != 0 {
                 // Stop waiting on its response ring; reset once its ring is drained (idle).
@@ -457,16 +520,32 @@ impl Shared {
         }
         let closing = obj.closing().load(Ordering::Acquire) != 0;
         if closing {
-            self.reset_slot(slot, owner, "disconnected");
+            self.reset_slot(slot, owner, Gone::Detached);
         } else if !channel::pid_alive(owner) {
-            self.reset_slot(slot, owner, "died");
+            self.reset_slot(slot, owner, Gone::Died);
         }
+    }
+
+    /// Log a client that attached since the last look; returns the owner pid (0: none). Also
+    /// called before logging anything a client asked for, so that its "connected" comes first.
+    fn note_owner(&self, slot: &SlotState) -> u32 {
+        let owner = slot.owned.object.owner().load(Ordering::Acquire);
+        if owner != 0 && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner {
+            log_event!(
+                self,
+                info,
+                slot = slot.index,
+                pid = owner,
+                "client connected"
+            );
+        }
+        owner
     }
 
     /// Make the slot free for a new client: rings zeroed, session bumped, owner cleared. Done
     /// only if the owner is still the one `why` speaks of (another worker may have reset the
     /// slot already, and a new client attached).
-    fn reset_slot(&self, slot: &SlotState, owner: u32, why: &str) {
+    fn reset_slot(&self, slot: &SlotState, owner: u32, why: Gone) {
         let obj = &slot.owned.object;
         let done = slot.lane.reset(
             || obj.owner().load(Ordering::Acquire) == owner,
@@ -479,7 +558,30 @@ impl Shared {
         );
         if done {
             slot.seen_owner.store(0, Ordering::Relaxed);
-            self.log(format_args!("client {} {why} (pid {owner})", slot.index));
+            let i = slot.index;
+            match why {
+                Gone::Detached => {
+                    log_event!(
+                        self,
+                        info,
+                        slot = i,
+                        pid = owner,
+                        reason = "detached",
+                        "client disconnected"
+                    );
+                }
+                Gone::Died => log_event!(
+                    self,
+                    warn,
+                    slot = i,
+                    pid = owner,
+                    reason = "its process died without detaching",
+                    "client disconnected"
+                ),
+                Gone::Dropped(reason) => {
+                    log_event!(self, warn, slot = i, pid = owner, reason = %reason, "client dropped");
+                }
+            }
         }
     }
 }
@@ -491,20 +593,55 @@ struct SlotControl<'a> {
 
 impl Control for SlotControl<'_> {
     fn start_workers(&self, n: u32) -> u32 {
+        self.shared.note_owner(&self.shared.slots[self.index]);
         let mut started = 0;
-        while started < n && self.shared.spawn_worker(self.index).is_ok() {
-            started += 1;
+        let mut failure = None;
+        while started < n {
+            match self.shared.spawn_worker(self.index) {
+                Ok(()) => started += 1,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
-        self.shared.log(format_args!(
-            "client {}: {started} worker(s) started",
-            self.index
-        ));
+        // The lane counted the n new workers before calling; it takes back those not started.
+        let workers = self.shared.slots[self.index]
+            .lane
+            .workers()
+            .saturating_sub(n - started);
+        match failure {
+            None => log_event!(
+                self.shared,
+                info,
+                slot = self.index,
+                started,
+                workers,
+                reason = "threads start requested by the client",
+                "worker threads started"
+            ),
+            Some(e) => log_event!(
+                self.shared,
+                warn,
+                slot = self.index,
+                asked = n,
+                started,
+                workers,
+                error = %e,
+                "worker threads started: fewer than asked"
+            ),
+        }
         started
     }
 
     fn request_quit(&self) {
-        self.shared
-            .log(format_args!("quit requested by client {}", self.index));
+        self.shared.note_owner(&self.shared.slots[self.index]);
+        log_event!(
+            self.shared,
+            info,
+            slot = self.index,
+            "quit requested by a client"
+        );
         self.shared.request_stop();
     }
 
@@ -526,5 +663,43 @@ impl Control for SlotControl<'_> {
         let obj = &self.shared.slots[self.index].owned.object;
         let owner = obj.owner().load(Ordering::Acquire);
         owner == 0 || obj.closing().load(Ordering::SeqCst) != 0 || !channel::pid_alive(owner)
+    }
+
+    fn record_latency(&self, took: Duration) {
+        self.shared.latency.record(took);
+    }
+
+    fn stats(&self, table: &ServedTable) -> Vec<Stat> {
+        let shared = &self.shared;
+        let mut ops = OpCounts::default();
+        let mut errors = ErrorCounts::default();
+        let mut slots = Vec::with_capacity(shared.slots.len());
+        for s in &shared.slots {
+            let c = s.lane.counters();
+            ops += c.op_counts();
+            errors += c.error_counts();
+            slots.push(SlotStats {
+                slot: s.index,
+                owner_pid: u64::from(s.owned.object.owner().load(Ordering::Acquire)),
+                workers: u64::from(s.lane.workers()),
+                requests: c.requests(),
+            });
+        }
+        let (entries, buckets, longest_bucket) = table_stats(table);
+        let mut latency = shared.latency.snapshot();
+        latency.sample_every = shared.slots[self.index].lane.sample_every();
+        Stats {
+            ops,
+            errors,
+            entries,
+            buckets,
+            longest_bucket,
+            client_slots: shared.slots.len() as u64,
+            slots,
+            latency,
+            uptime_ms: shared.started.elapsed().as_millis() as u64,
+            other: Vec::new(),
+        }
+        .to_stats()
     }
 }

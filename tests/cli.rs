@@ -257,7 +257,11 @@ fn bad_client_input_is_one_line_and_nonzero() {
         ),
         (&["0", "threads", "start", "0"], 2, "at least 1"),
         (&["0", "threads", "go"], 2, "unknown 'threads go'"),
-        (&["0"], 2, "no operations given"),
+        (
+            &["0"],
+            2,
+            "no operations given on the command line or standard input",
+        ),
         (
             &["7", "read", "1"],
             3,

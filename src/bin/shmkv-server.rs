@@ -20,14 +20,21 @@ mod app {
     use nix::sys::signal::{SigSet, Signal};
     use shmkv::server::{MAX_CLIENTS, MAX_THREADS_PER_CLIENT, Server, ServerConfig};
     use shmkv::table::MAX_BUCKETS;
-    use std::io::Write;
+    use std::io::{IsTerminal, Write};
     use std::process::ExitCode;
+    use tracing_subscriber::EnvFilter;
 
     const AFTER_HELP: &str = "\
 Examples:
   shmkv-server                     5000 buckets, 4 client slots, 1 worker thread per client
   shmkv-server 100 2 3             100 buckets, 2 client slots, 3 worker threads per client
   shmkv-server 100 2 3 --name t1   the same, objects named /dev/shm/t1-client-<i>
+  shmkv-server --verbose           log each worker thread too (debug level)
+  RUST_LOG=warn shmkv-server       log only clients that died or were dropped
+
+On start it prints one ready line on stdout. It logs to stderr, one line per client connect
+and disconnect (with the reason), worker thread change, dropped client and shutdown; RUST_LOG
+(e.g. 'warn', 'shmkv=debug') chooses what, unless --quiet or --verbose is given.
 
 Stop it with Ctrl-C, SIGTERM, or `shmkv-client <id> quit`: it answers the requests it took,
 removes its objects from /dev/shm and exits with status 0.
@@ -59,15 +66,45 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// Most worker threads a client may have (ThStart beyond it is refused).
         #[arg(long, default_value_t = MAX_THREADS_PER_CLIENT)]
         max_threads: u32,
-        /// Server name: objects are /dev/shm/<name>-client-<i>.
-        #[arg(long, default_value = "shmkv")]
+        #[arg(
+            long,
+            default_value = "shmkv",
+            help = "Server name: objects are /dev/shm/<name>-client-<i>"
+        )]
         name: String,
         /// Slots in each request and response ring (a power of two, 2 to 65536).
         #[arg(long, default_value_t = 1024)]
         ring: u32,
         /// Log nothing to stderr (connects, disconnects, thread changes, shutdown).
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
+        /// Log at debug level too (each worker thread, stale objects, the configuration).
+        #[arg(long, short)]
+        verbose: bool,
+    }
+
+    /// Install the stderr log: --quiet and --verbose win over RUST_LOG, which wins over the
+    /// default (info).
+    fn init_logging(quiet: bool, verbose: bool) {
+        let filter = if quiet {
+            EnvFilter::new("off")
+        } else if verbose {
+            EnvFilter::new("debug")
+        } else {
+            match std::env::var("RUST_LOG") {
+                Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+                    eprintln!("shmkv-server: ignoring RUST_LOG={v:?}: {e}");
+                    EnvFilter::new("info")
+                }),
+                _ => EnvFilter::new("info"),
+            }
+        };
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init();
     }
 
     fn usage_error(e: clap::Error) -> ExitCode {
@@ -88,6 +125,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             Ok(a) => a,
             Err(e) => return usage_error(e),
         };
+        init_logging(args.quiet, args.verbose);
         let config = ServerConfig {
             name: args.name,
             buckets: args.buckets_pos.or(args.buckets).unwrap_or(5000),
@@ -117,12 +155,10 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             }
         };
         let stop = server.stop_handle();
-        let quiet = args.quiet;
+        let name = server.config().name.clone();
         std::thread::spawn(move || {
             if let Ok(sig) = signals.wait() {
-                if !quiet {
-                    eprintln!("shmkv-server: {sig:?} received, shutting down");
-                }
+                tracing::info!(server = %name, signal = ?sig, "signal received, shutting down");
                 stop.stop();
             }
         });

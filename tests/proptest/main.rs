@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use shmkv::client::{Client, ClientConfig, Outcome};
 use shmkv::protocol::{ErrorCode, Op};
 use shmkv::server::{Server, ServerConfig};
+use shmkv::stats::{SlotStats, Stats};
 use shmkv::table::Table;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +29,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..BUCKETS as u64 + 2).prop_map(|bucket| Action::Op(Op::Print { bucket })),
         1 => (1..3u32).prop_map(|n| Action::Op(Op::ThStart { n })),
         1 => Just(Action::Op(Op::ThStop)),
+        1 => Just(Action::Op(Op::Stats)),
         2 => Just(Action::Flush),
     ]
 }
@@ -90,6 +92,17 @@ impl Model {
                 }
             }
             Op::Quit => Outcome::Done,
+            // What the model knows of the statistics (see `same`).
+            Op::Stats => Outcome::Stats(Box::new(Stats {
+                entries: self.map.len() as u64,
+                buckets: BUCKETS as u64,
+                slots: vec![SlotStats {
+                    slot: 0,
+                    workers: u64::from(self.workers),
+                    ..SlotStats::default()
+                }],
+                ..Stats::default()
+            })),
         }
     }
 }
@@ -162,7 +175,16 @@ proptest! {
                     e.sort_unstable();
                 }
                 let want = model.apply(*op, &bucket_of);
-                prop_assert_eq!(got, want, "op {:?}", op);
+                if let (Outcome::Stats(g), Outcome::Stats(w)) = (&got, &want) {
+                    // A Stats follows every earlier request of the client: exact entries and
+                    // worker count, whatever the number of workers.
+                    prop_assert_eq!(
+                        (g.entries, g.buckets, g.slots[0].workers),
+                        (w.entries, w.buckets, w.slots[0].workers)
+                    );
+                } else {
+                    prop_assert_eq!(got, want, "op {:?}", op);
+                }
             }
             batch.clear();
             Ok(())

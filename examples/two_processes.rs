@@ -1,0 +1,103 @@
+//! Two processes sharing one table over POSIX shared memory.
+//!
+//! This program starts a shmkv server inside itself, then runs itself again as a second
+//! process that attaches as a client and writes three pairs. When that process has exited, the
+//! first one reads the pairs back through its own client slot and prints the server's
+//! statistics.
+//!
+//! ```sh
+//! cargo run --example two_processes
+//! ```
+
+#[cfg(loom)]
+fn main() {
+    eprintln!("built with --cfg loom: this example needs real shared memory");
+}
+
+#[cfg(not(loom))]
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("client") => {
+            let name = args
+                .next()
+                .ok_or("usage: two_processes client <server name>")?;
+            client_process(&name)
+        }
+        _ => server_process(),
+    }
+}
+
+/// The first process: a server, then a client of its own.
+#[cfg(not(loom))]
+fn server_process() -> Result<(), Box<dyn std::error::Error>> {
+    use shmkv::client::{Client, ClientConfig};
+    use shmkv::server::{Server, ServerConfig};
+
+    let me = std::process::id();
+    // A name of our own, so that this example never meets a server someone else runs.
+    let name = format!("two-processes-{me}");
+    let server = Server::start(ServerConfig {
+        name: name.clone(),
+        buckets: 64,
+        clients: 2,
+        ..ServerConfig::default()
+    })?;
+    println!("process {me}: server '{name}' started (objects /dev/shm/{name}-client-0..1)");
+
+    // The second process: this very program, with arguments that make it a client.
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["client", &name])
+        .status()?;
+    if !status.success() {
+        return Err(format!("the client process failed: {status}").into());
+    }
+
+    let client = Client::connect(&ClientConfig::new(&name))?;
+    for key in 1..=3 {
+        match client.read(key)? {
+            Some(value) => println!("process {me}: read {key} -> {value}"),
+            None => return Err(format!("key {key} is missing").into()),
+        }
+    }
+    let stats = client.stats()?;
+    println!(
+        "process {me}: the server counted {} inserts and {} reads; the table has {} entries",
+        stats.ops.insert, stats.ops.read, stats.entries
+    );
+    drop(client);
+    server.shutdown();
+    println!("process {me}: server shut down");
+    Ok(())
+}
+
+/// The second process: attach to the server by name and write, pipelined.
+#[cfg(not(loom))]
+fn client_process(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use shmkv::client::{Client, ClientConfig, Outcome};
+    use shmkv::protocol::Op;
+
+    let me = std::process::id();
+    let client = Client::connect(&ClientConfig::new(name))?;
+    println!(
+        "process {me}: attached to '{name}' as client {}",
+        client.slot()
+    );
+    let ops: Vec<Op> = (1..=3)
+        .map(|key| Op::Insert {
+            key,
+            value: key * 10,
+        })
+        .collect();
+    for (op, ticket) in ops.iter().zip(client.submit_all(&ops)?) {
+        let outcome = client.wait(ticket)?;
+        if outcome != Outcome::Done {
+            return Err(format!("{op:?}: {outcome:?}").into());
+        }
+        if let Op::Insert { key, value } = op {
+            println!("process {me}: inserted {key} -> {value}");
+        }
+    }
+    Ok(())
+    // Dropping the client frees its slot.
+}
