@@ -172,7 +172,9 @@ enum Pending {
 
 #[derive(Debug, Default)]
 struct Book {
-    pending: HashMap<u64, Pending>,
+    /// Requests not yet collected, by id (foldhash: ids are trusted, and SipHash costs more
+    /// than the rest of a round trip's bookkeeping).
+    pending: HashMap<u64, Pending, foldhash::fast::RandomState>,
     /// A thread is draining the response ring.
     leader: bool,
     /// Set once the connection is unusable; every waiter gets it.
@@ -191,6 +193,9 @@ pub struct Client {
     book: Mutex<Book>,
     cond: Condvar,
     next_id: AtomicU64,
+    /// The slot's session number when we attached: the server bumps it when it resets the
+    /// slot, so a different value means we were dropped.
+    session: u32,
 }
 
 impl std::fmt::Debug for Client {
@@ -294,7 +299,9 @@ impl Client {
     fn attached(object: Object, info: HeaderInfo, slot: u32) -> Client {
         let producer = Producer::new(object.request_ring(&info));
         let receiver = Consumer::new(object.response_ring(&info));
+        let session = object.session().load(Ordering::SeqCst);
         Client {
+            session,
             object,
             info,
             slot,
@@ -379,8 +386,9 @@ impl Client {
     fn drain(&self, rx: &mut Consumer<ShmRingMem>) -> Result<usize, ClientError> {
         let mut got = Vec::new();
         let mut bad = None;
+        // Read everything there is, then give the slots back with one release (one fence).
         loop {
-            match rx.try_pop() {
+            match rx.read() {
                 Ok(raw) => match decode_response(&raw) {
                     Ok(resp) => got.push(resp),
                     Err(e) => {
@@ -395,6 +403,7 @@ impl Client {
                 }
             }
         }
+        rx.release();
         let n = got.len();
         if n > 0 {
             let mut book = self.book.lock();
@@ -424,7 +433,18 @@ impl Client {
         if pid_gone(self.info.server_pid) {
             return Err(self.fail(ClientError::ServerGone("died")));
         }
+        if !self.still_attached() {
+            return Err(self.fail(ClientError::ServerGone(
+                "dropped this client (its slot was reset)",
+            )));
+        }
         Ok(())
+    }
+
+    /// Whether the slot is still ours: same session, our pid as owner.
+    fn still_attached(&self) -> bool {
+        self.object.session().load(Ordering::SeqCst) == self.session
+            && self.object.owner().load(Ordering::SeqCst) == std::process::id()
     }
 
     /// Wait for a ticket's complete answer.
@@ -457,6 +477,12 @@ impl Client {
                 let mut book = self.book.lock();
                 book.leader = false;
                 self.cond.notify_all();
+                // Usually our own answer came in: take it without another round.
+                if let Some(Pending::Done(_)) = book.pending.get(&ticket.0) {
+                    if let Some(Pending::Done(o)) = book.pending.remove(&ticket.0) {
+                        return Ok(o);
+                    }
+                }
             }
             if let Err(e) = led {
                 let mut book = self.book.lock();
@@ -623,8 +649,11 @@ fn file(book: &mut Book, id: u64, reply: Reply) {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        // Tell the server we are leaving; it resets the slot once our ring is drained.
-        self.object.closing().store(1, Ordering::Release);
-        self.object.nudge_server();
+        // Tell the server we are leaving; it resets the slot once our ring is drained. Not if
+        // the slot is no longer ours (the server reset it; another client may hold it now).
+        if self.still_attached() {
+            self.object.closing().store(1, Ordering::SeqCst);
+            self.object.nudge_server();
+        }
     }
 }

@@ -183,6 +183,11 @@ impl<M: RingMem> Producer<M> {
         Ok(cap - next.wrapping_sub(head))
     }
 
+    /// Slots written and not yet published.
+    pub fn unpublished(&self) -> u64 {
+        self.unpublished
+    }
+
     /// Write `slot` without publishing it (see [`Producer::publish`]); fails with
     /// [`RingError::WouldBlock`] when the ring is full.
     pub fn write(&mut self, slot: &Slot) -> Result<(), RingError> {
@@ -373,6 +378,11 @@ impl<M: RingMem> Consumer<M> {
         Ok(slot)
     }
 
+    /// Slots read and not yet given back.
+    pub fn unreleased(&self) -> u64 {
+        self.head.wrapping_sub(self.released)
+    }
+
     /// Give every slot read so far back to the producer, and wake it if it sleeps for space.
     pub fn release(&mut self) {
         if self.released == self.head {
@@ -416,6 +426,8 @@ impl<M: RingMem> Consumer<M> {
         policy: SpinPolicy,
         cancel: &dyn Fn() -> bool,
     ) -> Result<(), RingError> {
+        // Never wait holding slots the producer may be waiting for.
+        self.release();
         if self.available()? > 0 {
             return Ok(());
         }
@@ -556,8 +568,16 @@ mod tests {
     fn counters_starting_near_u64_max_wrap_cleanly() {
         // A hostile peer may leave any counter value in shared memory before a side is built.
         let mem = Arc::new(HeapRingMem::new(2));
-        mem.ctrl().producer.0.tail.store(u64::MAX - 1, Ordering::SeqCst);
-        mem.ctrl().consumer.0.head.store(u64::MAX - 1, Ordering::SeqCst);
+        mem.ctrl()
+            .producer
+            .0
+            .tail
+            .store(u64::MAX - 1, Ordering::SeqCst);
+        mem.ctrl()
+            .consumer
+            .0
+            .head
+            .store(u64::MAX - 1, Ordering::SeqCst);
         let (mut p, mut c) = channel(mem);
         for i in 0..10 {
             p.try_push(&slot(i)).unwrap();

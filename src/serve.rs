@@ -69,6 +69,9 @@ pub trait Control: Sync {
     }
 }
 
+/// Ring slots a worker may read before giving them back while more requests wait.
+pub const RELEASE_BATCH: u64 = 16;
+
 /// What one call to [`Lane::serve_one`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -153,6 +156,17 @@ impl<M: RingMem + Clone> Lane<M> {
         }
     }
 
+    /// After a request holds its bucket lock: release the consumer lock if `more` requests
+    /// wait (another worker may take them in parallel), else keep it (returned) until the
+    /// request is answered.
+    fn hand_off<'a>(
+        &self,
+        consumer: MutexGuard<'a, Consumer<M>>,
+        more: bool,
+    ) -> Option<MutexGuard<'a, Consumer<M>>> {
+        if more { None } else { Some(consumer) }
+    }
+
     /// Set how long workers spin before sleeping, waiting for requests and for room for
     /// responses.
     pub fn set_policy(&mut self, policy: SpinPolicy) {
@@ -202,10 +216,10 @@ impl<M: RingMem + Clone> Lane<M> {
             return Step::Idle;
         }
         let cancel = || ctl.cancel_wait();
-        let raw = match consumer.try_pop() {
+        let raw = match consumer.read() {
             Ok(s) => s,
             Err(RingError::WouldBlock) => match consumer.wait_data_or(wait, self.policy, &cancel) {
-                Ok(()) => match consumer.try_pop() {
+                Ok(()) => match consumer.read() {
                     Ok(s) => s,
                     Err(RingError::Corrupt { ours, theirs }) => {
                         return Step::Corrupt(RingError::Corrupt { ours, theirs });
@@ -219,6 +233,14 @@ impl<M: RingMem + Clone> Lane<M> {
             },
             Err(e) => return Step::Corrupt(e),
         };
+        // Are more requests waiting? Then hand the ring to another worker as soon as this
+        // request holds its bucket lock (lock coupling), and let ring releases batch up. If not, keep the ring while executing and answering: another worker could
+        // only spin on an empty ring, and on a busy machine it would take the core this one
+        // needs (the oversubscription cliff).
+        let more = matches!(consumer.available(), Ok(n) if n > 0);
+        if !more || consumer.unreleased() >= RELEASE_BATCH {
+            consumer.release();
+        }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
         let id = request_id(&raw);
@@ -237,13 +259,13 @@ impl<M: RingMem + Clone> Lane<M> {
         match decoded {
             Err(_) => {
                 self.count_error(&consumer, &ErrorCode::Malformed);
-                drop(consumer);
+                let _held = self.hand_off(consumer, more);
                 note(self.respond(ctl, &one(Reply::Error(ErrorCode::Malformed))));
             }
             Ok(req) => match req.op {
                 Op::Insert { key, value } => {
                     let g = table.lock_key(key);
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     let reply = match g.insert(value) {
                         None => Reply::Done,
                         Some(prev) => Reply::Replaced(prev),
@@ -252,7 +274,7 @@ impl<M: RingMem + Clone> Lane<M> {
                 }
                 Op::Read { key } => {
                     let g = table.read_key(&key);
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     let reply = match g.get() {
                         Some(v) => Reply::Value(*v),
                         None => Reply::NotFound,
@@ -262,7 +284,7 @@ impl<M: RingMem + Clone> Lane<M> {
                 }
                 Op::Delete { key } => {
                     let g = table.lock_key(key);
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     let reply = match g.remove() {
                         Some(v) => Reply::Value(v),
                         None => Reply::NotFound,
@@ -280,7 +302,7 @@ impl<M: RingMem + Clone> Lane<M> {
                     if g.is_none() {
                         self.count_error(&consumer, &bad);
                     }
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     match g {
                         None => {
                             note(self.respond(ctl, &one(Reply::Error(bad))));
@@ -314,7 +336,7 @@ impl<M: RingMem + Clone> Lane<M> {
                     if let Reply::Error(e) = &reply {
                         self.count_error(&consumer, e);
                     }
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     note(self.respond(ctl, &one(reply)));
                 }
                 Op::ThStop => {
@@ -333,11 +355,11 @@ impl<M: RingMem + Clone> Lane<M> {
                                 Reply::Error(ErrorCode::LastWorker)
                             }
                         };
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     note(self.respond(ctl, &one(reply)));
                 }
                 Op::Quit => {
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     note(self.respond(ctl, &one(Reply::Done)));
                     ctl.request_quit();
                 }
@@ -347,7 +369,7 @@ impl<M: RingMem + Clone> Lane<M> {
                 Op::Stats => {
                     self.wait_earlier_answered(&consumer);
                     let stats = ctl.stats(table);
-                    drop(consumer);
+                    let _held = self.hand_off(consumer, more);
                     let mut out: Vec<Slot> = stats
                         .iter()
                         .map(|&st| {
@@ -434,6 +456,9 @@ impl<M: RingMem + Clone> Lane<M> {
                 }
             }
         }
+        // Always publish: a worker cannot know that a later answer will publish its own (that
+        // later answer may already have been published before this one was written; deferring
+        // once lost answers that way).
         p.publish();
         Ok(true)
     }
@@ -443,7 +468,11 @@ impl<M: RingMem + Clone> Lane<M> {
     pub fn refuse_pending(&self, ctl: &dyn Control) -> usize {
         let mut consumer = self.consumer.lock();
         let mut n = 0;
-        while let Ok(raw) = consumer.try_pop() {
+        // At most one ring's worth: a client that keeps refilling its ring must not hold a
+        // shutting-down worker forever.
+        let limit = consumer.capacity();
+        while n < limit {
+            let Ok(raw) = consumer.try_pop() else { break };
             n += 1;
             self.counters.taken();
             if let Ok(req) = decode_request(&raw) {

@@ -496,9 +496,11 @@ impl Shared {
                     return;
                 }
                 Step::Corrupt(e) => {
-                    let owner = slot.owned.object.owner().load(Ordering::Acquire);
+                    let session = slot.owned.object.session().load(Ordering::SeqCst);
+                    let owner = slot.owned.object.owner().load(Ordering::SeqCst);
                     self.reset_slot(
                         slot,
+                        session,
                         owner,
                         Gone::Dropped(format!("its ring is corrupt: {e}")),
                     );
@@ -510,19 +512,23 @@ impl Shared {
     /// Notice a new client, a detaching one, or (when `idle`) a dead one.
     fn watch_peer(&self, slot: &SlotState, idle: bool) {
         let obj = &slot.owned.object;
+        // The session first: a reset bumps it after clearing `closing`, so a `closing` read
+        // after it belongs to this session or a later one, never to an earlier one.
+        let session = obj.session().load(Ordering::SeqCst);
         let owner = self.note_owner(slot);
+        // Only an idle worker acts. (Abandoning the lane here, outside the consumer lock, once
+        // raced with a concurrent reset and poisoned the next client's session: its responses
+        // were all dropped. A worker blocked on a full response ring of a departed client
+        // abandons it itself, in `Lane::respond`, while its request is in flight, which a
+        // reset waits for.)
         if owner == 0 || !idle {
-            if owner != 0 && obj.closing().load(Ordering::Acquire) != 0 {
-                // Stop waiting on its response ring; reset once its ring is drained (idle).
-                slot.lane.abandon();
-            }
             return;
         }
-        let closing = obj.closing().load(Ordering::Acquire) != 0;
+        let closing = obj.closing().load(Ordering::SeqCst) != 0;
         if closing {
-            self.reset_slot(slot, owner, Gone::Detached);
+            self.reset_slot(slot, session, owner, Gone::Detached);
         } else if !channel::pid_alive(owner) {
-            self.reset_slot(slot, owner, Gone::Died);
+            self.reset_slot(slot, session, owner, Gone::Died);
         }
     }
 
@@ -545,15 +551,22 @@ impl Shared {
     /// Make the slot free for a new client: rings zeroed, session bumped, owner cleared. Done
     /// only if the owner is still the one `why` speaks of (another worker may have reset the
     /// slot already, and a new client attached).
-    fn reset_slot(&self, slot: &SlotState, owner: u32, why: Gone) {
+    ///
+    /// The session number, not the owner pid alone, identifies the client: a process that
+    /// detaches and attaches again has the same pid, and a stale decision to reset its old
+    /// session once reset its new one (found by shmkv-bench, which reconnects in a loop).
+    fn reset_slot(&self, slot: &SlotState, session: u32, owner: u32, why: Gone) {
         let obj = &slot.owned.object;
         let done = slot.lane.reset(
-            || obj.owner().load(Ordering::Acquire) == owner,
+            || {
+                obj.session().load(Ordering::SeqCst) == session
+                    && obj.owner().load(Ordering::SeqCst) == owner
+            },
             || {
                 obj.reset_rings();
-                obj.session().fetch_add(1, Ordering::SeqCst);
                 obj.closing().store(0, Ordering::SeqCst);
-                obj.owner().store(0, Ordering::Release);
+                obj.session().fetch_add(1, Ordering::SeqCst);
+                obj.owner().store(0, Ordering::SeqCst);
             },
         );
         if done {

@@ -351,7 +351,7 @@ fn client_reports_a_server_that_dies_while_it_waits() {
     let s = ServerProc::start(&["10", "1", "1"]);
     let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
     // Freeze the server so the request stays unanswered, start the client, then kill it.
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    stop_and_wait(s.pid());
     let c = Client::connect(&ClientConfig::new(&s.name).slot(0)).unwrap();
     let t = c.submit(shmkv::protocol::Op::Read { key: 1 }).unwrap();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -375,7 +375,7 @@ fn client_reports_a_server_that_dies_while_it_waits() {
 fn client_binary_fails_fast_when_server_is_killed() {
     let s = ServerProc::start(&["10", "1", "1"]);
     let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    stop_and_wait(s.pid());
     let child = s.spawn_client(&["0", "read", "1"]);
     // The client attaches and waits; kill the server under it.
     wait_until(Duration::from_secs(5), || owner_of(&s.name, 0) != 0);

@@ -33,6 +33,30 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// SIGSTOP process `pid` and wait until every one of its threads is stopped (the signal is
+/// delivered asynchronously: a thread running on another core may go on for a moment).
+pub fn stop_and_wait(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(10), || {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        dir.filter_map(|e| e.ok()).all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, r)| r.trim_start().chars().next())
+                })
+                .is_some_and(|c| c == 'T' || c == 't')
+        })
+    });
+}
+
 /// Names in /dev/shm that belong to server `name`.
 pub fn shm_objects(name: &str) -> Vec<String> {
     let prefix = format!("{name}-");
@@ -144,6 +168,8 @@ pub struct ServerProc {
     pub name: String,
     child: Option<Child>,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// The server's stderr so far, line by line, for [`ServerProc::wait_log`].
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl ServerProc {
@@ -165,9 +191,18 @@ impl ServerProc {
             }
             for _ in lines {}
         });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log2 = log.clone();
         let err = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
+            for line in BufReader::new(&mut stderr).lines() {
+                let Ok(line) = line else { break };
+                s.push_str(&line);
+                s.push('\n');
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
             s
         });
         let line = rx
@@ -179,6 +214,32 @@ impl ServerProc {
             name: name.to_string(),
             child: Some(child),
             stderr: Some(err),
+            log,
+        }
+    }
+
+    /// The server's log (stderr) so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the log has a line containing every one of `parts`; returns that line.
+    pub fn wait_log(&self, limit: Duration, parts: &[&str]) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(l) = self
+                .log()
+                .lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.to_string();
+            }
+            assert!(
+                Instant::now() < end,
+                "no log line with {parts:?} within {limit:?} in:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -238,4 +299,26 @@ impl Drop for ServerProc {
             let _ = std::fs::remove_file(format!("/dev/shm/{o}"));
         }
     }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from /proc/<pid>/stat.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // "pid (comm) S ppid ...": utime and stime are fields 14 and 15, i.e. 11 and 12 after ')'.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// Resident set size of process `pid` in KiB, from /proc/<pid>/status.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }

@@ -1,0 +1,1217 @@
+//! `shmkv-bench`: starts a real `shmkv-server`, runs insert/read/delete/mixed routines in
+//! several client modes with the server's worker threads doubling, checks every answer, and
+//! reports throughput, latency percentiles and CPU time (optionally against Redis).
+
+// The benchmark needs real shared memory; under `--cfg loom` it is a stub.
+#[cfg(loom)]
+fn main() {
+    eprintln!("built with --cfg loom: the binaries are disabled in model-checking builds");
+    std::process::exit(2);
+}
+
+#[cfg(not(loom))]
+fn main() -> std::process::ExitCode {
+    app::main()
+}
+
+#[cfg(not(loom))]
+mod app {
+    use clap::Parser;
+    use hdrhistogram::Histogram;
+    use hdrhistogram::serialization::Serializer as _;
+    use serde_json::json;
+    use shmkv::client::{Client, ClientConfig, Outcome};
+    use shmkv::protocol::Op;
+    use std::io::{BufRead, BufReader, IsTerminal, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, ExitCode, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const AFTER_HELP: &str = "\
+Each routine runs over a generated key set, in each client mode, against a fresh real
+shmkv-server child for each server worker-thread count (1 2 4 8 16 by default). Every answer is
+checked (a read must return what was written); a wrong answer fails the run (exit 1).
+
+Routines: insert (all keys), read (all keys), mixed (80% read / 20% insert, uniform keys),
+zipf (the same with Zipf(0.99)-skewed keys), delete (all keys).
+Modes: sync (one request at a time), pipelined (a window of --pipeline requests in flight),
+threads (--client-threads threads sharing one connection, each synchronous), processes
+(--client-processes processes, one connection each, each pipelined).
+
+Examples:
+  shmkv-bench                                  the default run (under a minute)
+  shmkv-bench --keys 100000 --json out.json --plot out.svg
+  shmkv-bench --vs-redis --server-threads 1    side by side with redis-server
+
+Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command line.";
+
+    /// Benchmark shmkv (and optionally Redis) with every answer checked.
+    #[derive(Parser, Debug, Clone)]
+    #[command(name = "shmkv-bench", version, after_help = AFTER_HELP)]
+    struct Args {
+        /// Keys in the key set (each routine touches each key once, or does this many ops).
+        #[arg(long, default_value_t = 20_000)]
+        keys: u64,
+        /// Server worker-thread counts to run, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+        server_threads: Vec<u32>,
+        /// Routines, comma separated (insert,read,mixed,zipf,delete; insert always runs first).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "insert,read,mixed,zipf,delete"
+        )]
+        routines: Vec<String>,
+        /// Modes, comma separated (sync,pipelined,threads,processes).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "sync,pipelined,threads,processes"
+        )]
+        modes: Vec<String>,
+        /// Requests in flight in pipelined modes.
+        #[arg(long, default_value_t = 64)]
+        pipeline: usize,
+        /// Client threads in the threads mode.
+        #[arg(long, default_value_t = 4)]
+        client_threads: usize,
+        /// Client processes in the processes mode.
+        #[arg(long, default_value_t = 2)]
+        client_processes: usize,
+        /// Table buckets of the server.
+        #[arg(long, default_value_t = 65_536)]
+        buckets: usize,
+        /// Write every result as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Draw throughput against server threads per mode into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Also run the sync and pipelined modes against a real redis-server on a unix socket.
+        #[arg(long)]
+        vs_redis: bool,
+        /// The shmkv-server binary (default: next to this one, built if missing).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        /// Stop a run after this many seconds (its ops so far count).
+        #[arg(long, default_value_t = 5.0)]
+        max_seconds: f64,
+        /// Internal: run as a client process of the processes mode.
+        #[arg(long, hide = true)]
+        child: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Routine {
+        Insert,
+        Read,
+        Mixed,
+        Zipf,
+        Delete,
+    }
+
+    impl Routine {
+        fn name(self) -> &'static str {
+            match self {
+                Routine::Insert => "insert",
+                Routine::Read => "read",
+                Routine::Mixed => "mixed",
+                Routine::Zipf => "zipf",
+                Routine::Delete => "delete",
+            }
+        }
+        fn parse(s: &str) -> Option<Routine> {
+            Some(match s {
+                "insert" => Routine::Insert,
+                "read" => Routine::Read,
+                "mixed" => Routine::Mixed,
+                "zipf" => Routine::Zipf,
+                "delete" => Routine::Delete,
+                _ => return None,
+            })
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        Sync,
+        Pipelined,
+        Threads,
+        Processes,
+    }
+
+    impl Mode {
+        fn name(self) -> &'static str {
+            match self {
+                Mode::Sync => "sync",
+                Mode::Pipelined => "pipelined",
+                Mode::Threads => "threads",
+                Mode::Processes => "processes",
+            }
+        }
+        fn parse(s: &str) -> Option<Mode> {
+            Some(match s {
+                "sync" => Mode::Sync,
+                "pipelined" => Mode::Pipelined,
+                "threads" => Mode::Threads,
+                "processes" => Mode::Processes,
+                _ => return None,
+            })
+        }
+    }
+
+    /// The key of index `i`: spread over the u64 range (splitmix64).
+    fn key_of(i: u64) -> u64 {
+        let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The value every routine stores for `key`, so that any read can be checked.
+    fn value_of(key: u64) -> u64 {
+        key.rotate_left(17) ^ 0x5A5A_5A5A_5A5A_5A5A
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Zipf(s) over ranks 0..n by inverse CDF (binary search in a precomputed table).
+    struct Zipf {
+        cdf: Vec<f64>,
+    }
+    impl Zipf {
+        fn new(n: u64, s: f64) -> Zipf {
+            let mut cdf = Vec::with_capacity(n as usize);
+            let mut sum = 0.0;
+            for k in 1..=n {
+                sum += 1.0 / (k as f64).powf(s);
+                cdf.push(sum);
+            }
+            for c in &mut cdf {
+                *c /= sum;
+            }
+            Zipf { cdf }
+        }
+        fn sample(&self, rng: &mut Rng) -> u64 {
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            self.cdf.partition_point(|&c| c < u) as u64
+        }
+    }
+
+    /// The ops one client (thread or process) `part` of `parts` performs in a routine.
+    fn plan(routine: Routine, keys: u64, part: u64, parts: u64, zipf: Option<&Zipf>) -> Vec<Op> {
+        match routine {
+            Routine::Insert | Routine::Read | Routine::Delete => (part..keys)
+                .step_by(parts as usize)
+                .map(|i| {
+                    let key = key_of(i);
+                    match routine {
+                        Routine::Insert => Op::Insert {
+                            key,
+                            value: value_of(key),
+                        },
+                        Routine::Read => Op::Read { key },
+                        _ => Op::Delete { key },
+                    }
+                })
+                .collect(),
+            Routine::Mixed | Routine::Zipf => {
+                let mut rng = Rng(0x1234_5678_9ABC_DEF1 ^ (part + 1).wrapping_mul(0x9E37));
+                (0..keys / parts)
+                    .map(|_| {
+                        let i = match (routine, zipf) {
+                            (Routine::Zipf, Some(z)) => z.sample(&mut rng),
+                            _ => rng.next() % keys,
+                        };
+                        let key = key_of(i);
+                        if rng.next() % 10 < 8 {
+                            Op::Read { key }
+                        } else {
+                            Op::Insert {
+                                key,
+                                value: value_of(key),
+                            }
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Check one answer; the key set is fully present during read/mixed/zipf.
+    fn check(op: &Op, o: &Outcome) -> Result<(), String> {
+        let ok = match (op, o) {
+            (Op::Insert { .. }, Outcome::Done) => true,
+            (Op::Insert { key, .. }, Outcome::Replaced(v)) => *v == value_of(*key),
+            (Op::Read { key }, Outcome::Value(v)) => *v == value_of(*key),
+            (Op::Delete { key }, Outcome::Value(v)) => *v == value_of(*key),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("wrong answer: {op:?} -> {o:?}"))
+        }
+    }
+
+    /// What one client (thread or process) measured.
+    #[derive(Debug)]
+    struct Part {
+        ops: u64,
+        hist: Histogram<u64>,
+        cpu_ns: u64,
+    }
+
+    fn new_hist() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+    }
+
+    /// Run `ops` on `client`, `window` in flight (1 = synchronous), recording each op's latency.
+    fn drive(client: &Client, ops: &[Op], window: usize, stop_at: Instant) -> Result<Part, String> {
+        let mut hist = new_hist();
+        let mut done = 0u64;
+        if window <= 1 {
+            for op in ops {
+                let t0 = Instant::now();
+                let t = client.submit(*op).map_err(|e| e.to_string())?;
+                let o = client.wait(t).map_err(|e| e.to_string())?;
+                let dt = t0.elapsed().as_nanos() as u64;
+                check(op, &o)?;
+                let _ = hist.record(dt.max(1));
+                done += 1;
+                if done % 1024 == 0 && Instant::now() > stop_at {
+                    break;
+                }
+            }
+        } else {
+            for chunk in ops.chunks(window) {
+                let t0 = Instant::now();
+                let tickets = client.submit_all(chunk).map_err(|e| e.to_string())?;
+                for (op, t) in chunk.iter().zip(tickets) {
+                    let o = client.wait(t).map_err(|e| e.to_string())?;
+                    let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
+                    check(op, &o)?;
+                }
+                done += chunk.len() as u64;
+                if Instant::now() > stop_at {
+                    break;
+                }
+            }
+        }
+        Ok(Part {
+            ops: done,
+            hist,
+            cpu_ns: 0,
+        })
+    }
+
+    /// CPU time (user + system) of this process so far, in nanoseconds.
+    fn self_cpu_ns() -> u64 {
+        // SAFETY: getrusage writes the struct we pass; a zeroed rusage is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable rusage.
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        (us(ru.ru_utime) + us(ru.ru_stime)) * 1000
+    }
+
+    /// CPU time of process `pid` in nanoseconds: the sum of its live threads' run time from
+    /// `/proc/<pid>/task/*/schedstat` (nanosecond resolution; threads that already exited are
+    /// not counted, which the benchmark avoids by not stopping threads during a run).
+    fn pid_cpu_ns(pid: u32) -> u64 {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// One measured run, as printed and as written to JSON.
+    #[derive(Debug, Clone)]
+    struct Record {
+        system: &'static str,
+        routine: &'static str,
+        mode: &'static str,
+        server_threads: u32,
+        client_threads: usize,
+        client_processes: usize,
+        pipeline: usize,
+        ops: u64,
+        seconds: f64,
+        p50_ns: u64,
+        p99_ns: u64,
+        p999_ns: u64,
+        server_cpu: f64,
+        client_cpu: f64,
+    }
+
+    impl Record {
+        fn ops_per_sec(&self) -> f64 {
+            self.ops as f64 / self.seconds.max(1e-9)
+        }
+        fn to_json(&self) -> serde_json::Value {
+            json!({
+                "system": self.system,
+                "routine": self.routine,
+                "mode": self.mode,
+                "server_threads": self.server_threads,
+                "client_threads": self.client_threads,
+                "client_processes": self.client_processes,
+                "pipeline": self.pipeline,
+                "ops": self.ops,
+                "seconds": self.seconds,
+                "ops_per_sec": self.ops_per_sec(),
+                "p50_ns": self.p50_ns,
+                "p99_ns": self.p99_ns,
+                "p999_ns": self.p999_ns,
+                "server_cpu_cores": self.server_cpu,
+                "client_cpu_cores": self.client_cpu,
+            })
+        }
+    }
+
+    /// A running shmkv-server child; stopped (Quit, then SIGKILL) on drop.
+    struct ServerChild {
+        name: String,
+        child: Child,
+    }
+
+    fn server_binary(args: &Args) -> Result<PathBuf, String> {
+        if let Some(p) = &args.server_bin {
+            return Ok(p.clone());
+        }
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = me.parent().ok_or("no directory for this executable")?;
+        let sibling = dir.join("shmkv-server");
+        let fresh = |p: &Path| {
+            let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            matches!((m(p), m(&me)), (Some(a), Some(b)) if a >= b)
+        };
+        if !fresh(&sibling) {
+            // `cargo run --bin shmkv-bench` builds only this binary: build the server too.
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = dir.ends_with("release");
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "--quiet",
+                "--bin",
+                "shmkv-server",
+                "--manifest-path",
+            ])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+            if release {
+                cmd.arg("--release");
+            }
+            let st = cmd
+                .status()
+                .map_err(|e| format!("cannot run cargo to build shmkv-server: {e}"))?;
+            if !st.success() || !sibling.exists() {
+                return Err(format!(
+                    "shmkv-server not found at {} (build it with: cargo build --release)",
+                    sibling.display()
+                ));
+            }
+        }
+        Ok(sibling)
+    }
+
+    impl ServerChild {
+        fn start(
+            bin: &Path,
+            name: &str,
+            buckets: usize,
+            clients: usize,
+            threads: u32,
+        ) -> Result<ServerChild, String> {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = Command::new(bin);
+            cmd.args([
+                "--buckets",
+                &buckets.to_string(),
+                "--clients",
+                &clients.to_string(),
+                "--threads",
+                &threads.to_string(),
+                "--name",
+                name,
+                "--quiet",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+            // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe; nothing else runs between
+            // fork and exec. It makes the server stop (SIGTERM: graceful) if the bench dies.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = tx.send(lines.next());
+                for _ in lines {}
+            });
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Some(Ok(line))) if line.contains("ready") => Ok(ServerChild {
+                    name: name.to_string(),
+                    child,
+                }),
+                other => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    Err(format!("shmkv-server did not become ready: {other:?}"))
+                }
+            }
+        }
+
+        fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        fn stop(mut self) -> Result<(), String> {
+            let c = Client::connect(&ClientConfig::new(&self.name)).map_err(|e| e.to_string())?;
+            c.quit().map_err(|e| e.to_string())?;
+            drop(c);
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
+                    return if st.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("shmkv-server exited with {st}"))
+                    };
+                }
+                if Instant::now() > end {
+                    return Err("shmkv-server did not exit after quit".into());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    impl Drop for ServerChild {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.child.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+                let end = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < end {
+                    if let Ok(Some(_)) = self.child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+
+    fn merge(parts: Vec<Part>) -> Part {
+        let mut hist = new_hist();
+        let mut ops = 0;
+        let mut cpu_ns = 0;
+        for p in parts {
+            ops += p.ops;
+            cpu_ns += p.cpu_ns;
+            let _ = hist.add(&p.hist);
+        }
+        Part { ops, hist, cpu_ns }
+    }
+
+    /// The processes mode's child: connect to `name`, run its part, print one JSON line.
+    fn run_child(spec: &str) -> ExitCode {
+        let f: Vec<&str> = spec.split(':').collect();
+        let parsed = (|| {
+            Some((
+                f.first()?.to_string(),
+                Routine::parse(f.get(1)?)?,
+                f.get(2)?.parse::<u64>().ok()?,
+                f.get(3)?.parse::<u64>().ok()?,
+                f.get(4)?.parse::<u64>().ok()?,
+                f.get(5)?.parse::<usize>().ok()?,
+                f.get(6)?.parse::<f64>().ok()?,
+            ))
+        })();
+        let Some((name, routine, keys, part, parts, window, max_s)) = parsed else {
+            eprintln!("shmkv-bench: bad --child spec");
+            return ExitCode::from(2);
+        };
+        let zipf = (routine == Routine::Zipf).then(|| Zipf::new(keys, 0.99));
+        let ops = plan(routine, keys, part, parts, zipf.as_ref());
+        let client = match Client::connect(&ClientConfig::new(&name)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("shmkv-bench child: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("ready");
+        let _ = std::io::stdout().flush();
+        let mut go = String::new();
+        let _ = std::io::stdin().read_line(&mut go);
+        let cpu0 = self_cpu_ns();
+        let stop_at = Instant::now() + Duration::from_secs_f64(max_s);
+        match drive(&client, &ops, window, stop_at) {
+            Ok(p) => {
+                let mut buf = Vec::new();
+                let _ =
+                    hdrhistogram::serialization::V2Serializer::new().serialize(&p.hist, &mut buf);
+                println!(
+                    "{}",
+                    json!({"ops": p.ops, "cpu_ns": self_cpu_ns() - cpu0, "hist": hex(&buf)})
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shmkv-bench child: {e}");
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Option<Vec<u8>> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+
+    /// Run one routine in one mode against the server; returns the merged measurements.
+    fn run_mode(
+        args: &Args,
+        name: &str,
+        routine: Routine,
+        mode: Mode,
+        zipf: Option<&Zipf>,
+    ) -> Result<(Part, f64), String> {
+        let stop_at = || Instant::now() + Duration::from_secs_f64(args.max_seconds);
+        match mode {
+            Mode::Sync | Mode::Pipelined => {
+                let client =
+                    Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?;
+                let ops = plan(routine, args.keys, 0, 1, zipf);
+                let window = if mode == Mode::Sync { 1 } else { args.pipeline };
+                let cpu0 = self_cpu_ns();
+                let t0 = Instant::now();
+                let mut p = drive(&client, &ops, window, stop_at())?;
+                let secs = t0.elapsed().as_secs_f64();
+                p.cpu_ns = self_cpu_ns() - cpu0;
+                Ok((p, secs))
+            }
+            Mode::Threads => {
+                let client =
+                    Arc::new(Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?);
+                let n = args.client_threads.max(1) as u64;
+                let plans: Vec<Vec<Op>> = (0..n)
+                    .map(|i| plan(routine, args.keys, i, n, zipf))
+                    .collect();
+                let cpu0 = self_cpu_ns();
+                let t0 = Instant::now();
+                let until = stop_at();
+                let handles: Vec<_> = plans
+                    .into_iter()
+                    .map(|ops| {
+                        let c = client.clone();
+                        std::thread::spawn(move || drive(&c, &ops, 1, until))
+                    })
+                    .collect();
+                let mut parts = Vec::new();
+                for h in handles {
+                    parts.push(
+                        h.join()
+                            .map_err(|_| "client thread panicked".to_string())??,
+                    );
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                let mut p = merge(parts);
+                p.cpu_ns = self_cpu_ns() - cpu0;
+                Ok((p, secs))
+            }
+            Mode::Processes => {
+                let me = std::env::current_exe().map_err(|e| e.to_string())?;
+                let n = args.client_processes.max(1);
+                let mut kids = Vec::new();
+                for i in 0..n {
+                    let spec = format!(
+                        "{name}:{}:{}:{i}:{n}:{}:{}",
+                        routine.name(),
+                        args.keys,
+                        args.pipeline,
+                        args.max_seconds
+                    );
+                    let mut c = Command::new(&me)
+                        .args(["--child", &spec])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::inherit())
+                        .spawn()
+                        .map_err(|e| e.to_string())?;
+                    let out = BufReader::new(c.stdout.take().ok_or("no stdout")?);
+                    kids.push((c, out));
+                }
+                // Wait until every child is connected, then start them together.
+                for (_, out) in &mut kids {
+                    let mut l = String::new();
+                    out.read_line(&mut l).map_err(|e| e.to_string())?;
+                    if l.trim() != "ready" {
+                        return Err("a client process failed to connect".into());
+                    }
+                }
+                let t0 = Instant::now();
+                for (c, _) in &mut kids {
+                    let _ = c.stdin.take().map(|mut s| s.write_all(b"go\n"));
+                }
+                let mut parts = Vec::new();
+                for (mut c, mut out) in kids {
+                    let mut l = String::new();
+                    out.read_line(&mut l).map_err(|e| e.to_string())?;
+                    let st = c.wait().map_err(|e| e.to_string())?;
+                    if !st.success() {
+                        return Err(format!("a client process failed ({st})"));
+                    }
+                    let v: serde_json::Value =
+                        serde_json::from_str(&l).map_err(|e| e.to_string())?;
+                    let bytes = unhex(v["hist"].as_str().unwrap_or("")).ok_or("bad histogram")?;
+                    let hist: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                        .deserialize(&mut &bytes[..])
+                        .map_err(|e| format!("{e:?}"))?;
+                    parts.push(Part {
+                        ops: v["ops"].as_u64().unwrap_or(0),
+                        hist,
+                        cpu_ns: v["cpu_ns"].as_u64().unwrap_or(0),
+                    });
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                Ok((merge(parts), secs))
+            }
+        }
+    }
+
+    fn fmt_ns(ns: u64) -> String {
+        if ns < 10_000 {
+            format!("{ns} ns")
+        } else if ns < 10_000_000 {
+            format!("{:.1} µs", ns as f64 / 1e3)
+        } else {
+            format!("{:.1} ms", ns as f64 / 1e6)
+        }
+    }
+
+    fn fmt_rate(r: f64) -> String {
+        if r >= 1e6 {
+            format!("{:.2} M", r / 1e6)
+        } else {
+            format!("{:.1} k", r / 1e3)
+        }
+    }
+
+    fn print_header() {
+        println!(
+            "{:<6} {:<7} {:<10} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "system",
+            "routine",
+            "mode",
+            "srv thr",
+            "ops/s",
+            "p50",
+            "p99",
+            "p99.9",
+            "srv CPU",
+            "cli CPU"
+        );
+    }
+
+    fn print_record(r: &Record) {
+        println!(
+            "{:<6} {:<7} {:<10} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7.0}% {:>7.0}%",
+            r.system,
+            r.routine,
+            r.mode,
+            r.server_threads,
+            fmt_rate(r.ops_per_sec()),
+            fmt_ns(r.p50_ns),
+            fmt_ns(r.p99_ns),
+            fmt_ns(r.p999_ns),
+            r.server_cpu * 100.0,
+            r.client_cpu * 100.0
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_of(
+        system: &'static str,
+        routine: Routine,
+        mode: Mode,
+        t: u32,
+        args: &Args,
+        p: &Part,
+        secs: f64,
+        srv_ns: u64,
+    ) -> Record {
+        Record {
+            system,
+            routine: routine.name(),
+            mode: mode.name(),
+            server_threads: t,
+            client_threads: if mode == Mode::Threads {
+                args.client_threads
+            } else {
+                1
+            },
+            client_processes: if mode == Mode::Processes {
+                args.client_processes
+            } else {
+                1
+            },
+            pipeline: match mode {
+                Mode::Pipelined | Mode::Processes => args.pipeline,
+                _ => 1,
+            },
+            ops: p.ops,
+            seconds: secs,
+            p50_ns: p.hist.value_at_quantile(0.5),
+            p99_ns: p.hist.value_at_quantile(0.99),
+            p999_ns: p.hist.value_at_quantile(0.999),
+            server_cpu: srv_ns as f64 / 1e9 / secs.max(1e-9),
+            client_cpu: p.cpu_ns as f64 / 1e9 / secs.max(1e-9),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bench_shmkv(
+        args: &Args,
+        bin: &Path,
+        routines: &[Routine],
+        modes: &[Mode],
+        zipf: &Zipf,
+        bar: &Option<indicatif::ProgressBar>,
+        out: &mut Vec<Record>,
+    ) -> Result<(), String> {
+        for &t in &args.server_threads {
+            let name = format!("bench-{}-{t}", std::process::id());
+            let server = ServerChild::start(
+                bin,
+                &name,
+                args.buckets,
+                args.client_processes.max(1) + 1,
+                t,
+            )?;
+            for &mode in modes {
+                for &routine in routines {
+                    let z = (routine == Routine::Zipf).then_some(zipf);
+                    let srv0 = pid_cpu_ns(server.pid());
+                    let (p, secs) = run_mode(args, &name, routine, mode, z).map_err(|e| {
+                        format!(
+                            "{} {} with {t} server threads: {e}",
+                            routine.name(),
+                            mode.name()
+                        )
+                    })?;
+                    let srv = pid_cpu_ns(server.pid()).saturating_sub(srv0);
+                    let r = record_of("shmkv", routine, mode, t, args, &p, secs, srv);
+                    if let Some(b) = bar {
+                        b.suspend(|| print_record(&r));
+                        b.inc(1);
+                    } else {
+                        print_record(&r);
+                    }
+                    out.push(r);
+                }
+            }
+            server.stop()?;
+        }
+        Ok(())
+    }
+
+    /// A redis-server child on a unix socket, persistence off.
+    struct RedisChild {
+        child: Child,
+        socket: PathBuf,
+    }
+
+    impl Drop for RedisChild {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+
+    fn start_redis() -> Result<(RedisChild, redis::Connection), String> {
+        let socket =
+            std::env::temp_dir().join(format!("shmkv-bench-redis-{}.sock", std::process::id()));
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                format!("--vs-redis needs redis-server on the PATH ({e}); install it, e.g. apt-get install redis-server")
+            })?;
+        let rc = RedisChild { child, socket };
+        let url = format!("unix://{}", rc.socket.display());
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if rc.socket.exists() {
+                if let Ok(c) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
+                    return Ok((rc, c));
+                }
+            }
+            if Instant::now() > end {
+                return Err("redis-server did not open its socket within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn redis_cmd(op: &Op) -> redis::Cmd {
+        match *op {
+            Op::Insert { key, value } => {
+                let mut c = redis::cmd("SET");
+                c.arg(key).arg(value);
+                c
+            }
+            Op::Read { key } => {
+                let mut c = redis::cmd("GET");
+                c.arg(key);
+                c
+            }
+            Op::Delete { key } => {
+                let mut c = redis::cmd("DEL");
+                c.arg(key);
+                c
+            }
+            _ => redis::cmd("PING"),
+        }
+    }
+
+    fn redis_check(op: &Op, v: &redis::Value) -> Result<(), String> {
+        use redis::Value as V;
+        let ok = match (op, v) {
+            (Op::Insert { .. }, V::Okay) => true,
+            (Op::Read { key }, V::BulkString(b)) => {
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    == Some(value_of(*key))
+            }
+            (Op::Delete { .. }, V::Int(1)) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("redis: wrong answer: {op:?} -> {v:?}"))
+        }
+    }
+
+    fn bench_redis(
+        args: &Args,
+        routines: &[Routine],
+        modes: &[Mode],
+        zipf: &Zipf,
+        out: &mut Vec<Record>,
+    ) -> Result<(), String> {
+        let (rc, mut con) = start_redis()?;
+        for &mode in modes
+            .iter()
+            .filter(|m| matches!(m, Mode::Sync | Mode::Pipelined))
+        {
+            for &routine in routines {
+                let z = (routine == Routine::Zipf).then_some(zipf);
+                let ops = plan(routine, args.keys, 0, 1, z);
+                let window = if mode == Mode::Sync { 1 } else { args.pipeline };
+                let mut hist = new_hist();
+                let srv0 = pid_cpu_ns(rc.child.id());
+                let cpu0 = self_cpu_ns();
+                let t0 = Instant::now();
+                let stop_at = t0 + Duration::from_secs_f64(args.max_seconds);
+                let mut done = 0u64;
+                for chunk in ops.chunks(window) {
+                    let s = Instant::now();
+                    let vals: Vec<redis::Value> = if window == 1 {
+                        vec![
+                            redis_cmd(&chunk[0])
+                                .query(&mut con)
+                                .map_err(|e| e.to_string())?,
+                        ]
+                    } else {
+                        let mut p = redis::pipe();
+                        for op in chunk {
+                            p.add_command(redis_cmd(op));
+                        }
+                        p.query(&mut con).map_err(|e| e.to_string())?
+                    };
+                    let dt = (s.elapsed().as_nanos() as u64).max(1);
+                    for (op, v) in chunk.iter().zip(&vals) {
+                        redis_check(op, v)?;
+                        let _ = hist.record(dt);
+                    }
+                    done += chunk.len() as u64;
+                    if Instant::now() > stop_at {
+                        break;
+                    }
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                let p = Part {
+                    ops: done,
+                    hist,
+                    cpu_ns: self_cpu_ns() - cpu0,
+                };
+                let srv = pid_cpu_ns(rc.child.id()).saturating_sub(srv0);
+                let r = record_of("redis", routine, mode, 1, args, &p, secs, srv);
+                print_record(&r);
+                out.push(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn plot(path: &Path, records: &[Record], routines: &[Routine]) -> Result<(), String> {
+        use plotters::prelude::*;
+        let n = routines.len().max(1);
+        let root = SVGBackend::new(path, (900, 300 * n as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let panels = root.split_evenly((n, 1));
+        let colors = [RED, BLUE, GREEN, MAGENTA, BLACK, CYAN];
+        for (panel, routine) in panels.iter().zip(routines) {
+            let rs: Vec<&Record> = records
+                .iter()
+                .filter(|r| r.routine == routine.name())
+                .collect();
+            let max_t = rs
+                .iter()
+                .map(|r| r.server_threads)
+                .max()
+                .unwrap_or(1)
+                .max(2);
+            let max_y = rs.iter().map(|r| r.ops_per_sec()).fold(1.0, f64::max) * 1.1;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{}: throughput vs server threads", routine.name()),
+                    ("sans-serif", 18),
+                )
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(70)
+                .build_cartesian_2d((1u32..max_t).log_scale(), 0f64..max_y)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("server worker threads")
+                .y_desc("ops/s")
+                .y_label_formatter(&|y| fmt_rate(*y))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            let mut series: Vec<(String, Vec<(u32, f64)>)> = Vec::new();
+            for r in &rs {
+                let label = format!("{} {}", r.system, r.mode);
+                match series.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, v)) => v.push((r.server_threads, r.ops_per_sec())),
+                    None => series.push((label, vec![(r.server_threads, r.ops_per_sec())])),
+                }
+            }
+            for (i, (label, pts)) in series.into_iter().enumerate() {
+                let c = colors[i % colors.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+                chart
+                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())
+    }
+
+    pub fn main() -> ExitCode {
+        let args = match Args::try_parse() {
+            Ok(a) => a,
+            Err(e) => {
+                use clap::error::ErrorKind;
+                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("bad command line");
+                eprintln!(
+                    "shmkv-bench: {} (see shmkv-bench --help)",
+                    first.strip_prefix("error: ").unwrap_or(first)
+                );
+                return ExitCode::from(2);
+            }
+        };
+        if let Some(spec) = &args.child {
+            return run_child(spec);
+        }
+        match run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err((code, msg)) => {
+                eprintln!("shmkv-bench: {msg}");
+                ExitCode::from(code)
+            }
+        }
+    }
+
+    fn run(args: &Args) -> Result<(), (u8, String)> {
+        let usage = |m: String| (2u8, m);
+        let mut routines = Vec::new();
+        for r in &args.routines {
+            routines.push(Routine::parse(r).ok_or_else(|| {
+                usage(format!(
+                    "unknown routine '{r}' (insert, read, mixed, zipf, delete)"
+                ))
+            })?);
+        }
+        // The key set must be present for read/mixed/zipf/delete: insert runs first, always.
+        routines.retain(|r| *r != Routine::Insert);
+        routines.insert(0, Routine::Insert);
+        if let Some(pos) = routines.iter().position(|r| *r == Routine::Delete) {
+            routines.remove(pos);
+            routines.push(Routine::Delete);
+        }
+        let mut modes = Vec::new();
+        for m in &args.modes {
+            modes.push(Mode::parse(m).ok_or_else(|| {
+                usage(format!(
+                    "unknown mode '{m}' (sync, pipelined, threads, processes)"
+                ))
+            })?);
+        }
+        if args.keys == 0 || args.keys > 100_000_000 {
+            return Err(usage("--keys must be 1 to 100000000".into()));
+        }
+        if args.pipeline == 0 || args.pipeline > 65_536 {
+            return Err(usage("--pipeline must be 1 to 65536".into()));
+        }
+        if args.client_threads == 0
+            || args.client_threads > 256
+            || args.client_processes == 0
+            || args.client_processes > 64
+        {
+            return Err(usage(
+                "--client-threads must be 1 to 256 and --client-processes 1 to 64".into(),
+            ));
+        }
+        if args
+            .server_threads
+            .iter()
+            .any(|&t| t == 0 || t > shmkv::server::MAX_THREADS_PER_CLIENT)
+        {
+            return Err(usage(format!(
+                "--server-threads values must be 1 to {}",
+                shmkv::server::MAX_THREADS_PER_CLIENT
+            )));
+        }
+        if args.max_seconds.is_nan() || args.max_seconds <= 0.0 {
+            return Err(usage("--max-seconds must be positive".into()));
+        }
+        let bin = server_binary(args).map_err(|e| (1, e))?;
+        let zipf = Zipf::new(args.keys, 0.99);
+        println!(
+            "shmkv-bench: {} keys, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes; server {}",
+            args.keys,
+            routines.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            args.server_threads,
+            args.pipeline,
+            args.client_threads,
+            args.client_processes,
+            bin.display()
+        );
+        let total = (args.server_threads.len() * modes.len() * routines.len()) as u64;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        print_header();
+        let mut records = Vec::new();
+        let res = bench_shmkv(args, &bin, &routines, &modes, &zipf, &bar, &mut records);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        res.map_err(|e| (1, e))?;
+        if args.vs_redis {
+            bench_redis(args, &routines, &modes, &zipf, &mut records).map_err(|e| (1, e))?;
+            summarize_vs_redis(&records);
+        }
+        if let Some(path) = &args.json {
+            let doc = json!({ "results": records.iter().map(Record::to_json).collect::<Vec<_>>() });
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+                .map_err(|e| (1, format!("writing {}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        if let Some(path) = &args.plot {
+            plot(path, &records, &routines)
+                .map_err(|e| (1, format!("plotting {}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+
+    fn summarize_vs_redis(records: &[Record]) {
+        println!("\nshmkv vs redis (same routine and mode, 1 server thread):");
+        for r in records.iter().filter(|r| r.system == "redis") {
+            if let Some(s) = records.iter().find(|s| {
+                s.system == "shmkv"
+                    && s.routine == r.routine
+                    && s.mode == r.mode
+                    && s.server_threads == 1
+            }) {
+                println!(
+                    "  {:<7} {:<10} shmkv {:>10}/s  redis {:>10}/s  ratio {:>6.1}x  (p50 {} vs {})",
+                    r.routine,
+                    r.mode,
+                    fmt_rate(s.ops_per_sec()),
+                    fmt_rate(r.ops_per_sec()),
+                    s.ops_per_sec() / r.ops_per_sec().max(1e-9),
+                    fmt_ns(s.p50_ns),
+                    fmt_ns(r.p50_ns)
+                );
+            }
+        }
+    }
+}
