@@ -54,6 +54,8 @@ pub mod wait;
 #[cfg(not(loom))]
 pub mod channel;
 #[cfg(not(loom))]
+pub mod cli;
+#[cfg(not(loom))]
 pub mod client;
 #[cfg(not(loom))]
 pub mod server;

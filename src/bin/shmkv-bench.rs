@@ -1077,18 +1077,10 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         let args = match Args::try_parse() {
             Ok(a) => a,
             Err(e) => {
-                use clap::error::ErrorKind;
-                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                    let _ = e.print();
-                    return ExitCode::SUCCESS;
-                }
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("bad command line");
-                eprintln!(
-                    "shmkv-bench: {} (see shmkv-bench --help)",
-                    first.strip_prefix("error: ").unwrap_or(first)
-                );
-                return ExitCode::from(2);
+                return shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| {
+                    eprintln!("shmkv-bench: {msg} (see shmkv-bench --help)");
+                    ExitCode::from(2)
+                });
             }
         };
         if let Some(spec) = &args.child {

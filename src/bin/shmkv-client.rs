@@ -468,15 +468,7 @@ Several operations on one line are sent together, as on the command line.";
         let args = match Args::try_parse() {
             Ok(a) => a,
             Err(e) => {
-                use clap::error::ErrorKind;
-                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                    let _ = e.print();
-                    return ExitCode::SUCCESS;
-                }
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("bad command line");
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                return usage(first);
+                return shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| usage(&msg));
             }
         };
         let words: Vec<&str> = args.words.iter().map(String::as_str).collect();

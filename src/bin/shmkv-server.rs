@@ -108,16 +108,10 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
     }
 
     fn usage_error(e: clap::Error) -> ExitCode {
-        use clap::error::ErrorKind;
-        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("bad command line");
-        let first = first.strip_prefix("error: ").unwrap_or(first);
-        eprintln!("shmkv-server: {first} (see shmkv-server --help)");
-        ExitCode::from(2)
+        shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| {
+            eprintln!("shmkv-server: {msg} (see shmkv-server --help)");
+            ExitCode::from(2)
+        })
     }
 
     pub fn main() -> ExitCode {
