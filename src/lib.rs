@@ -16,7 +16,8 @@
 //! | server / client | [`server`], [`client`] | the server process's engine and the client library |
 //!
 //! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
-//! [`client`].
+//! [`client`] (with [`cli`] for what they share); `shmkv-bench` drives a real `shmkv-server`
+//! child with library clients.
 //!
 //! # Example
 //!
