@@ -378,6 +378,12 @@ impl<M: RingMem> Consumer<M> {
         Ok(slot)
     }
 
+    /// Slots known to be ready without looking at the producer's counter (no shared-memory
+    /// access; 0 means "none known", not "none").
+    pub fn ready_cached(&self) -> u64 {
+        self.cached_tail.wrapping_sub(self.head)
+    }
+
     /// Slots read and not yet given back.
     pub fn unreleased(&self) -> u64 {
         self.head.wrapping_sub(self.released)

@@ -237,7 +237,10 @@ impl<M: RingMem + Clone> Lane<M> {
         // request holds its bucket lock (lock coupling), and let ring releases batch up. If not, keep the ring while executing and answering: another worker could
         // only spin on an empty ring, and on a busy machine it would take the core this one
         // needs (the oversubscription cliff).
-        let more = matches!(consumer.available(), Ok(n) if n > 0);
+        // (Known from our cached copy of the producer's counter: looking at the shared one
+        // would cost a cache miss on every request of a synchronous client; when the cache
+        // says none, keeping the ring is the safe choice either way.)
+        let more = consumer.ready_cached() > 0;
         if !more || consumer.unreleased() >= RELEASE_BATCH {
             consumer.release();
         }

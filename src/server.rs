@@ -536,7 +536,11 @@ impl Shared {
     /// called before logging anything a client asked for, so that its "connected" comes first.
     fn note_owner(&self, slot: &SlotState) -> u32 {
         let owner = slot.owned.object.owner().load(Ordering::Acquire);
-        if owner != 0 && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner {
+        // A plain load first: this runs before every request, and a swap is a locked write.
+        if owner != 0
+            && slot.seen_owner.load(Ordering::Relaxed) != owner
+            && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner
+        {
             log_event!(
                 self,
                 info,
