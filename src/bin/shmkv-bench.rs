@@ -97,6 +97,12 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         /// Stop a run after this many seconds (its ops so far count; insert always completes).
         #[arg(long, default_value_t = 5.0)]
         max_seconds: f64,
+        /// Keys to insert for the memory report (table bytes per entry); 0 skips it.
+        #[arg(long, default_value_t = 1_000_000)]
+        memory_keys: u64,
+        /// Skip the idle report (server and waiting client CPU while nothing happens).
+        #[arg(long)]
+        no_idle: bool,
         /// Internal: run as a client process of the processes mode.
         #[arg(long, hide = true)]
         child: Option<String>,
@@ -1177,6 +1183,12 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             b.finish_and_clear();
         }
         res.map_err(|e| (1, e))?;
+        if args.memory_keys > 0 {
+            memory_report(args, &bin).map_err(|e| (1, e))?;
+        }
+        if !args.no_idle {
+            idle_report(&bin).map_err(|e| (1, e))?;
+        }
         if args.vs_redis {
             bench_redis(args, &routines, &modes, &zipf, &mut records).map_err(|e| (1, e))?;
             summarize_vs_redis(&records);
@@ -1193,6 +1205,101 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             println!("wrote {}", path.display());
         }
         Ok(())
+    }
+
+    /// Resident memory of process `pid` in bytes (VmRSS).
+    fn rss_bytes(pid: u32) -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// Insert `--memory-keys` keys into a fresh server and report the table's bytes per entry
+    /// (growth of the server's resident memory) and the size of each client object.
+    fn memory_report(args: &Args, bin: &Path) -> Result<(), String> {
+        let name = format!("bench-{}-mem", std::process::id());
+        let buckets = (args.memory_keys / 16).clamp(1, shmkv::table::MAX_BUCKETS as u64) as usize;
+        let server = ServerChild::start(bin, &name, buckets, 1, 1)?;
+        let client = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
+        let before = rss_bytes(server.pid());
+        let ops = plan(Routine::Insert, args.memory_keys, 0, 1, None);
+        let far = Instant::now() + Duration::from_secs(3600);
+        drive(&client, &ops, args.pipeline.max(1), far)?;
+        let after = rss_bytes(server.pid());
+        drop(client);
+        server.stop()?;
+        let per = after.saturating_sub(before) as f64 / args.memory_keys as f64;
+        let obj = shmkv::channel::object_len(1024, 1024);
+        println!(
+            "\nmemory: {} u64->u64 entries in {buckets} buckets grew the server by {:.1} MiB: {per:.1} bytes per entry (including bucket headers); each client object (ring capacity 1024) is {obj} bytes",
+            args.memory_keys,
+            after.saturating_sub(before) as f64 / (1 << 20) as f64
+        );
+        Ok(())
+    }
+
+    /// CPU used, over two seconds, by a server with two connected idle clients, and by a
+    /// client waiting for an answer that does not come (the server is stopped with SIGSTOP);
+    /// then how fast that answer arrives once the server continues.
+    fn idle_report(bin: &Path) -> Result<(), String> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let name = format!("bench-{}-idle", std::process::id());
+        let server = ServerChild::start(bin, &name, 1024, 2, 4)?;
+        let a = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
+        let b = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
+        a.insert(1, 1).map_err(|e| e.to_string())?;
+        b.read(1).map_err(|e| e.to_string())?;
+        let window = Duration::from_secs(2);
+        let s0 = pid_cpu_ns(server.pid());
+        std::thread::sleep(window);
+        let server_idle = (pid_cpu_ns(server.pid()) - s0) as f64 / window.as_nanos() as f64;
+        // A client blocked on a slow answer: stop the server, wait, measure our own CPU.
+        let pid = Pid::from_raw(server.pid() as i32);
+        kill(pid, Signal::SIGSTOP).map_err(|e| e.to_string())?;
+        let t = a
+            .submit(Op::Read { key: 1 })
+            .map_err(|e| e.to_string())?;
+        let waiter = std::thread::spawn(move || {
+            let c0 = thread_cpu_ns();
+            let r = a.wait(t);
+            (r, thread_cpu_ns() - c0, Instant::now())
+        });
+        std::thread::sleep(window);
+        let resumed = Instant::now();
+        kill(pid, Signal::SIGCONT).map_err(|e| e.to_string())?;
+        let (r, cpu, answered) = waiter.join().map_err(|_| "waiter panicked".to_string())?;
+        let got = r.map_err(|e| e.to_string())?;
+        if got != Outcome::Value(1) {
+            return Err(format!("idle check: wrong answer {got:?}"));
+        }
+        let waited = answered.duration_since(resumed);
+        drop(b);
+        server.stop()?;
+        println!(
+            "idle: server with 2 idle clients used {:.2}% of a core; a client waiting {:.0} s for an answer used {:.2}% of a core, and got it {} after the server resumed",
+            server_idle * 100.0,
+            window.as_secs_f64(),
+            cpu as f64 / (window.as_nanos() as f64) * 100.0,
+            fmt_ns(waited.as_nanos() as u64)
+        );
+        Ok(())
+    }
+
+    /// CPU time of the calling thread, in nanoseconds.
+    fn thread_cpu_ns() -> u64 {
+        // SAFETY: clock_gettime writes the timespec we pass; a zeroed timespec is valid.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `ts` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
     fn summarize_vs_redis(records: &[Record]) {
