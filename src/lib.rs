@@ -14,6 +14,7 @@
 //! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
 //! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
 //! | server / client | [`server`], [`client`] | the server process's engine and the client library |
+//! | test support | [`lincheck`] | a linearizability checker for key-value histories |
 //!
 //! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
 //! [`client`] (with [`cli`] for what they share); `shmkv-bench` drives a real `shmkv-server`
@@ -43,6 +44,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod lincheck;
 pub mod protocol;
 pub mod region;
 pub mod ring;
