@@ -69,6 +69,8 @@ pub trait Control: Sync {
     }
 }
 
+/// Answers a worker holding the ring may leave unpublished while more requests wait.
+pub const PUBLISH_BATCH: u64 = 32;
 /// Ring slots a worker may read before giving them back while more requests wait.
 pub const RELEASE_BATCH: u64 = 16;
 
@@ -241,6 +243,14 @@ impl<M: RingMem + Clone> Lane<M> {
         // would cost a cache miss on every request of a synchronous client; when the cache
         // says none, keeping the ring is the safe choice either way.)
         let more = consumer.ready_cached() > 0;
+        // Hand the ring over only if another worker could take it; a lone worker keeps it.
+        let hand = more && self.workers.load(Ordering::Relaxed) > 1;
+        // A worker that keeps the ring while more requests wait may leave its answer
+        // unpublished: the next request is taken only after this answer is written (the ring
+        // is ours until then), and its worker answers later, so the last of a burst (which
+        // finds no more requests waiting) publishes them all. A worker that hands the ring
+        // over must publish: the next answer may be written, and published, before its own.
+        let flush = !more || hand;
         if !more || consumer.unreleased() >= RELEASE_BATCH {
             consumer.release();
         }
@@ -262,37 +272,37 @@ impl<M: RingMem + Clone> Lane<M> {
         match decoded {
             Err(_) => {
                 self.count_error(&consumer, &ErrorCode::Malformed);
-                let _held = self.hand_off(consumer, more);
-                note(self.respond(ctl, &one(Reply::Error(ErrorCode::Malformed))));
+                let _held = self.hand_off(consumer, hand);
+                note(self.respond_with(ctl, flush, &one(Reply::Error(ErrorCode::Malformed))));
             }
             Ok(req) => match req.op {
                 Op::Insert { key, value } => {
                     let g = table.lock_key(key);
-                    let _held = self.hand_off(consumer, more);
+                    let _held = self.hand_off(consumer, hand);
                     let reply = match g.insert(value) {
                         None => Reply::Done,
                         Some(prev) => Reply::Replaced(prev),
                     };
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_with(ctl, flush, &one(reply)));
                 }
                 Op::Read { key } => {
                     let g = table.read_key(&key);
-                    let _held = self.hand_off(consumer, more);
+                    let _held = self.hand_off(consumer, hand);
                     let reply = match g.get() {
                         Some(v) => Reply::Value(*v),
                         None => Reply::NotFound,
                     };
                     drop(g);
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_with(ctl, flush, &one(reply)));
                 }
                 Op::Delete { key } => {
                     let g = table.lock_key(key);
-                    let _held = self.hand_off(consumer, more);
+                    let _held = self.hand_off(consumer, hand);
                     let reply = match g.remove() {
                         Some(v) => Reply::Value(v),
                         None => Reply::NotFound,
                     };
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_with(ctl, flush, &one(reply)));
                 }
                 Op::Print { bucket } => {
                     let g = usize::try_from(bucket)
@@ -305,10 +315,10 @@ impl<M: RingMem + Clone> Lane<M> {
                     if g.is_none() {
                         self.count_error(&consumer, &bad);
                     }
-                    let _held = self.hand_off(consumer, more);
+                    let _held = self.hand_off(consumer, hand);
                     match g {
                         None => {
-                            note(self.respond(ctl, &one(Reply::Error(bad))));
+                            note(self.respond_with(ctl, flush, &one(Reply::Error(bad))));
                         }
                         Some(g) => {
                             let entries = g.entries();
@@ -328,7 +338,7 @@ impl<M: RingMem + Clone> Lane<M> {
                                     count: entries.len() as u64,
                                 },
                             }));
-                            note(self.respond(ctl, &out));
+                            note(self.respond_with(ctl, flush, &out));
                         }
                     };
                 }
@@ -339,8 +349,8 @@ impl<M: RingMem + Clone> Lane<M> {
                     if let Reply::Error(e) = &reply {
                         self.count_error(&consumer, e);
                     }
-                    let _held = self.hand_off(consumer, more);
-                    note(self.respond(ctl, &one(reply)));
+                    let _held = self.hand_off(consumer, hand);
+                    note(self.respond_with(ctl, flush, &one(reply)));
                 }
                 Op::ThStop => {
                     let reply =
@@ -358,12 +368,12 @@ impl<M: RingMem + Clone> Lane<M> {
                                 Reply::Error(ErrorCode::LastWorker)
                             }
                         };
-                    let _held = self.hand_off(consumer, more);
-                    note(self.respond(ctl, &one(reply)));
+                    let _held = self.hand_off(consumer, hand);
+                    note(self.respond_with(ctl, flush, &one(reply)));
                 }
                 Op::Quit => {
-                    let _held = self.hand_off(consumer, more);
-                    note(self.respond(ctl, &one(Reply::Done)));
+                    let _held = self.hand_off(consumer, hand);
+                    note(self.respond_with(ctl, flush, &one(Reply::Done)));
                     ctl.request_quit();
                 }
                 // The snapshot follows every earlier request of this client and precedes every
@@ -372,7 +382,7 @@ impl<M: RingMem + Clone> Lane<M> {
                 Op::Stats => {
                     self.wait_earlier_answered(&consumer);
                     let stats = ctl.stats(table);
-                    let _held = self.hand_off(consumer, more);
+                    let _held = self.hand_off(consumer, hand);
                     let mut out: Vec<Slot> = stats
                         .iter()
                         .map(|&st| {
@@ -388,7 +398,7 @@ impl<M: RingMem + Clone> Lane<M> {
                             count: stats.len() as u64,
                         },
                     }));
-                    note(self.respond(ctl, &out));
+                    note(self.respond_with(ctl, flush, &out));
                 }
             },
         }
@@ -429,6 +439,18 @@ impl<M: RingMem + Clone> Lane<M> {
     /// [`RESPOND_POLL`]). Ok(false) if the responses were dropped; an error if the client broke
     /// the ring's counters (the lane is then abandoned).
     pub fn respond(&self, ctl: &dyn Control, slots: &[Slot]) -> Result<bool, RingError> {
+        self.respond_with(ctl, true, slots)
+    }
+
+    /// [`Lane::respond`], publishing at the end only when `flush` is set or
+    /// [`PUBLISH_BATCH`] answers are waiting. Only a worker that still holds the consumer
+    /// lock and knows more requests are queued may pass `flush = false` (see `serve_one`).
+    pub fn respond_with(
+        &self,
+        ctl: &dyn Control,
+        flush: bool,
+        slots: &[Slot],
+    ) -> Result<bool, RingError> {
         let mut p = self.producer.lock();
         for s in slots {
             loop {
@@ -459,10 +481,9 @@ impl<M: RingMem + Clone> Lane<M> {
                 }
             }
         }
-        // Always publish: a worker cannot know that a later answer will publish its own (that
-        // later answer may already have been published before this one was written; deferring
-        // once lost answers that way).
-        p.publish();
+        if flush || p.unpublished() >= PUBLISH_BATCH {
+            p.publish();
+        }
         Ok(true)
     }
 
