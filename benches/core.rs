@@ -37,16 +37,17 @@ mod benches {
     fn ring_batch_of_64(b: Bencher) {
         let (mut p, mut c) = ring::channel(Arc::new(HeapRingMem::new(1024)));
         let slot = [7u8; SLOT_SIZE];
-        b.counter(divan::counter::ItemsCount::new(64usize)).bench_local(|| {
-            for _ in 0..64 {
-                p.write(black_box(&slot)).unwrap();
-            }
-            p.publish();
-            for _ in 0..64 {
-                black_box(c.read().unwrap());
-            }
-            c.release();
-        });
+        b.counter(divan::counter::ItemsCount::new(64usize))
+            .bench_local(|| {
+                for _ in 0..64 {
+                    p.write(black_box(&slot)).unwrap();
+                }
+                p.publish();
+                for _ in 0..64 {
+                    black_box(c.read().unwrap());
+                }
+                c.release();
+            });
     }
 
     #[divan::bench]

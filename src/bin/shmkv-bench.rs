@@ -1264,9 +1264,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         // A client blocked on a slow answer: stop the server, wait, measure our own CPU.
         let pid = Pid::from_raw(server.pid() as i32);
         kill(pid, Signal::SIGSTOP).map_err(|e| e.to_string())?;
-        let t = a
-            .submit(Op::Read { key: 1 })
-            .map_err(|e| e.to_string())?;
+        let t = a.submit(Op::Read { key: 1 }).map_err(|e| e.to_string())?;
         let waiter = std::thread::spawn(move || {
             let c0 = thread_cpu_ns();
             let r = a.wait(t);
