@@ -2,6 +2,10 @@
 //! `std::collections::HashMap` oracle.
 #![cfg(not(loom))]
 
+mod binary;
+#[path = "../common/mod.rs"]
+mod common;
+
 use proptest::prelude::*;
 use shmkv::client::{Client, ClientConfig, Outcome};
 use shmkv::protocol::{ErrorCode, Op};
