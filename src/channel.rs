@@ -100,6 +100,26 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Whether process `pid` has the shared-memory object `object` (a name from [`object_name`])
+/// mapped, from `/proc/<pid>/maps`: `Some(true)` or `Some(false)`, `None` when that file cannot
+/// be read (another user's process without the right to look, or no `/proc`). A live pid that
+/// does not map the object is not the client (or server) that wrote its pid there: the pid was
+/// reused after that process died, or the word was forged.
+pub fn maps_object(pid: u32, object: &str) -> Option<bool> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let path = format!("/dev/shm/{object}");
+    Some(maps.lines().any(|l| {
+        let l = l.strip_suffix(" (deleted)").unwrap_or(l);
+        l.ends_with(&path) && l[..l.len() - path.len()].ends_with(' ')
+    }))
+}
+
+/// Whether process `pid` is alive and, as far as `/proc` tells, has `object` mapped: the test
+/// the server applies to a slot's owner and a client to its server.
+pub fn pid_holds(pid: u32, object: &str) -> bool {
+    pid_alive(pid) && maps_object(pid, object) != Some(false)
+}
+
 /// The shared-memory object name of client slot `index` of server `name`.
 pub fn object_name(name: &str, index: u32) -> String {
     format!("{name}-client-{index}")
@@ -284,6 +304,69 @@ impl Object {
     /// The session counter.
     pub fn session(&self) -> &AtomicU32 {
         self.u32_at(OFF_SESSION)
+    }
+
+    /// Whether both rings' counters and the closing word are zero, as the server leaves a free
+    /// slot: what a client checks after claiming one. Only loads.
+    pub fn rings_are_fresh(&self) -> bool {
+        [REQ_CTRL, RESP_CTRL].iter().all(|&base| {
+            let ctrl = self.map.ring_ctrl(base).expect("validated layout");
+            ctrl.producer.0.tail.load(Ordering::Acquire) == 0
+                && ctrl.consumer.0.head.load(Ordering::Acquire) == 0
+        }) && self.closing().load(Ordering::Acquire) == 0
+    }
+
+    /// Whether the header holds what `info` and `state` say, and the rings' counters, the
+    /// client's waiting flags and the closing word are zero (as a reset leaves them): what a
+    /// free slot must look like for the next client. (The server's own flags, request-ring
+    /// `data_waiting` and response-ring `space_waiting`, are raised by its idle workers.) Only
+    /// loads.
+    pub fn is_pristine(&self, info: &HeaderInfo, state: u32) -> bool {
+        let req = self.map.ring_ctrl(REQ_CTRL).expect("validated layout");
+        let resp = self.map.ring_ctrl(RESP_CTRL).expect("validated layout");
+        let ring_clean = [req, resp].iter().all(|ctrl| {
+            ctrl.producer.0.tail.load(Ordering::Relaxed) == 0
+                && ctrl.consumer.0.head.load(Ordering::Relaxed) == 0
+        }) && req.wake.0.space_waiting.load(Ordering::Relaxed) == 0
+            && resp.wake.0.data_waiting.load(Ordering::Relaxed) == 0;
+        ring_clean
+            && self.closing().load(Ordering::Relaxed) == 0
+            && self.state().load(Ordering::Relaxed) == state
+            && self.u64_at(OFF_MAGIC).load(Ordering::Relaxed) == MAGIC
+            && self.u32_at(OFF_VERSION).load(Ordering::Relaxed) == LAYOUT_VERSION
+            && self.u32_at(OFF_SLOT_SIZE).load(Ordering::Relaxed) == SLOT_SIZE as u32
+            && self.u32_at(OFF_REQ_CAP).load(Ordering::Relaxed) == info.req_capacity
+            && self.u32_at(OFF_RESP_CAP).load(Ordering::Relaxed) == info.resp_capacity
+            && self.u64_at(OFF_LEN).load(Ordering::Relaxed) == self.map.len() as u64
+            && self.u32_at(OFF_INDEX).load(Ordering::Relaxed) == info.index
+            && self.u32_at(OFF_CLIENTS).load(Ordering::Relaxed) == info.clients
+            && self.u32_at(OFF_SERVER_PID).load(Ordering::Relaxed) == info.server_pid
+            && self.u64_at(OFF_BUCKETS).load(Ordering::Relaxed) == info.buckets
+    }
+
+    /// Write the header again from the server's own copy (`info`, `state`), magic last: a
+    /// client may have scribbled over it, and the next client of the slot must find it intact.
+    /// The server itself never reads these fields back.
+    pub fn restore_header(&self, info: &HeaderInfo, state: u32) {
+        self.u32_at(OFF_VERSION)
+            .store(LAYOUT_VERSION, Ordering::Relaxed);
+        self.u32_at(OFF_SLOT_SIZE)
+            .store(SLOT_SIZE as u32, Ordering::Relaxed);
+        self.u32_at(OFF_REQ_CAP)
+            .store(info.req_capacity, Ordering::Relaxed);
+        self.u32_at(OFF_RESP_CAP)
+            .store(info.resp_capacity, Ordering::Relaxed);
+        self.u64_at(OFF_LEN)
+            .store(self.map.len() as u64, Ordering::Relaxed);
+        self.u32_at(OFF_INDEX).store(info.index, Ordering::Relaxed);
+        self.u32_at(OFF_CLIENTS)
+            .store(info.clients, Ordering::Relaxed);
+        self.u32_at(OFF_SERVER_PID)
+            .store(info.server_pid, Ordering::Relaxed);
+        self.u64_at(OFF_BUCKETS)
+            .store(info.buckets, Ordering::Relaxed);
+        self.state().store(state, Ordering::SeqCst);
+        self.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
     }
 
     /// Wake whoever sleeps on the request ring's data futex (the server's waiting worker).

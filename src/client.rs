@@ -34,6 +34,12 @@ pub struct ClientConfig {
     pub slot: Option<u32>,
     /// How long to wait for a slot that is being freed (a client that just left).
     pub attach_timeout: Duration,
+    /// How long a call waits while the server makes no progress on this connection (answers
+    /// nothing, takes no request) before it fails with [`ClientError::Timeout`] and the
+    /// connection is given up. A server that shut down or died is noticed sooner, within
+    /// about [`LIVENESS_POLL`]; this bounds the rest (a stopped or hung server, a server pid
+    /// reused by another process). Default 1 s.
+    pub timeout: Duration,
 }
 
 impl ClientConfig {
@@ -43,7 +49,14 @@ impl ClientConfig {
             name: name.to_string(),
             slot: None,
             attach_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
         }
+    }
+
+    /// Give up on a server that makes no progress for `timeout` (see [`ClientConfig::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Take slot `slot`.
@@ -109,9 +122,23 @@ pub enum ClientError {
         /// The error.
         errno: Errno,
     },
+    /// The object belongs to another user: only the server's user may connect.
+    #[error(
+        "/dev/shm/{object}: permission denied (the server runs as another user; only that user may connect)"
+    )]
+    PermissionDenied {
+        /// The object.
+        object: String,
+    },
     /// The server shut down or died.
     #[error("the server {0}")]
     ServerGone(&'static str),
+    /// The server made no progress on this connection for this long (see
+    /// [`ClientConfig::timeout`]); the connection is given up.
+    #[error(
+        "the server did not answer within {0:?} (stopped or hung?); gave up on this connection"
+    )]
+    Timeout(Duration),
     /// The server sent something this client does not understand, or broke the ring protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -181,6 +208,9 @@ struct Book {
     failed: Option<ClientError>,
     /// Responses whose id matched no pending request.
     strays: u64,
+    /// When the server last made progress on this connection (answered, or took requests
+    /// off a full ring), if it did.
+    progress: Option<Instant>,
 }
 
 /// A connection to one client slot of a server.
@@ -196,6 +226,8 @@ pub struct Client {
     /// The slot's session number when we attached: the server bumps it when it resets the
     /// slot, so a different value means we were dropped.
     session: u32,
+    /// [`ClientConfig::timeout`].
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -236,13 +268,17 @@ fn open(name: &str, slot: u32) -> Result<(Object, HeaderInfo), ClientError> {
                 name: name.to_string(),
             })
         }
+        Err(Errno::EACCES | Errno::EPERM) => Err(ClientError::PermissionDenied { object }),
         Err(errno) => Err(ClientError::Os { object, errno }),
     }
 }
 
 fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
     let (object, info) = open(name, slot)?;
-    if object.state().load(Ordering::Acquire) != STATE_RUNNING || pid_gone(info.server_pid) {
+    if pid_gone(info.server_pid) {
+        return Err(ClientError::ServerGone("died"));
+    }
+    if object.state().load(Ordering::Acquire) != STATE_RUNNING {
         return Err(ClientError::ServerGone(
             "is not running (starting or shutting down)",
         ));
@@ -251,6 +287,15 @@ fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
         .owner()
         .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
     {
+        // The server leaves a free slot's rings zeroed. A departed client that wrote into its
+        // object (and 0 into the owner word) can leave it otherwise; the server cleans such a
+        // slot when a worker is next idle. Leave it until then.
+        Ok(_) if !object.rings_are_fresh() => {
+            let _ = object
+                .owner()
+                .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
+            Ok(Claim::Busy(0))
+        }
         Ok(_) => Ok(Claim::Got(object, info)),
         Err(pid) => Ok(Claim::Busy(pid)),
     }
@@ -266,7 +311,7 @@ impl Client {
         loop {
             let (slots, busy) = match config.slot {
                 Some(slot) => match try_claim(&config.name, slot, me)? {
-                    Claim::Got(o, i) => return Ok(Self::attached(o, i, slot)),
+                    Claim::Got(o, i) => return Ok(Self::attached(o, i, slot, config.timeout)),
                     Claim::Busy(pid) => (1, Some((slot, pid))),
                 },
                 None => {
@@ -274,7 +319,9 @@ impl Client {
                     let mut last = None;
                     for slot in 0..info0.clients {
                         match try_claim(&config.name, slot, me) {
-                            Ok(Claim::Got(o, i)) => return Ok(Self::attached(o, i, slot)),
+                            Ok(Claim::Got(o, i)) => {
+                                return Ok(Self::attached(o, i, slot, config.timeout));
+                            }
                             Ok(Claim::Busy(pid)) => last = Some((slot, pid)),
                             Err(ClientError::SlotOutOfRange { .. }) => break,
                             Err(e) => return Err(e),
@@ -296,12 +343,13 @@ impl Client {
         }
     }
 
-    fn attached(object: Object, info: HeaderInfo, slot: u32) -> Client {
+    fn attached(object: Object, info: HeaderInfo, slot: u32, timeout: Duration) -> Client {
         let producer = Producer::new(object.request_ring(&info));
         let receiver = Consumer::new(object.response_ring(&info));
         let session = object.session().load(Ordering::SeqCst);
         Client {
             session,
+            timeout,
             object,
             info,
             slot,
@@ -348,6 +396,7 @@ impl Client {
             }
         }
         let mut producer = self.producer.lock();
+        let mut since = None;
         for (t, op) in tickets.iter().zip(ops) {
             let slot = encode_request(&Request { id: t.0, op: *op });
             loop {
@@ -355,7 +404,8 @@ impl Client {
                     Ok(()) => break,
                     Err(RingError::WouldBlock) => {
                         producer.publish();
-                        self.make_room(&mut producer)?;
+                        let since = *since.get_or_insert_with(Instant::now);
+                        self.make_room(&mut producer, since)?;
                     }
                     Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
                 }
@@ -366,8 +416,12 @@ impl Client {
     }
 
     /// The request ring is full: drain responses if nobody else is, then wait a little for
-    /// space, checking that the server lives.
-    fn make_room(&self, producer: &mut Producer<ShmRingMem>) -> Result<(), ClientError> {
+    /// space, checking that the server lives and has made progress since `since`.
+    fn make_room(
+        &self,
+        producer: &mut Producer<ShmRingMem>,
+        since: Instant,
+    ) -> Result<(), ClientError> {
         if let Some(mut rx) = self.receiver.try_lock() {
             let got = self.drain(&mut rx)?;
             drop(rx);
@@ -376,8 +430,15 @@ impl Client {
             }
         }
         match producer.wait_space(Some(Duration::from_millis(1))) {
-            Ok(()) | Err(RingError::WouldBlock) => Ok(()),
-            Err(RingError::TimedOut) => self.check_server(),
+            Ok(()) => {
+                self.book.lock().progress = Some(Instant::now());
+                Ok(())
+            }
+            Err(RingError::WouldBlock) => Ok(()),
+            Err(RingError::TimedOut) => {
+                self.check_server()?;
+                self.check_stall(since)
+            }
             Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
         }
     }
@@ -407,6 +468,7 @@ impl Client {
         let n = got.len();
         if n > 0 {
             let mut book = self.book.lock();
+            book.progress = Some(Instant::now());
             for resp in got {
                 file(&mut book, resp.id, resp.reply);
             }
@@ -441,6 +503,17 @@ impl Client {
         Ok(())
     }
 
+    /// Err (and the connection given up) if the server has made no progress for
+    /// [`ClientConfig::timeout`] since `since` (when the caller started waiting) or since its
+    /// last progress, whichever is later.
+    fn check_stall(&self, since: Instant) -> Result<(), ClientError> {
+        let last = self.book.lock().progress.map_or(since, |p| p.max(since));
+        if last.elapsed() >= self.timeout {
+            return Err(self.fail(ClientError::Timeout(self.timeout)));
+        }
+        Ok(())
+    }
+
     /// Whether the slot is still ours: same session, our pid as owner.
     fn still_attached(&self) -> bool {
         self.object.session().load(Ordering::SeqCst) == self.session
@@ -449,6 +522,7 @@ impl Client {
 
     /// Wait for a ticket's complete answer.
     pub fn wait(&self, ticket: Ticket) -> Result<Outcome, ClientError> {
+        let mut since = None;
         loop {
             {
                 let mut book = self.book.lock();
@@ -472,7 +546,7 @@ impl Client {
                 }
                 book.leader = true;
             }
-            let led = self.lead();
+            let led = self.lead(*since.get_or_insert_with(Instant::now));
             {
                 let mut book = self.book.lock();
                 book.leader = false;
@@ -497,8 +571,8 @@ impl Client {
     }
 
     /// As the leader: wait for responses and file them (once), checking the server's liveness
-    /// when nothing comes.
-    fn lead(&self) -> Result<(), ClientError> {
+    /// and progress (since `since`) when nothing comes.
+    fn lead(&self, since: Instant) -> Result<(), ClientError> {
         let mut rx = self.receiver.lock();
         match rx.wait_data(Some(LIVENESS_POLL)) {
             Ok(()) => self.drain(&mut rx).map(|_| ()),
@@ -507,7 +581,8 @@ impl Client {
                 if self.drain(&mut rx)? > 0 {
                     return Ok(());
                 }
-                self.check_server()
+                self.check_server()?;
+                self.check_stall(since)
             }
             Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
         }

@@ -49,6 +49,14 @@ pub trait Control: Sync {
     fn cancel_wait(&self) -> bool;
     /// The client has gone (detached or died): its responses can be dropped.
     fn peer_gone(&self) -> bool;
+    /// The client made a worker do something pointless, which a well-behaved client never
+    /// does ([`Misbehavior`]). Returns true once the server has decided to drop the client: a
+    /// worker waiting for room for its answers then stops waiting and drops them. The default
+    /// ignores it.
+    fn misbehaved(&self, what: Misbehavior) -> bool {
+        let _ = what;
+        false
+    }
     /// Record the service time of a sampled request (one in [`Lane::sample_every`]). The
     /// default drops it.
     fn record_latency(&self, took: Duration) {
@@ -73,6 +81,16 @@ pub trait Control: Sync {
 pub const PUBLISH_BATCH: u64 = 32;
 /// Ring slots a worker may read before giving them back while more requests wait.
 pub const RELEASE_BATCH: u64 = 16;
+
+/// Something pointless a client made a worker do (see [`Control::misbehaved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehavior {
+    /// A request that does not decode (it is still answered, with Malformed).
+    Malformed,
+    /// The worker waiting for room for answers was woken, and there is still no room: only a
+    /// client writing the response ring's futex word by hand does that.
+    SpuriousWake,
+}
 
 /// What one call to [`Lane::serve_one`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +290,7 @@ impl<M: RingMem + Clone> Lane<M> {
         match decoded {
             Err(_) => {
                 self.count_error(&consumer, &ErrorCode::Malformed);
+                ctl.misbehaved(Misbehavior::Malformed);
                 let _held = self.hand_off(consumer, hand);
                 note(self.respond_with(ctl, flush, &one(Reply::Error(ErrorCode::Malformed))));
             }
@@ -462,7 +481,13 @@ impl<M: RingMem + Clone> Lane<M> {
                     Err(RingError::WouldBlock) => {
                         p.publish();
                         match p.wait_space(Some(RESPOND_POLL)) {
-                            Ok(()) | Err(RingError::WouldBlock) => {}
+                            Ok(()) => {}
+                            Err(RingError::WouldBlock) => {
+                                if ctl.misbehaved(Misbehavior::SpuriousWake) {
+                                    self.abandon();
+                                    return Ok(false);
+                                }
+                            }
                             Err(RingError::TimedOut) => {
                                 if ctl.peer_gone() {
                                     self.abandon();

@@ -11,12 +11,22 @@
 //! for breaking its ring (warn, `reason`), worker threads started or stopped (info, with the
 //! slot's count now), quit requested, shut down (info); at debug level also each worker
 //! thread's start and exit, stale objects removed at start, and the configuration.
+//!
+//! # Misbehaving clients
+//!
+//! A client can make a worker do pointless work without sending requests: wake it with
+//! nothing to take, make it reset the slot again and again (by writing the owner or closing
+//! word), send requests that do not decode, or wake it while it waits for room for answers.
+//! Each slot may cause at most [`TROUBLE_LIMIT`] such events a second; beyond that the client
+//! is dropped (warn, with the counts as `reason`) and the slot is not served for
+//! [`QUIET_PERIOD`]. Log lines about one slot's clients are limited to [`LOG_LIMIT`] a second
+//! (the rest are counted and reported).
 
 use crate::channel::{
     self, HeaderInfo, MAX_RING, MIN_RING, Object, ObjectParams, STATE_RUNNING, STATE_STOPPING,
 };
 use crate::protocol::Stat;
-use crate::serve::{Control, Lane, ServedTable, Step};
+use crate::serve::{Control, Lane, Misbehavior, ServedTable, Step};
 use crate::shm::{Mapping, ShmRingMem};
 use crate::stats::{ErrorCounts, Latency, OpCounts, SlotStats, Stats, table_stats};
 use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, Ordering, thread};
@@ -33,6 +43,20 @@ pub const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a shutting-down server waits for clients to take their last responses before it
 /// drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The most pointless events one slot's client may cause in a second (wake-ups with nothing to
+/// take, slot resets, requests that do not decode, wake-ups with still no room for answers);
+/// beyond it the client is dropped. A well-behaved client causes one (the reset when it leaves).
+pub const TROUBLE_LIMIT: u32 = 500;
+/// How long a slot is not served after its client was dropped for exceeding [`TROUBLE_LIMIT`].
+pub const QUIET_PERIOD: Duration = Duration::from_millis(500);
+/// The most log lines about one slot's clients in a second; the others are counted and their
+/// number logged.
+pub const LOG_LIMIT: u32 = 20;
+/// How often a slot's owner is checked for having the slot's object mapped (see
+/// [`channel::maps_object`]); whether it lives is checked at every idle poll.
+const MAPS_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The owner word while the server cleans a slot nobody owns (no pid is `u32::MAX`).
+const RESERVED: u32 = u32::MAX;
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
@@ -139,6 +163,75 @@ struct SlotState {
     lane: Lane<ShmRingMem>,
     /// The owner pid we last logged as connected (0: none).
     seen_owner: AtomicU32,
+    /// The header as created: the server never reads it back from shared memory.
+    info: HeaderInfo,
+    /// What this slot's clients made the server do lately (see [`TROUBLE_LIMIT`]).
+    trouble: Mutex<Trouble>,
+    /// The client exceeded [`TROUBLE_LIMIT`] and is to be dropped (reason in `trouble`).
+    abusive: AtomicBool,
+    /// The slot sits out a [`QUIET_PERIOD`] (until `trouble.quiet_until`).
+    quiet: AtomicBool,
+}
+
+/// Pointless events and log lines of one slot in the current one-second window.
+struct Trouble {
+    window: Instant,
+    wakeups: u32,
+    resets: u32,
+    malformed: u32,
+    spurious: u32,
+    lines: u32,
+    suppressed: u32,
+    /// Why the client is being dropped, until a worker drops it.
+    why: Option<String>,
+    quiet_until: Option<Instant>,
+    /// When the owner was last checked for having the object mapped.
+    maps_checked: Instant,
+}
+
+impl Trouble {
+    fn new() -> Trouble {
+        let now = Instant::now();
+        Trouble {
+            window: now,
+            wakeups: 0,
+            resets: 0,
+            malformed: 0,
+            spurious: 0,
+            lines: 0,
+            suppressed: 0,
+            why: None,
+            quiet_until: None,
+            maps_checked: now,
+        }
+    }
+
+    /// Start a new window if a second has passed; returns the lines suppressed in the old one.
+    fn roll(&mut self, now: Instant) -> u32 {
+        if now.duration_since(self.window) < Duration::from_secs(1) {
+            return 0;
+        }
+        self.window = now;
+        self.wakeups = 0;
+        self.resets = 0;
+        self.malformed = 0;
+        self.spurious = 0;
+        self.lines = 0;
+        std::mem::take(&mut self.suppressed)
+    }
+
+    fn events(&self) -> u32 {
+        self.wakeups + self.resets + self.malformed + self.spurious
+    }
+}
+
+/// A pointless event (see [`TROUBLE_LIMIT`]).
+#[derive(Debug, Clone, Copy)]
+enum Pointless {
+    Wakeup,
+    Reset,
+    Malformed,
+    Spurious,
 }
 
 /// Emit a tracing event if the server logs, with the server's name as field `server`.
@@ -157,8 +250,15 @@ enum Gone {
     Detached,
     /// Its process died without detaching.
     Died,
+    /// Its pid is alive but does not have the slot's object mapped: the pid was reused after
+    /// the client died, or the owner word was forged.
+    Impostor,
     /// It broke its request ring's counters.
     Dropped(String),
+    /// It exceeded [`TROUBLE_LIMIT`]; the slot sits out a [`QUIET_PERIOD`].
+    Abused(String),
+    /// Nobody owned the slot, but its words were not as a reset leaves them.
+    Scrubbed,
 }
 
 struct Shared {
@@ -198,6 +298,13 @@ fn clear_stale(name: &str, index: u32, log: bool) -> Result<(), ServerError> {
         Err(Errno::ENOENT) => Ok(()),
         Err(_) => Err(ServerError::ForeignObject { object }),
         Ok(Ok((_, info))) => {
+            // Only objects of this user are ours to remove (root may unlink anyone's).
+            use std::os::unix::fs::MetadataExt;
+            let mine = std::fs::metadata(format!("/dev/shm/{object}"))
+                .is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw());
+            if !mine {
+                return Err(ServerError::ForeignObject { object });
+            }
             if channel::pid_alive(info.server_pid) && info.server_pid != std::process::id() {
                 Err(ServerError::NameInUse {
                     name: name.to_string(),
@@ -302,6 +409,10 @@ impl Server {
                 },
                 lane,
                 seen_owner: AtomicU32::new(0),
+                info,
+                trouble: Mutex::new(Trouble::new()),
+                abusive: AtomicBool::new(false),
+                quiet: AtomicBool::new(false),
             });
         }
         let shared = Arc::new(Shared {
@@ -467,7 +578,11 @@ impl Shared {
             index,
         };
         log_event!(self, debug, slot = slot.index, "worker thread running");
+        let mut last_idle = Instant::now();
         loop {
+            if slot.abusive.load(Ordering::Relaxed) {
+                self.drop_abuser(slot);
+            }
             if self.stopping.load(Ordering::SeqCst) {
                 let refused = slot.lane.refuse_pending(&ctl);
                 log_event!(
@@ -479,10 +594,27 @@ impl Shared {
                 );
                 return;
             }
+            if slot.quiet.load(Ordering::Relaxed) {
+                if let Some(left) = self.quiet_left(slot) {
+                    // Not the ring's futex: a client that keeps waking it costs nothing now.
+                    std::thread::sleep(left.min(Duration::from_millis(20)));
+                    continue;
+                }
+            }
             self.watch_peer(slot, false);
             match slot.lane.serve_one(&self.table, &ctl, Some(IDLE_POLL)) {
                 Step::Served => {}
-                Step::Idle => self.watch_peer(slot, true),
+                Step::Idle => {
+                    // An idle step sooner than IDLE_POLL after the last one: the worker was
+                    // woken (or its wait cancelled) with nothing to take.
+                    let now = Instant::now();
+                    let early = now.duration_since(last_idle) < IDLE_POLL;
+                    last_idle = now;
+                    let reset = self.watch_peer(slot, true);
+                    if early && !reset && !self.stopping.load(Ordering::SeqCst) {
+                        self.pointless(slot, Pointless::Wakeup);
+                    }
+                }
                 Step::Exit => {
                     self.note_owner(slot);
                     log_event!(
@@ -509,8 +641,9 @@ impl Shared {
         }
     }
 
-    /// Notice a new client, a detaching one, or (when `idle`) a dead one.
-    fn watch_peer(&self, slot: &SlotState, idle: bool) {
+    /// Notice a new client, a detaching one, or (when `idle`) a dead one or a free slot that a
+    /// client left dirty. Returns whether it reset the slot.
+    fn watch_peer(&self, slot: &SlotState, idle: bool) -> bool {
         let obj = &slot.owned.object;
         // The session first: a reset bumps it after clearing `closing`, so a `closing` read
         // after it belongs to this session or a later one, never to an earlier one.
@@ -521,15 +654,141 @@ impl Shared {
         // were all dropped. A worker blocked on a full response ring of a departed client
         // abandons it itself, in `Lane::respond`, while its request is in flight, which a
         // reset waits for.)
-        if owner == 0 || !idle {
-            return;
+        if !idle {
+            return false;
+        }
+        if owner == 0 {
+            // A free slot must look as a reset left it, or the next client would start from
+            // whatever a departed (hostile) client wrote: header, counters, closing.
+            if !obj.is_pristine(&slot.info, self.expected_state()) {
+                return self.reset_slot(slot, session, 0, Gone::Scrubbed);
+            }
+            return false;
         }
         let closing = obj.closing().load(Ordering::SeqCst) != 0;
         if closing {
-            self.reset_slot(slot, session, owner, Gone::Detached);
-        } else if !channel::pid_alive(owner) {
-            self.reset_slot(slot, session, owner, Gone::Died);
+            return self.reset_slot(slot, session, owner, Gone::Detached);
         }
+        if !channel::pid_alive(owner) {
+            return self.reset_slot(slot, session, owner, Gone::Died);
+        }
+        let look = {
+            let mut t = slot.trouble.lock();
+            let now = Instant::now();
+            let due = now.duration_since(t.maps_checked) >= MAPS_CHECK_EVERY;
+            if due {
+                t.maps_checked = now;
+            }
+            due
+        };
+        if look && channel::maps_object(owner, &slot.owned.name) == Some(false) {
+            return self.reset_slot(slot, session, owner, Gone::Impostor);
+        }
+        false
+    }
+
+    /// The state word every object should hold now.
+    fn expected_state(&self) -> u32 {
+        if self.stopping.load(Ordering::SeqCst) {
+            STATE_STOPPING
+        } else {
+            STATE_RUNNING
+        }
+    }
+
+    /// Count a pointless event of the slot's client; past [`TROUBLE_LIMIT`] in a second, mark
+    /// the client for dropping. Returns whether it is marked.
+    fn pointless(&self, slot: &SlotState, what: Pointless) -> bool {
+        let mut t = slot.trouble.lock();
+        let now = Instant::now();
+        let suppressed = t.roll(now);
+        match what {
+            Pointless::Wakeup => t.wakeups += 1,
+            Pointless::Reset => t.resets += 1,
+            Pointless::Malformed => t.malformed += 1,
+            Pointless::Spurious => t.spurious += 1,
+        }
+        if t.events() > TROUBLE_LIMIT && t.why.is_none() && t.quiet_until.is_none() {
+            t.why = Some(format!(
+                "within 1s it made the server wake {} time(s) with nothing to take, reset its \
+                 slot {} time(s), answer {} malformed request(s) and wake {} time(s) with no \
+                 room for answers (at most {TROUBLE_LIMIT} such events a second); the slot is \
+                 not served for {QUIET_PERIOD:?}",
+                t.wakeups, t.resets, t.malformed, t.spurious
+            ));
+            slot.abusive.store(true, Ordering::SeqCst);
+        }
+        let marked = t.why.is_some();
+        drop(t);
+        self.report_suppressed(slot, suppressed);
+        marked
+    }
+
+    /// Whether a log line about the slot's clients may be written now (at most [`LOG_LIMIT`]
+    /// a second; the others are counted).
+    fn may_log(&self, slot: &SlotState) -> bool {
+        if !self.config.log {
+            return false;
+        }
+        let mut t = slot.trouble.lock();
+        let suppressed = t.roll(Instant::now());
+        let ok = t.lines < LOG_LIMIT;
+        if ok {
+            t.lines += 1;
+        } else {
+            t.suppressed += 1;
+        }
+        drop(t);
+        self.report_suppressed(slot, suppressed);
+        ok
+    }
+
+    fn report_suppressed(&self, slot: &SlotState, n: u32) {
+        if n > 0 {
+            log_event!(
+                self,
+                warn,
+                slot = slot.index,
+                suppressed = n,
+                "log lines about this slot's clients suppressed (more than {LOG_LIMIT} in a second)"
+            );
+        }
+    }
+
+    /// Drop the client marked by [`Shared::pointless`] and start the slot's quiet period.
+    fn drop_abuser(&self, slot: &SlotState) {
+        let why = {
+            let mut t = slot.trouble.lock();
+            let Some(why) = t.why.take() else {
+                return;
+            };
+            let until = Instant::now() + QUIET_PERIOD;
+            t.quiet_until = Some(until);
+            // Counting starts afresh when the slot is served again.
+            t.window = until;
+            (t.wakeups, t.resets, t.malformed, t.spurious) = (0, 0, 0, 0);
+            slot.quiet.store(true, Ordering::SeqCst);
+            slot.abusive.store(false, Ordering::SeqCst);
+            why
+        };
+        let obj = &slot.owned.object;
+        let session = obj.session().load(Ordering::SeqCst);
+        let owner = obj.owner().load(Ordering::SeqCst);
+        self.reset_slot(slot, session, owner, Gone::Abused(why));
+    }
+
+    /// The rest of the slot's quiet period, or None (and the period is over).
+    fn quiet_left(&self, slot: &SlotState) -> Option<Duration> {
+        let mut t = slot.trouble.lock();
+        let left = t
+            .quiet_until
+            .map(|u| u.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero());
+        if left.is_none() {
+            t.quiet_until = None;
+            slot.quiet.store(false, Ordering::SeqCst);
+        }
+        left
     }
 
     /// Log a client that attached since the last look; returns the owner pid (0: none). Also
@@ -538,8 +797,10 @@ impl Shared {
         let owner = slot.owned.object.owner().load(Ordering::Acquire);
         // A plain load first: this runs before every request, and a swap is a locked write.
         if owner != 0
+            && owner != RESERVED
             && slot.seen_owner.load(Ordering::Relaxed) != owner
             && slot.seen_owner.swap(owner, Ordering::Relaxed) != owner
+            && self.may_log(slot)
         {
             log_event!(
                 self,
@@ -559,47 +820,91 @@ impl Shared {
     /// The session number, not the owner pid alone, identifies the client: a process that
     /// detaches and attaches again has the same pid, and a stale decision to reset its old
     /// session once reset its new one (found by shmkv-bench, which reconnects in a loop).
-    fn reset_slot(&self, slot: &SlotState, session: u32, owner: u32, why: Gone) {
+    ///
+    /// Returns whether it reset. A slot nobody owns (`owner` 0) is first reserved, so that no
+    /// client attaches while it is cleaned.
+    fn reset_slot(&self, slot: &SlotState, session: u32, owner: u32, why: Gone) -> bool {
         let obj = &slot.owned.object;
+        let owner = if owner == 0 { RESERVED } else { owner };
+        // A client dropped for abuse goes whoever holds the slot now: it may be rewriting the
+        // owner and session words all the time.
+        let force = matches!(why, Gone::Abused(_));
         let done = slot.lane.reset(
             || {
-                obj.session().load(Ordering::SeqCst) == session
-                    && obj.owner().load(Ordering::SeqCst) == owner
+                force
+                    || obj.session().load(Ordering::SeqCst) == session
+                        && (owner != RESERVED
+                            || obj
+                                .owner()
+                                .compare_exchange(0, RESERVED, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok())
+                        && obj.owner().load(Ordering::SeqCst) == owner
             },
             || {
                 obj.reset_rings();
                 obj.closing().store(0, Ordering::SeqCst);
+                if !obj.is_pristine(&slot.info, self.expected_state()) {
+                    obj.restore_header(&slot.info, self.expected_state());
+                    // A stop request may have stored STOPPING meanwhile: keep it.
+                    obj.state().store(self.expected_state(), Ordering::SeqCst);
+                }
                 obj.session().fetch_add(1, Ordering::SeqCst);
                 obj.owner().store(0, Ordering::SeqCst);
             },
         );
-        if done {
-            slot.seen_owner.store(0, Ordering::Relaxed);
-            let i = slot.index;
-            match why {
-                Gone::Detached => {
-                    log_event!(
-                        self,
-                        info,
-                        slot = i,
-                        pid = owner,
-                        reason = "detached",
-                        "client disconnected"
-                    );
-                }
-                Gone::Died => log_event!(
-                    self,
-                    warn,
-                    slot = i,
-                    pid = owner,
-                    reason = "its process died without detaching",
-                    "client disconnected"
-                ),
-                Gone::Dropped(reason) => {
-                    log_event!(self, warn, slot = i, pid = owner, reason = %reason, "client dropped");
-                }
-            }
+        if !done {
+            return false;
         }
+        slot.seen_owner.store(0, Ordering::Relaxed);
+        if !matches!(why, Gone::Abused(_)) {
+            self.pointless(slot, Pointless::Reset);
+        }
+        let i = slot.index;
+        let pid = if owner == RESERVED { 0 } else { owner };
+        // A drop for abuse is always logged (at most once a quiet period); the others count
+        // against the slot's log limit.
+        if !matches!(why, Gone::Abused(_)) && !self.may_log(slot) {
+            return true;
+        }
+        match why {
+            Gone::Detached => {
+                log_event!(
+                    self,
+                    info,
+                    slot = i,
+                    pid,
+                    reason = "detached",
+                    "client disconnected"
+                );
+            }
+            Gone::Died => log_event!(
+                self,
+                warn,
+                slot = i,
+                pid,
+                reason = "its process died without detaching",
+                "client disconnected"
+            ),
+            Gone::Impostor => log_event!(
+                self,
+                warn,
+                slot = i,
+                pid,
+                reason = "that process does not have the slot's object mapped (the client died and its pid was reused, or the owner word was forged)",
+                "client disconnected"
+            ),
+            Gone::Dropped(reason) | Gone::Abused(reason) => {
+                log_event!(self, warn, slot = i, pid, reason = %reason, "client dropped");
+            }
+            Gone::Scrubbed => log_event!(
+                self,
+                debug,
+                slot = i,
+                reason = "a departed client left it dirty",
+                "free slot cleaned"
+            ),
+        }
+        true
     }
 }
 
@@ -679,7 +984,19 @@ impl Control for SlotControl<'_> {
     fn peer_gone(&self) -> bool {
         let obj = &self.shared.slots[self.index].owned.object;
         let owner = obj.owner().load(Ordering::Acquire);
-        owner == 0 || obj.closing().load(Ordering::SeqCst) != 0 || !channel::pid_alive(owner)
+        owner == 0
+            || owner == RESERVED
+            || obj.closing().load(Ordering::SeqCst) != 0
+            || !channel::pid_holds(owner, &self.shared.slots[self.index].owned.name)
+    }
+
+    fn misbehaved(&self, what: Misbehavior) -> bool {
+        let slot = &self.shared.slots[self.index];
+        let what = match what {
+            Misbehavior::Malformed => Pointless::Malformed,
+            Misbehavior::SpuriousWake => Pointless::Spurious,
+        };
+        self.shared.pointless(slot, what)
     }
 
     fn record_latency(&self, took: Duration) {

@@ -82,6 +82,9 @@ Several operations on one line are sent together, as on the command line.";
         /// Print one JSON object per operation instead of text lines.
         #[arg(long)]
         json: bool,
+        /// Give up (status 3) on a server that answers nothing for this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value = "1", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
         #[arg(
             help = "[ID] then operations",
             value_name = "[ID] OPS",
@@ -447,9 +450,26 @@ Several operations on one line are sent together, as on the command line.";
         Ok(ran)
     }
 
+    /// `--timeout`, set once in `main` (a static keeps it out of the signatures of the three
+    /// ways of running operations, which all connect here).
+    static TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+    fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+        match s.parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs <= 86400.0 => {
+                Ok(std::time::Duration::from_secs_f64(secs))
+            }
+            Ok(_) => Err("must be more than 0 and at most 86400 seconds".into()),
+            Err(_) => Err("not a number of seconds".into()),
+        }
+    }
+
     fn connect(name: &str, slot: Option<u32>) -> Result<Client, ExitCode> {
         let mut config = ClientConfig::new(name);
         config.slot = slot;
+        if let Some(t) = TIMEOUT.get() {
+            config.timeout = *t;
+        }
         Client::connect(&config).map_err(|e| {
             eprintln!("shmkv-client: {e}");
             ExitCode::from(match e {
@@ -471,6 +491,7 @@ Several operations on one line are sent together, as on the command line.";
                 return shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| usage(&msg));
             }
         };
+        let _ = TIMEOUT.set(args.timeout);
         let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
         let (slot, rest) = match split_id(&words) {
             Ok(x) => x,
