@@ -451,6 +451,7 @@ fn hostile_writers_harm_only_themselves() {
         "{}\nserver RSS {rss0} KiB before, {rss1} KiB after",
         figures.join("\n")
     );
+    // SHOWLOG=1 cargo test --test faults -- --nocapture hostile: the server's whole log.
     if std::env::var_os("SHOWLOG").is_some() {
         eprintln!("{log}");
     }
