@@ -1253,7 +1253,10 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         use nix::unistd::Pid;
         let name = format!("bench-{}-idle", std::process::id());
         let server = ServerChild::start(bin, &name, 1024, 2, 4)?;
-        let a = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
+        // `a` waits on a stopped server for longer than the default 1 s client timeout.
+        let mut patient = ClientConfig::new(&name);
+        patient.timeout = Duration::from_secs(30);
+        let a = Client::connect(&patient).map_err(|e| e.to_string())?;
         let b = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
         a.insert(1, 1).map_err(|e| e.to_string())?;
         b.read(1).map_err(|e| e.to_string())?;
@@ -1264,6 +1267,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         // A client blocked on a slow answer: stop the server, wait, measure our own CPU.
         let pid = Pid::from_raw(server.pid() as i32);
         kill(pid, Signal::SIGSTOP).map_err(|e| e.to_string())?;
+        // The signal is delivered asynchronously: wait until every server thread is stopped.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !all_stopped(server.pid()) {
+            if Instant::now() > end {
+                return Err("idle check: the server did not stop on SIGSTOP".into());
+            }
+            std::thread::yield_now();
+        }
         let t = a.submit(Op::Read { key: 1 }).map_err(|e| e.to_string())?;
         let waiter = std::thread::spawn(move || {
             let c0 = thread_cpu_ns();
@@ -1289,6 +1300,22 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             fmt_ns(waited.as_nanos() as u64)
         );
         Ok(())
+    }
+
+    /// Whether every thread of process `pid` is stopped (state T in `/proc/<pid>/task/*/stat`).
+    fn all_stopped(pid: u32) -> bool {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        dir.filter_map(|e| e.ok()).all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, r)| r.trim_start().chars().next())
+                })
+                .is_some_and(|c| c == 'T' || c == 't')
+        })
     }
 
     /// CPU time of the calling thread, in nanoseconds.
