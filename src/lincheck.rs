@@ -447,7 +447,9 @@ fn search(calls: &[Call], max_configurations: usize, record: bool) -> Outcome {
     Outcome::Linearizable(seen.len())
 }
 
-#[cfg(test)]
+// Not under Miri: the checker has no unsafe code and no threads, and its searches (up to tens
+// of thousands of configurations) would take Miri many minutes.
+#[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
 
