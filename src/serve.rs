@@ -110,7 +110,12 @@ pub struct Lane<M: RingMem> {
     policy: SpinPolicy,
     consumer: Mutex<Consumer<M>>,
     producer: Mutex<Producer<M>>,
+    /// Workers serving the client now (changed by ThStart/ThStop under the consumer lock).
     workers: AtomicU32,
+    /// The workers a new client starts with (the count the lane was made with).
+    initial_workers: u32,
+    /// Workers to exit: those a departed client started beyond `initial_workers`.
+    retiring: AtomicU32,
     max_workers: u32,
     in_flight: AtomicU32,
     abandoned: AtomicBool,
@@ -129,6 +134,8 @@ impl<M: RingMem + Clone> Lane<M> {
             consumer: Mutex::new(Consumer::new(requests)),
             producer: Mutex::new(Producer::new(responses)),
             workers: AtomicU32::new(workers),
+            initial_workers: workers,
+            retiring: AtomicU32::new(0),
             max_workers,
             in_flight: AtomicU32::new(0),
             abandoned: AtomicBool::new(false),
@@ -201,6 +208,17 @@ impl<M: RingMem + Clone> Lane<M> {
     /// Workers counted for this lane.
     pub fn workers(&self) -> u32 {
         self.workers.load(Ordering::SeqCst)
+    }
+
+    /// Whether the calling worker is to exit because a departed client had started more
+    /// workers than a new one starts with (see [`Lane::reset`]). At most that many callers
+    /// get true.
+    pub fn retire(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed) != 0
+            && self
+                .retiring
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
+                .is_ok()
     }
 
     /// Requests taken and not yet answered.
@@ -524,7 +542,10 @@ impl<M: RingMem + Clone> Lane<M> {
     /// If `needed()` still holds once no worker can take a request, wait until no request is in
     /// flight, run `reset` (which zeroes the rings' shared counters), then rebuild both ring
     /// halves from the memory and stop dropping responses. Used when a client detaches or dies,
-    /// so that the next client starts clean. Returns whether it reset.
+    /// so that the next client starts clean: also with the workers the lane was made with
+    /// (the extra ones the old client started are counted out now, under the consumer lock
+    /// that ThStart and ThStop hold too, and exit when they next call [`Lane::retire`]).
+    /// Returns whether it reset.
     pub fn reset(&self, needed: impl FnOnce() -> bool, reset: impl FnOnce()) -> bool {
         let mut consumer = self.consumer.lock();
         if !needed() {
@@ -537,6 +558,12 @@ impl<M: RingMem + Clone> Lane<M> {
         }
         let mut producer = self.producer.lock();
         reset();
+        let now = self.workers.load(Ordering::SeqCst);
+        if now > self.initial_workers {
+            self.workers.store(self.initial_workers, Ordering::SeqCst);
+            self.retiring
+                .fetch_add(now - self.initial_workers, Ordering::SeqCst);
+        }
         *consumer = Consumer::new(consumer.mem().clone());
         *producer = Producer::new(producer.mem().clone());
         self.abandoned.store(false, Ordering::SeqCst);
@@ -645,5 +672,63 @@ mod tests {
         assert_eq!(lane.counters().op_counts().read, 45);
         assert_eq!(lane.counters().op_counts().stats, 5);
         assert_eq!(lane.counters().requests(), 50);
+    }
+
+    /// Grants every ThStart.
+    struct Grants;
+
+    impl Control for Grants {
+        fn start_workers(&self, n: u32) -> u32 {
+            n
+        }
+        fn request_quit(&self) {}
+        fn stopping(&self) -> bool {
+            false
+        }
+        fn cancel_wait(&self) -> bool {
+            false
+        }
+        fn peer_gone(&self) -> bool {
+            false
+        }
+        fn record_latency(&self, _took: Duration) {}
+        fn stats(&self, _table: &ServedTable) -> Vec<Stat> {
+            Vec::new()
+        }
+    }
+
+    /// A new client starts with the workers the lane was made with: the ones a departed
+    /// client started are counted out at the reset and retire one by one.
+    #[test]
+    fn reset_retires_the_workers_a_departed_client_started() {
+        let req = Arc::new(HeapRingMem::new(8));
+        let resp = Arc::new(HeapRingMem::new(8));
+        let lane = Lane::new(req.clone(), resp.clone(), 2, 8);
+        let table = ServedTable::new(4).unwrap();
+        let mut p = Producer::new(req);
+        let mut c = Consumer::new(resp);
+        p.push(
+            &encode_request(&Request {
+                id: 1,
+                op: Op::ThStart { n: 3 },
+            }),
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            lane.serve_one(&table, &Grants, None),
+            Step::Served
+        ));
+        let r = decode_response(&c.pop(None).unwrap()).unwrap();
+        assert_eq!(r.reply, Reply::Threads(5));
+        assert_eq!(lane.workers(), 5);
+        assert!(!lane.retire(), "nobody retires while the client is there");
+        assert!(lane.reset(|| true, || {}));
+        assert_eq!(lane.workers(), 2);
+        assert_eq!((0..5).filter(|_| lane.retire()).count(), 3);
+        // A lane at its initial count retires nobody.
+        assert!(lane.reset(|| true, || {}));
+        assert_eq!(lane.workers(), 2);
+        assert!(!lane.retire());
     }
 }

@@ -17,9 +17,12 @@
 //! A client can make a worker do pointless work without sending requests: wake it with
 //! nothing to take, make it reset the slot again and again (by writing the owner or closing
 //! word), send requests that do not decode, or wake it while it waits for room for answers.
-//! Each slot may cause at most [`TROUBLE_LIMIT`] such events a second; beyond that the client
-//! is dropped (warn, with the counts as `reason`) and the slot is not served for
-//! [`QUIET_PERIOD`]. Log lines about one slot's clients are limited to [`LOG_LIMIT`] a second
+//! Each slot may cause at most [`TROUBLE_LIMIT`] such events a second; and, however slowly it
+//! causes them, it may not run up more than [`STRIKE_LIMIT`] strikes (one a pointless event; one
+//! taken off for every request that decodes, and [`STRIKE_LEAK`] a second). Beyond either the
+//! client is dropped (warn, with the counts as `reason`) and the slot is not served for
+//! [`QUIET_PERIOD`]. (The rate alone was not enough: on a busy machine a futex storm made the
+//! server do a few hundred pointless wake-ups a second, under the rate, and was never dropped.) Log lines about one slot's clients are limited to [`LOG_LIMIT`] a second
 //! (the rest are counted and reported).
 
 use crate::channel::{
@@ -47,7 +50,17 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// take, slot resets, requests that do not decode, wake-ups with still no room for answers);
 /// beyond it the client is dropped. A well-behaved client causes one (the reset when it leaves).
 pub const TROUBLE_LIMIT: u32 = 500;
-/// How long a slot is not served after its client was dropped for exceeding [`TROUBLE_LIMIT`].
+/// The most strikes a slot's clients may run up: a pointless event (as for [`TROUBLE_LIMIT`])
+/// adds one, each request that decodes takes one off, and [`STRIKE_LEAK`] leak away a second.
+/// A well-behaved client stays near zero (at most one benign pointless wake-up per real
+/// request, in a race with its own publish, and one reset when it leaves); a hostile one that
+/// keeps the server busy with nothing reaches the limit however slowly it can make it work.
+pub const STRIKE_LIMIT: u32 = 100;
+/// Strikes forgiven a second (see [`STRIKE_LIMIT`]): a client causing fewer pointless events
+/// than this costs the server nothing measurable and is left alone.
+pub const STRIKE_LEAK: u32 = 10;
+/// How long a slot is not served after its client was dropped for exceeding [`TROUBLE_LIMIT`]
+/// or [`STRIKE_LIMIT`].
 pub const QUIET_PERIOD: Duration = Duration::from_millis(500);
 /// The most log lines about one slot's clients in a second; the others are counted and their
 /// number logged.
@@ -187,6 +200,52 @@ struct Trouble {
     quiet_until: Option<Instant>,
     /// When the owner was last checked for having the object mapped.
     maps_checked: Instant,
+    /// Strikes of the slot's clients (see [`STRIKE_LIMIT`]).
+    strikes: Strikes,
+}
+
+/// A slot's strikes (see [`STRIKE_LIMIT`]): a leaky count of pointless events, paid off by
+/// requests that decode.
+#[derive(Debug)]
+struct Strikes {
+    count: u32,
+    /// When the leak was last applied.
+    leaked_at: Instant,
+    /// The slot's decoded requests when last looked at.
+    valid_seen: u64,
+}
+
+impl Strikes {
+    fn new(now: Instant) -> Strikes {
+        Strikes {
+            count: 0,
+            leaked_at: now,
+            valid_seen: 0,
+        }
+    }
+
+    /// Add a strike at `now`, when the slot has decoded `valid` requests in all; first take
+    /// off one for each request decoded since the last look and the leak since the last
+    /// leak. Returns the strikes now.
+    fn strike(&mut self, now: Instant, valid: u64) -> u32 {
+        let paid = valid.saturating_sub(self.valid_seen);
+        self.valid_seen = valid;
+        let ms = now.saturating_duration_since(self.leaked_at).as_millis();
+        let leak = ms * u128::from(STRIKE_LEAK) / 1000;
+        if leak > 0 {
+            self.leaked_at = now;
+        }
+        let off = u128::from(paid).saturating_add(leak);
+        let left = u128::from(self.count).saturating_sub(off) as u32;
+        self.count = left.saturating_add(1);
+        self.count
+    }
+
+    /// Start afresh (after a drop), knowing the slot has decoded `valid` requests.
+    fn clear(&mut self, now: Instant, valid: u64) {
+        *self = Strikes::new(now);
+        self.valid_seen = valid;
+    }
 }
 
 impl Trouble {
@@ -203,6 +262,7 @@ impl Trouble {
             why: None,
             quiet_until: None,
             maps_checked: now,
+            strikes: Strikes::new(now),
         }
     }
 
@@ -583,6 +643,15 @@ impl Shared {
             if slot.abusive.load(Ordering::Relaxed) {
                 self.drop_abuser(slot);
             }
+            if slot.lane.retire() {
+                log_event!(
+                    self,
+                    debug,
+                    slot = slot.index,
+                    "worker thread exits: started by a client that has left"
+                );
+                return;
+            }
             if self.stopping.load(Ordering::SeqCst) {
                 let refused = slot.lane.refuse_pending(&ctl);
                 log_event!(
@@ -602,15 +671,19 @@ impl Shared {
                 }
             }
             self.watch_peer(slot, false);
+            let session = slot.owned.object.session().load(Ordering::SeqCst);
             match slot.lane.serve_one(&self.table, &ctl, Some(IDLE_POLL)) {
                 Step::Served => {}
                 Step::Idle => {
                     // An idle step sooner than IDLE_POLL after the last one: the worker was
-                    // woken (or its wait cancelled) with nothing to take.
+                    // woken (or its wait cancelled) with nothing to take. Not pointless if the
+                    // client left meanwhile: its detach wakes every worker of the slot, and one
+                    // of them resets it (the slot's session changes).
                     let now = Instant::now();
                     let early = now.duration_since(last_idle) < IDLE_POLL;
                     last_idle = now;
-                    let reset = self.watch_peer(slot, true);
+                    let reset = self.watch_peer(slot, true)
+                        || slot.owned.object.session().load(Ordering::SeqCst) != session;
                     if early && !reset && !self.stopping.load(Ordering::SeqCst) {
                         self.pointless(slot, Pointless::Wakeup);
                     }
@@ -699,6 +772,7 @@ impl Shared {
     /// Count a pointless event of the slot's client; past [`TROUBLE_LIMIT`] in a second, mark
     /// the client for dropping. Returns whether it is marked.
     fn pointless(&self, slot: &SlotState, what: Pointless) -> bool {
+        let valid = slot.lane.counters().op_counts().total();
         let mut t = slot.trouble.lock();
         let now = Instant::now();
         let suppressed = t.roll(now);
@@ -708,12 +782,22 @@ impl Shared {
             Pointless::Malformed => t.malformed += 1,
             Pointless::Spurious => t.spurious += 1,
         }
-        if t.events() > TROUBLE_LIMIT && t.why.is_none() && t.quiet_until.is_none() {
+        let strikes = t.strikes.strike(now, valid);
+        let over_rate = t.events() > TROUBLE_LIMIT;
+        if (over_rate || strikes > STRIKE_LIMIT) && t.why.is_none() && t.quiet_until.is_none() {
+            let rule = if over_rate {
+                format!("more than {TROUBLE_LIMIT} such events a second")
+            } else {
+                format!(
+                    "{strikes} strikes: more than {STRIKE_LIMIT} such events not paid off by \
+                     valid requests ({STRIKE_LEAK} forgiven a second)"
+                )
+            };
             t.why = Some(format!(
-                "within 1s it made the server wake {} time(s) with nothing to take, reset its \
-                 slot {} time(s), answer {} malformed request(s) and wake {} time(s) with no \
-                 room for answers (at most {TROUBLE_LIMIT} such events a second); the slot is \
-                 not served for {QUIET_PERIOD:?}",
+                "within the last second it made the server wake {} time(s) with nothing to \
+                 take, reset its slot {} time(s), answer {} malformed request(s) and wake {} \
+                 time(s) with no room for answers ({rule}); the slot is not served for \
+                 {QUIET_PERIOD:?}",
                 t.wakeups, t.resets, t.malformed, t.spurious
             ));
             slot.abusive.store(true, Ordering::SeqCst);
@@ -767,6 +851,8 @@ impl Shared {
             // Counting starts afresh when the slot is served again.
             t.window = until;
             (t.wakeups, t.resets, t.malformed, t.spurious) = (0, 0, 0, 0);
+            t.strikes
+                .clear(until, slot.lane.counters().op_counts().total());
             slot.quiet.store(true, Ordering::SeqCst);
             slot.abusive.store(false, Ordering::SeqCst);
             why
@@ -1035,5 +1121,74 @@ impl Control for SlotControl<'_> {
             other: Vec::new(),
         }
         .to_stats()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strikes_add_up_when_nothing_pays_them_off() {
+        let t0 = Instant::now();
+        let mut s = Strikes::new(t0);
+        for i in 1..=STRIKE_LIMIT + 1 {
+            assert_eq!(s.strike(t0, 0), i);
+        }
+    }
+
+    #[test]
+    fn valid_requests_pay_strikes_off() {
+        let t0 = Instant::now();
+        let mut s = Strikes::new(t0);
+        for _ in 0..50 {
+            s.strike(t0, 0);
+        }
+        // 30 requests decoded since: 50 - 30 + 1.
+        assert_eq!(s.strike(t0, 30), 21);
+        // No new requests: no pay-off.
+        assert_eq!(s.strike(t0, 30), 22);
+        // More requests than strikes: down to zero, then this one.
+        assert_eq!(s.strike(t0, 1000), 1);
+        // A well-behaved client's one benign wake-up a request never adds up.
+        for k in 0..10_000u64 {
+            assert!(s.strike(t0, 1001 + k) <= 1);
+        }
+    }
+
+    #[test]
+    fn strikes_leak_with_time() {
+        let t0 = Instant::now();
+        let mut s = Strikes::new(t0);
+        for _ in 0..40 {
+            s.strike(t0, 0);
+        }
+        // One second later STRIKE_LEAK are forgiven.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(s.strike(t1, 0), 40 - STRIKE_LEAK + 1);
+        // Less than one strike's worth of time forgives nothing, and is not lost.
+        let t2 = t1 + Duration::from_millis(1000 / u64::from(STRIKE_LEAK) / 2);
+        assert_eq!(s.strike(t2, 0), 40 - STRIKE_LEAK + 2);
+        // A long quiet time forgives everything.
+        assert_eq!(s.strike(t2 + Duration::from_secs(3600), 0), 1);
+        // A client slower than the leak never gets anywhere.
+        let mut t = t2 + Duration::from_secs(3600);
+        for _ in 0..1000 {
+            t += Duration::from_millis(1000 / u64::from(STRIKE_LEAK));
+            assert!(s.strike(t, 0) <= 1);
+        }
+    }
+
+    #[test]
+    fn cleared_strikes_start_from_the_requests_seen() {
+        let t0 = Instant::now();
+        let mut s = Strikes::new(t0);
+        for _ in 0..STRIKE_LIMIT {
+            s.strike(t0, 5);
+        }
+        s.clear(t0, 500);
+        // The 500 requests before the clear pay nothing off; counting starts at zero.
+        assert_eq!(s.strike(t0, 500), 1);
+        assert_eq!(s.strike(t0, 500), 2);
     }
 }

@@ -380,7 +380,7 @@ fn honest(slot: u32, phase: u64) -> Workload {
 
 /// Hostile processes, each scribbling over its own client object in one way (arbitrary values
 /// anywhere, futex storms, a ring kept full, a garbage flood, owner/closing flips): the server
-/// does not spin (its CPU use is measured while the hostile writer runs alone), drops the
+/// does not spin (its CPU use is measured while the hostile writer runs alone), drops each
 /// writer with a logged reason, keeps serving the other clients (checked against their models)
 /// while it goes on, serves a new client on that slot once the writer is gone, and its memory
 /// does not grow.
@@ -419,12 +419,20 @@ fn hostile_writers_harm_only_themselves() {
         for o in others {
             o.finish();
         }
-        // Whether the writer is dropped depends on how fast it can make the server do pointless
-        // work on this machine (the budget counts events per second): on the machine of the
-        // last session it was dropped in some runs and not in others, so it is reported below,
-        // not required (open in issue 5). What is required: bounded CPU, correct service to
-        // the others, a usable slot afterwards, bounded memory.
+        // It is dropped with a logged reason: a corrupt ring, or pointless work past the
+        // per-second rate or past the strike limit (which catches it however slowly this
+        // machine lets it make the server work).
+        let dropped_by = Instant::now();
+        while drops(&s.log()) == dropped_before {
+            assert!(
+                dropped_by.elapsed() < DEADLINE,
+                "{h:?}: the hostile writer was not dropped within {DEADLINE:?}:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let dropped = drops(&s.log()) - dropped_before;
+        let drop_wait = dropped_by.elapsed();
         drop(kid.kill());
         // Once it is gone the slot is freed, repaired, and serves a new client correctly.
         let gone = Instant::now();
@@ -439,7 +447,7 @@ fn hostile_writers_harm_only_themselves() {
         );
         drop(c);
         figures.push(format!(
-            "{}: server CPU {:.1}% of a core; dropped {dropped} time(s); slot usable again {repaired:?} after the writer was killed",
+            "{}: server CPU {:.1}% of a core; dropped {dropped} time(s) (waited {drop_wait:?} more); slot usable again {repaired:?} after the writer was killed",
             h.name(),
             share * 100.0
         ));
@@ -461,17 +469,56 @@ fn hostile_writers_harm_only_themselves() {
     }
     assert!(!log.contains("panicked"), "{log}");
     assert!(log.contains("reason=its ring is corrupt"), "{log}");
-    // (Whether the per-second budget dropped anyone is timing-dependent: reported, not required.)
-    eprintln!(
-        "budget drops: {}",
-        log.lines()
-            .filter(|l| l.contains("such events a second"))
-            .count()
-    );
+    // Pointless work was a reason at least once (the futex storm causes nothing else).
+    let budget = log
+        .lines()
+        .filter(|l| l.contains("such events a second") || l.contains("strikes: more than"))
+        .count();
+    assert!(budget > 0, "{log}");
     assert!(
         rss1 < rss0 + 4096,
         "server memory grew from {rss0} KiB to {rss1} KiB"
     );
+}
+
+/// The pointless-work limits never drop a well-behaved client: many worker threads woken at
+/// once by each detach, clients that come and go without a request, a pipelined client whose
+/// small response ring is full most of the time.
+#[test]
+fn well_behaved_clients_are_never_dropped() {
+    let _g = serial();
+    let s = ServerProc::start(&["--clients", "1", "--ring", "8"]);
+    let threads0 = threads_of(s.pid());
+    for round in 0..30u64 {
+        let c = connect_within(&s.name, 0, DEADLINE);
+        assert_eq!(c.start_threads(15).unwrap(), 16);
+        assert_eq!(c.insert(round, round * 3).unwrap(), None);
+        assert_eq!(c.read(round).unwrap(), Some(round * 3));
+        drop(c);
+    }
+    for _ in 0..60 {
+        drop(connect_within(&s.name, 0, DEADLINE));
+    }
+    let c = connect_within(&s.name, 0, DEADLINE);
+    for round in 0..20u64 {
+        let keys = 1000 + round * 64..1000 + round * 64 + 64;
+        let tickets = c
+            .submit_all(
+                &keys
+                    .clone()
+                    .map(|k| Op::Insert { key: k, value: k })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        for t in tickets {
+            c.wait(t).unwrap();
+        }
+    }
+    drop(c);
+    // The threads the clients started have retired: a new client starts with `--threads`.
+    wait_until(DEADLINE, || threads_of(s.pid()) == threads0);
+    let log = s.quit_and_check_clean();
+    assert!(!log.contains("client dropped"), "{log}");
 }
 
 /// The request ring's fill level of `slot` (published and not yet taken), read from /dev/shm.
