@@ -101,12 +101,25 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// Whether process `pid` has the shared-memory object `object` (a name from [`object_name`])
-/// mapped, from `/proc/<pid>/maps`: `Some(true)` or `Some(false)`, `None` when that file cannot
-/// be read (another user's process without the right to look, or no `/proc`). A live pid that
-/// does not map the object is not the client (or server) that wrote its pid there: the pid was
-/// reused after that process died, or the word was forged.
+/// mapped, from `/proc/<pid>/maps`: `Some(true)` or `Some(false)`. A live pid that does not map
+/// the object is not the client (or server) that wrote its pid there: the pid was reused after
+/// that process died, or the word was forged.
+///
+/// When that file cannot be read (another user's process), the process's user decides: objects
+/// are mode 0600, so only a process of our effective user, or root, can have one mapped; a
+/// process of any other user is `Some(false)`. `None` only when even that cannot be told (no
+/// `/proc`).
 pub fn maps_object(pid: u32, object: &str) -> Option<bool> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata(format!("/proc/{pid}")).ok()?.uid();
+        let me = nix::unistd::geteuid().as_raw();
+        return if uid == me || uid == 0 {
+            None
+        } else {
+            Some(false)
+        };
+    };
     let path = format!("/dev/shm/{object}");
     Some(maps.lines().any(|l| {
         let l = l.strip_suffix(" (deleted)").unwrap_or(l);

@@ -228,6 +228,10 @@ pub struct Client {
     session: u32,
     /// [`ClientConfig::timeout`].
     timeout: Duration,
+    /// The object's name (`<server>-client-<slot>`).
+    object_name: String,
+    /// When the server's pid is next checked for mapping the object ([`MAPS_CHECK_EVERY`]).
+    maps_due: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -242,6 +246,11 @@ impl std::fmt::Debug for Client {
 fn pid_gone(pid: u32) -> bool {
     !channel::pid_alive(pid)
 }
+
+/// How often a waiting client looks whether its server's pid still maps the client's object
+/// (`/proc/<pid>/maps`): a server that died and whose pid was reused is then noticed as dead
+/// rather than by the timeout. That it lives is checked every [`LIVENESS_POLL`].
+const MAPS_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 enum Claim {
     Got(Object, HeaderInfo),
@@ -275,7 +284,9 @@ fn open(name: &str, slot: u32) -> Result<(Object, HeaderInfo), ClientError> {
 
 fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
     let (object, info) = open(name, slot)?;
-    if pid_gone(info.server_pid) {
+    // A live pid that does not map the object is not its server: the server died and its
+    // pid was reused (or the header was forged).
+    if !channel::pid_holds(info.server_pid, &channel::object_name(name, slot)) {
         return Err(ClientError::ServerGone("died"));
     }
     if object.state().load(Ordering::Acquire) != STATE_RUNNING {
@@ -311,7 +322,9 @@ impl Client {
         loop {
             let (slots, busy) = match config.slot {
                 Some(slot) => match try_claim(&config.name, slot, me)? {
-                    Claim::Got(o, i) => return Ok(Self::attached(o, i, slot, config.timeout)),
+                    Claim::Got(o, i) => {
+                        return Ok(Self::attached(o, i, &config.name, slot, config.timeout));
+                    }
                     Claim::Busy(pid) => (1, Some((slot, pid))),
                 },
                 None => {
@@ -320,7 +333,13 @@ impl Client {
                     for slot in 0..info0.clients {
                         match try_claim(&config.name, slot, me) {
                             Ok(Claim::Got(o, i)) => {
-                                return Ok(Self::attached(o, i, slot, config.timeout));
+                                return Ok(Self::attached(
+                                    o,
+                                    i,
+                                    &config.name,
+                                    slot,
+                                    config.timeout,
+                                ));
                             }
                             Ok(Claim::Busy(pid)) => last = Some((slot, pid)),
                             Err(ClientError::SlotOutOfRange { .. }) => break,
@@ -343,13 +362,21 @@ impl Client {
         }
     }
 
-    fn attached(object: Object, info: HeaderInfo, slot: u32, timeout: Duration) -> Client {
+    fn attached(
+        object: Object,
+        info: HeaderInfo,
+        name: &str,
+        slot: u32,
+        timeout: Duration,
+    ) -> Client {
         let producer = Producer::new(object.request_ring(&info));
         let receiver = Consumer::new(object.response_ring(&info));
         let session = object.session().load(Ordering::SeqCst);
         Client {
             session,
             timeout,
+            object_name: channel::object_name(name, slot),
+            maps_due: Mutex::new(Instant::now() + MAPS_CHECK_EVERY),
             object,
             info,
             slot,
@@ -492,7 +519,7 @@ impl Client {
         if self.object.state().load(Ordering::Acquire) != STATE_RUNNING {
             return Err(self.fail(ClientError::ServerGone("shut down")));
         }
-        if pid_gone(self.info.server_pid) {
+        if pid_gone(self.info.server_pid) || !self.server_maps_us() {
             return Err(self.fail(ClientError::ServerGone("died")));
         }
         if !self.still_attached() {
@@ -512,6 +539,20 @@ impl Client {
             return Err(self.fail(ClientError::Timeout(self.timeout)));
         }
         Ok(())
+    }
+
+    /// Whether the server's pid, as far as `/proc` tells, still maps our object (looked at
+    /// once every [`MAPS_CHECK_EVERY`]; true in between).
+    fn server_maps_us(&self) -> bool {
+        {
+            let mut due = self.maps_due.lock();
+            let now = Instant::now();
+            if now < *due {
+                return true;
+            }
+            *due = now + MAPS_CHECK_EVERY;
+        }
+        channel::maps_object(self.info.server_pid, &self.object_name) != Some(false)
     }
 
     /// Whether the slot is still ours: same session, our pid as owner.

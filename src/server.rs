@@ -365,7 +365,10 @@ fn clear_stale(name: &str, index: u32, log: bool) -> Result<(), ServerError> {
             if !mine {
                 return Err(ServerError::ForeignObject { object });
             }
-            if channel::pid_alive(info.server_pid) && info.server_pid != std::process::id() {
+            // A live pid that does not map the object is not its server: the server died
+            // and its pid was reused.
+            if channel::pid_holds(info.server_pid, &object) && info.server_pid != std::process::id()
+            {
                 Err(ServerError::NameInUse {
                     name: name.to_string(),
                     pid: info.server_pid,

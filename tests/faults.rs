@@ -817,6 +817,85 @@ fn another_user_can_neither_attach_nor_take_the_name() {
     s.quit_and_check_clean();
 }
 
+/// A dead server's pid taken by another process (here: a live `sleep`, written into the
+/// header as the server pid) is not mistaken for the server: a client says "the server died"
+/// at once instead of waiting for its timeout, and a new server of that name starts, removing
+/// the stale objects.
+#[test]
+fn a_reused_server_pid_is_not_taken_for_the_server() {
+    let _g = serial();
+    let mut s = ServerProc::start(&["--buckets", "16", "--clients", "2"]);
+    s.client(&["0", "insert", "1", "2"]).ok("insert 1 2: ok\n");
+    s.kill_hard();
+    let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    for slot in 0..2 {
+        let map = shmkv::shm::Mapping::open(&shmkv::channel::object_name(&s.name, slot)).unwrap();
+        // Offset 40: the server pid (design.md, "Byte layout").
+        map.atomic_u32(40)
+            .unwrap()
+            .store(impostor.id(), Ordering::SeqCst);
+    }
+    // (A timeout of 60 s: only the pid check can make it fail sooner, and it says "died".)
+    s.client(&["--timeout", "60", "0", "read", "1"])
+        .fails(3, "the server died");
+    s.client(&["--timeout", "60", "read", "1"])
+        .fails(3, "the server died");
+    let s2 = ServerProc::start_named(&s.name, &["--clients", "2"]);
+    s2.client(&["1", "read", "1"]).ok("read 1: not found\n");
+    s2.quit_and_check_clean();
+    impostor.kill().unwrap();
+    impostor.wait().unwrap();
+}
+
+/// A server that cannot read a process's `/proc/<pid>/maps` (one of another user) still does
+/// not let that process hold a slot by a forged owner word: objects are 0600, so only its own
+/// user (or root) can map one. Needs root (the server runs as nobody, the forged pid is a
+/// process of a third user).
+#[test]
+fn a_forged_owner_of_another_user_does_not_hold_a_slot() {
+    let _g = serial();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "a_forged_owner_of_another_user_does_not_hold_a_slot: skipped: not root, so it cannot run processes as other users"
+        );
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let (server_user, third_user) = (65534, 1); // nobody, daemon
+    let name = unique_name();
+    let s = ServerProc::start_as(Some(server_user), &name, &["--clients", "1"]);
+    let mut other = Command::new("sleep")
+        .arg("60")
+        .uid(third_user)
+        .gid(third_user)
+        .spawn()
+        .unwrap();
+    {
+        let map = shmkv::shm::Mapping::open(&shmkv::channel::object_name(&name, 0)).unwrap();
+        // Offset 64: the owner word (design.md, "Byte layout").
+        map.atomic_u32(64)
+            .unwrap()
+            .store(other.id(), Ordering::SeqCst);
+    }
+    let line = s.wait_log(
+        DEADLINE,
+        &[
+            "client disconnected",
+            "does not have the slot's object mapped",
+        ],
+    );
+    assert!(line.contains(&format!("pid={}", other.id())), "{line}");
+    let mut a = vec!["--name", name.as_str()];
+    a.extend_from_slice(&["0", "insert", "3", "4", "read", "3"]);
+    run_as(server_user, CLIENT, &a).ok("insert 3 4: ok\nread 3: 4\n");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let mut a = vec!["--name", name.as_str()];
+    a.extend_from_slice(&["-", "quit"]);
+    run_as(server_user, CLIENT, &a).ok("quit: ok\n");
+    s.wait_exit_and_check_clean();
+}
+
 fn run_server_expect_fail_named(name: &str) -> Output {
     run(SERVER, &["--name", name, "--clients", "1"])
 }

@@ -178,9 +178,23 @@ impl ServerProc {
     }
 
     pub fn start_named(name: &str, args: &[&str]) -> ServerProc {
+        Self::start_as(None, name, args)
+    }
+
+    /// Start the server as user and group `uid` (the caller must be root) when given.
+    pub fn start_as(uid: Option<u32>, name: &str, args: &[&str]) -> ServerProc {
+        use std::os::unix::process::CommandExt;
         let mut a: Vec<&str> = args.to_vec();
         a.extend(["--name", name]);
-        let mut child = spawn(SERVER, &a);
+        let mut cmd = Command::new(SERVER);
+        cmd.args(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(id) = uid {
+            cmd.uid(id).gid(id);
+        }
+        let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -276,6 +290,14 @@ impl ServerProc {
             shm_objects(&self.name)
         );
         log
+    }
+
+    /// SIGKILL the server and reap it; its objects stay in /dev/shm (removed when this is
+    /// dropped).
+    pub fn kill_hard(&mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
     }
 
     pub fn quit_and_check_clean(self) -> String {
