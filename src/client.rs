@@ -405,27 +405,41 @@ impl Client {
 
     /// Submit one request; its response is collected with [`Client::wait`].
     pub fn submit(&self, op: Op) -> Result<Ticket, ClientError> {
-        Ok(self.submit_all(&[op])?[0])
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.book_pending(std::iter::once(id))?;
+        self.send(id, std::slice::from_ref(&op))?;
+        Ok(Ticket(id))
     }
 
     /// Submit many requests at once (one publication of the ring, one wake of the server).
     /// They are taken in this order, so same-key operations take effect in this order.
     pub fn submit_all(&self, ops: &[Op]) -> Result<Vec<Ticket>, ClientError> {
         let first = self.next_id.fetch_add(ops.len() as u64, Ordering::Relaxed);
-        let tickets: Vec<Ticket> = (0..ops.len() as u64).map(|i| Ticket(first + i)).collect();
-        {
-            let mut book = self.book.lock();
-            if let Some(e) = &book.failed {
-                return Err(e.clone());
-            }
-            for t in &tickets {
-                book.pending.insert(t.0, Pending::Waiting);
-            }
+        let ids = first..first + ops.len() as u64;
+        self.book_pending(ids.clone())?;
+        self.send(first, ops)?;
+        Ok(ids.map(Ticket).collect())
+    }
+
+    /// Enter requests `ids` as waiting for their answers (before they are sent, so that an
+    /// answer always finds its entry).
+    fn book_pending(&self, ids: impl Iterator<Item = u64>) -> Result<(), ClientError> {
+        let mut book = self.book.lock();
+        if let Some(e) = &book.failed {
+            return Err(e.clone());
         }
+        for id in ids {
+            book.pending.insert(id, Pending::Waiting);
+        }
+        Ok(())
+    }
+
+    /// Write `ops` with ids from `first` on into the request ring and publish them.
+    fn send(&self, first: u64, ops: &[Op]) -> Result<(), ClientError> {
         let mut producer = self.producer.lock();
         let mut since = None;
-        for (t, op) in tickets.iter().zip(ops) {
-            let slot = encode_request(&Request { id: t.0, op: *op });
+        for (id, op) in (first..).zip(ops) {
+            let slot = encode_request(&Request { id, op: *op });
             loop {
                 match producer.write(&slot) {
                     Ok(()) => break,
@@ -439,7 +453,7 @@ impl Client {
             }
         }
         producer.publish();
-        Ok(tickets)
+        Ok(())
     }
 
     /// The request ring is full: drain responses if nobody else is, then wait a little for
@@ -450,7 +464,7 @@ impl Client {
         since: Instant,
     ) -> Result<(), ClientError> {
         if let Some(mut rx) = self.receiver.try_lock() {
-            let got = self.drain(&mut rx)?;
+            let got = self.drain(&mut rx, None)?.n;
             drop(rx);
             if got > 0 {
                 return Ok(());
@@ -470,20 +484,36 @@ impl Client {
         }
     }
 
-    /// File every response in the ring; returns how many slots were read.
-    fn drain(&self, rx: &mut Consumer<ShmRingMem>) -> Result<usize, ClientError> {
-        let mut got = Vec::new();
+    /// File every response in the ring, under one lock of the book and with one release of
+    /// the ring (one fence). If `mine` is given, the caller is the leader waiting for that
+    /// ticket: once the responses are filed without error, leadership is given up under the
+    /// same lock and the ticket's outcome, if it came, taken.
+    fn drain(
+        &self,
+        rx: &mut Consumer<ShmRingMem>,
+        mine: Option<u64>,
+    ) -> Result<Drained, ClientError> {
+        let mut raw = match rx.read() {
+            Ok(raw) => raw,
+            Err(RingError::WouldBlock) => return Ok(Drained::default()),
+            Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
+        };
+        let mut book = self.book.lock();
+        let mut n = 0;
         let mut bad = None;
-        // Read everything there is, then give the slots back with one release (one fence).
         loop {
+            match decode_response(&raw) {
+                Ok(resp) => {
+                    file(&mut book, resp.id, resp.reply);
+                    n += 1;
+                }
+                Err(e) => {
+                    bad = Some(ClientError::from(e));
+                    break;
+                }
+            }
             match rx.read() {
-                Ok(raw) => match decode_response(&raw) {
-                    Ok(resp) => got.push(resp),
-                    Err(e) => {
-                        bad = Some(ClientError::from(e));
-                        break;
-                    }
-                },
+                Ok(next) => raw = next,
                 Err(RingError::WouldBlock) => break,
                 Err(e) => {
                     bad = Some(ClientError::Protocol(e.to_string()));
@@ -492,19 +522,24 @@ impl Client {
             }
         }
         rx.release();
-        let n = got.len();
-        if n > 0 {
-            let mut book = self.book.lock();
-            book.progress = Some(Instant::now());
-            for resp in got {
-                file(&mut book, resp.id, resp.reply);
+        book.progress = Some(Instant::now());
+        let result = match bad {
+            Some(e) => Err(book.failed.get_or_insert(e).clone()),
+            None => {
+                let mut d = Drained {
+                    n,
+                    ..Drained::default()
+                };
+                if let Some(id) = mine {
+                    book.leader = false;
+                    d.resigned = true;
+                    d.took = take_done(&mut book, id);
+                }
+                Ok(d)
             }
-            self.cond.notify_all();
-        }
-        match bad {
-            Some(e) => Err(self.fail(e)),
-            None => Ok(n),
-        }
+        };
+        self.cond.notify_all();
+        result
     }
 
     fn fail(&self, e: ClientError) -> ClientError {
@@ -587,43 +622,48 @@ impl Client {
                 }
                 book.leader = true;
             }
-            let led = self.lead(*since.get_or_insert_with(Instant::now));
+            let led = self.lead(*since.get_or_insert_with(Instant::now), ticket.0);
+            if let Ok(d) = &led {
+                if d.resigned {
+                    // The drain gave up leadership and took our answer if it came.
+                    match led {
+                        Ok(Drained { took: Some(o), .. }) => return Ok(o),
+                        _ => continue,
+                    }
+                }
+            }
             {
                 let mut book = self.book.lock();
                 book.leader = false;
                 self.cond.notify_all();
-                // Usually our own answer came in: take it without another round.
-                if let Some(Pending::Done(_)) = book.pending.get(&ticket.0) {
-                    if let Some(Pending::Done(o)) = book.pending.remove(&ticket.0) {
-                        return Ok(o);
-                    }
+                // The answer may have come in (filed by another drain) meanwhile.
+                if let Some(o) = take_done(&mut book, ticket.0) {
+                    return Ok(o);
                 }
-            }
-            if let Err(e) = led {
-                let mut book = self.book.lock();
-                // The answer may have come in before the failure.
-                if let Some(Pending::Done(_)) = book.pending.get(&ticket.0) {
-                    continue;
+                if let Err(e) = led {
+                    book.pending.remove(&ticket.0);
+                    return Err(e);
                 }
-                book.pending.remove(&ticket.0);
-                return Err(e);
             }
         }
     }
 
-    /// As the leader: wait for responses and file them (once), checking the server's liveness
-    /// and progress (since `since`) when nothing comes.
-    fn lead(&self, since: Instant) -> Result<(), ClientError> {
+    /// As the leader: wait for responses and file them (once; see [`Client::drain`] for
+    /// `mine`), checking the server's liveness and progress (since `since`) when nothing
+    /// comes.
+    fn lead(&self, since: Instant, mine: u64) -> Result<Drained, ClientError> {
         let mut rx = self.receiver.lock();
         match rx.wait_data(Some(LIVENESS_POLL)) {
-            Ok(()) => self.drain(&mut rx).map(|_| ()),
+            Ok(()) => self.drain(&mut rx, Some(mine)),
             Err(RingError::TimedOut) | Err(RingError::WouldBlock) => {
                 // Take what arrived before judging the server.
-                if self.drain(&mut rx)? > 0 {
-                    return Ok(());
+                let d = self.drain(&mut rx, Some(mine))?;
+                if d.n > 0 {
+                    return Ok(d);
                 }
                 self.check_server()?;
-                self.check_stall(since)
+                self.check_stall(since)?;
+                Ok(d)
             }
             Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
         }
@@ -717,6 +757,27 @@ fn unexpected(o: Outcome) -> ClientError {
 }
 
 /// File one response slot under its request.
+/// What [`Client::drain`] did.
+#[derive(Default)]
+struct Drained {
+    /// Responses filed.
+    n: usize,
+    /// Leadership was given up (the caller led and the drain filed without error).
+    resigned: bool,
+    /// The leader's own outcome, if it came.
+    took: Option<Outcome>,
+}
+
+/// Take ticket `id`'s outcome out of the book if it is complete.
+fn take_done(book: &mut Book, id: u64) -> Option<Outcome> {
+    if matches!(book.pending.get(&id), Some(Pending::Done(_))) {
+        if let Some(Pending::Done(o)) = book.pending.remove(&id) {
+            return Some(o);
+        }
+    }
+    None
+}
+
 fn file(book: &mut Book, id: u64, reply: Reply) {
     let Some(entry) = book.pending.get_mut(&id) else {
         book.strays += 1;

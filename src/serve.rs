@@ -79,6 +79,9 @@ pub trait Control: Sync {
 
 /// Ring slots a worker may read before giving them back while more requests wait.
 pub const RELEASE_BATCH: u64 = 16;
+/// The most answers a worker that keeps the ring leaves unpublished while more requests wait
+/// (one publication, with its fence and its cache-line transfer to the client, for several).
+pub const PUBLISH_BATCH: u64 = 8;
 
 /// Something pointless a client made a worker do (see [`Control::misbehaved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,11 +168,14 @@ impl<M: RingMem + Clone> Lane<M> {
         self.counters.error(e);
     }
 
-    /// With the consumer lock held (no request can start), wait until the caller's request is
-    /// the only one in flight: every earlier request has been executed and answered.
-    fn wait_earlier_answered(&self, _held: &MutexGuard<'_, Consumer<M>>) {
+    /// With the consumer lock held (no request can start), wait until every earlier request
+    /// has been executed and answered: until no request but the caller's own (`counted`: it
+    /// was counted in flight) is in flight. (A request served without handing the ring over
+    /// is answered before its worker lets go of the consumer lock, so only handed-over ones
+    /// are counted.)
+    fn wait_earlier_answered(&self, _held: &MutexGuard<'_, Consumer<M>>, counted: bool) {
         let mut rounds = 0u32;
-        while self.in_flight.load(Ordering::SeqCst) > 1 {
+        while self.in_flight.load(Ordering::SeqCst) > u32::from(counted) {
             rounds = rounds.saturating_add(1);
             spin_hint();
             thread::yield_now();
@@ -279,13 +285,24 @@ impl<M: RingMem + Clone> Lane<M> {
         let more = consumer.ready_cached() > 0;
         // Hand the ring over only if another worker could take it; a lone worker keeps it.
         let hand = more && self.workers.load(Ordering::Relaxed) > 1;
-        // (Answers are published one by one. Publishing once per burst from a worker that keeps
-        // the ring was tried: safe, but the first answer of a burst then waits for the last,
-        // and pipelined p50 rose from 10.6 to 16.5 µs with no throughput gain; withdrawn.)
+        // (Publishing once per whole burst from a worker that keeps the ring was tried: safe,
+        // but the first answer of a burst then waits for the last, and pipelined p50 rose from
+        // 10.6 to 16.5 µs with no throughput gain; `defer` below caps it at PUBLISH_BATCH.)
         if !more || consumer.unreleased() >= RELEASE_BATCH {
             consumer.release();
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        // Counted in flight only when the ring is handed over: a reset or a Stats waits for
+        // the counted ones; the others finish before their worker lets go of the ring (two
+        // locked instructions saved on every request of a synchronous client).
+        if hand {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+        }
+        // Answers to data requests may wait in the ring unpublished while this worker keeps
+        // the ring and more requests are known to wait (at most PUBLISH_BATCH of them): the
+        // next answer's publication covers them, and there is a next answer, as a request
+        // waits. A worker that hands the ring over publishes at once (a deferred answer there
+        // once deadlocked a loom model: nobody was bound to publish it).
+        let defer = more && !hand;
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
         let id = request_id(&raw);
         let one = |reply| [encode_response(&Response { id, reply })];
@@ -315,7 +332,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         None => Reply::Done,
                         Some(prev) => Reply::Replaced(prev),
                     };
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_deferred(ctl, &one(reply), defer));
                 }
                 Op::Read { key } => {
                     let g = table.read_key(&key);
@@ -325,7 +342,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         None => Reply::NotFound,
                     };
                     drop(g);
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_deferred(ctl, &one(reply), defer));
                 }
                 Op::Delete { key } => {
                     let g = table.lock_key(key);
@@ -334,7 +351,7 @@ impl<M: RingMem + Clone> Lane<M> {
                         Some(v) => Reply::Value(v),
                         None => Reply::NotFound,
                     };
-                    note(self.respond(ctl, &one(reply)));
+                    note(self.respond_deferred(ctl, &one(reply), defer));
                 }
                 Op::Print { bucket } => {
                     let g = usize::try_from(bucket)
@@ -412,7 +429,7 @@ impl<M: RingMem + Clone> Lane<M> {
                 // later one: it is taken with the consumer lock held, once the earlier ones are
                 // answered.
                 Op::Stats => {
-                    self.wait_earlier_answered(&consumer);
+                    self.wait_earlier_answered(&consumer, hand);
                     let stats = ctl.stats(table);
                     let _held = self.hand_off(consumer, hand);
                     let mut out: Vec<Slot> = stats
@@ -437,7 +454,9 @@ impl<M: RingMem + Clone> Lane<M> {
         if let Some(t0) = started {
             ctl.record_latency(t0.elapsed());
         }
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if hand {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         match broken {
             Some(e) => Step::Corrupt(e),
             None => step,
@@ -471,6 +490,18 @@ impl<M: RingMem + Clone> Lane<M> {
     /// [`RESPOND_POLL`]). Ok(false) if the responses were dropped; an error if the client broke
     /// the ring's counters (the lane is then abandoned).
     pub fn respond(&self, ctl: &dyn Control, slots: &[Slot]) -> Result<bool, RingError> {
+        self.respond_deferred(ctl, slots, false)
+    }
+
+    /// As [`Lane::respond`], but if `defer`, leave the answers unpublished while fewer than
+    /// [`PUBLISH_BATCH`] are (the caller knows that another request waits, whose answer
+    /// will publish them).
+    fn respond_deferred(
+        &self,
+        ctl: &dyn Control,
+        slots: &[Slot],
+        defer: bool,
+    ) -> Result<bool, RingError> {
         let mut p = self.producer.lock();
         for s in slots {
             loop {
@@ -507,7 +538,9 @@ impl<M: RingMem + Clone> Lane<M> {
                 }
             }
         }
-        p.publish();
+        if !(defer && p.unpublished() < PUBLISH_BATCH) {
+            p.publish();
+        }
         Ok(true)
     }
 

@@ -309,17 +309,39 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 }
             }
         } else {
-            for chunk in ops.chunks(window) {
-                let t0 = Instant::now();
-                let tickets = client.submit_all(chunk).map_err(|e| e.to_string())?;
-                for (op, t) in chunk.iter().zip(tickets) {
+            // Keep at most `window` in flight: submit half a window whenever the oldest half
+            // is answered, so that the client checks answers while the server works on the
+            // rest (a full window submitted and drained in turn leaves each side idle half
+            // the time). Each op's latency runs from its own submission.
+            let half = (window / 2).max(1);
+            let mut in_flight: std::collections::VecDeque<(usize, shmkv::client::Ticket, Instant)> =
+                std::collections::VecDeque::with_capacity(window);
+            let mut next = 0;
+            while next < ops.len() || !in_flight.is_empty() {
+                if in_flight.len() + half <= window && next < ops.len() && Instant::now() <= stop_at
+                {
+                    let end = (next + half).min(ops.len());
+                    let t0 = Instant::now();
+                    let tickets = client
+                        .submit_all(&ops[next..end])
+                        .map_err(|e| e.to_string())?;
+                    for (i, t) in (next..end).zip(tickets) {
+                        in_flight.push_back((i, t, t0));
+                    }
+                    next = end;
+                    continue;
+                }
+                let take = half.min(in_flight.len());
+                for _ in 0..take {
+                    let (i, t, t0) = in_flight.pop_front().expect("counted");
                     let o = client.wait(t).map_err(|e| e.to_string())?;
                     let _ = hist.record((t0.elapsed().as_nanos() as u64).max(1));
-                    check(op, &o)?;
+                    check(&ops[i], &o)?;
+                    done += 1;
                 }
-                done += chunk.len() as u64;
-                if Instant::now() > stop_at {
-                    break;
+                if Instant::now() > stop_at && next < ops.len() {
+                    // Stop submitting; collect what is in flight.
+                    next = ops.len();
                 }
             }
         }

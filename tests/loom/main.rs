@@ -365,6 +365,31 @@ fn lane_same_key_order_across_two_workers() {
     });
 }
 
+/// Catches: a lone worker that leaves an answer unpublished with no further request known to
+/// wait (`defer` without `more`): the client then waits forever for it (loom reports the
+/// deadlock). The lone worker may defer the first answers of a burst; the last one publishes
+/// them all.
+#[test]
+fn lane_lone_worker_publishes_every_deferred_answer() {
+    model(|| {
+        let mut s = served(1);
+        let w = spawn_worker(s.lane.clone(), s.table.clone(), s.stop.clone(), None);
+        let replies = run_client(
+            &mut s.client_p,
+            &mut s.client_c,
+            &[
+                Op::Insert { key: 5, value: 6 },
+                Op::Read { key: 5 },
+                Op::Delete { key: 5 },
+            ],
+        );
+        assert_eq!(replies, vec![Reply::Done, Reply::Value(6), Reply::Value(6)]);
+        s.stop.store(true, Ordering::SeqCst);
+        s.lane.nudge();
+        w.join().unwrap();
+    });
+}
+
 /// Catches: ThStart/ThStop breaking same-key order or losing a request: a worker that exits on
 /// ThStop with a request still unanswered, or a new worker that overtakes an older request.
 #[test]
