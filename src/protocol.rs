@@ -501,6 +501,17 @@ mod tests {
         ]
     }
 
+    /// The lists above hold every kind (the tests below would pass vacuously on an empty one).
+    #[test]
+    fn the_lists_cover_every_kind() {
+        use std::collections::HashSet;
+        use std::mem::discriminant;
+        let ops: HashSet<_> = all_ops().iter().map(discriminant).collect();
+        assert_eq!(ops.len(), 8);
+        let replies: HashSet<_> = all_replies().iter().map(discriminant).collect();
+        assert_eq!(replies.len(), 10);
+    }
+
     #[test]
     fn every_request_round_trips() {
         for (i, op) in all_ops().into_iter().enumerate() {

@@ -670,4 +670,66 @@ mod tests {
             t.join().unwrap();
         }
     }
+
+    #[test]
+    fn errors_say_what_happened() {
+        assert_eq!(RingError::WouldBlock.to_string(), "ring would block");
+        assert_eq!(
+            RingError::TimedOut.to_string(),
+            "timed out waiting on the ring"
+        );
+        assert_eq!(
+            RingError::Corrupt { ours: 3, theirs: 9 }.to_string(),
+            "ring counters corrupt: ours 3, peer's 9 (peer broken or hostile)"
+        );
+    }
+
+    #[test]
+    fn remaining_time_runs_out_at_the_deadline() {
+        assert_eq!(remaining(None), Ok(None));
+        let now = Instant::now();
+        assert_eq!(remaining(Some(now)), Err(RingError::TimedOut));
+        let left = remaining(Some(now + Duration::from_secs(60)))
+            .unwrap()
+            .unwrap();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+        assert!(deadline_of(None).is_none());
+        assert!(deadline_of(Some(Duration::from_secs(60))).unwrap() > now);
+    }
+
+    #[test]
+    fn free_space_and_unpublished_slots_are_counted() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(4)));
+        assert_eq!((p.capacity(), c.capacity()), (4, 4));
+        assert_eq!(p.free(), Ok(4));
+        p.write(&slot(1)).unwrap();
+        p.write(&slot(2)).unwrap();
+        assert_eq!(p.unpublished(), 2);
+        assert_eq!(p.free(), Ok(2));
+        p.publish();
+        assert_eq!(p.unpublished(), 0);
+        assert_eq!(p.free(), Ok(2));
+        c.try_pop().unwrap();
+        // Our cache of the consumer's counter still says 2 free; it is refreshed only when it
+        // says none.
+        assert_eq!(p.free(), Ok(2));
+        p.write(&slot(3)).unwrap();
+        p.write(&slot(4)).unwrap();
+        assert_eq!(p.free(), Ok(1));
+        p.write(&slot(5)).unwrap();
+        assert_eq!(p.free(), Ok(0));
+        assert_eq!(p.unpublished(), 3);
+    }
+
+    #[test]
+    fn waits_with_a_zero_timeout_return_at_once() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(1)));
+        p.set_policy(SpinPolicy::BLOCK);
+        c.set_policy(SpinPolicy::BLOCK);
+        assert_eq!(p.wait_space(Some(Duration::ZERO)), Ok(()));
+        assert_eq!(c.wait_data(Some(Duration::ZERO)), Err(RingError::TimedOut));
+        p.try_push(&slot(1)).unwrap();
+        assert_eq!(p.wait_space(Some(Duration::ZERO)), Err(RingError::TimedOut));
+        assert_eq!(c.wait_data(Some(Duration::ZERO)), Ok(()));
+    }
 }

@@ -647,6 +647,7 @@ impl Shared {
                 self.drop_abuser(slot);
             }
             if slot.lane.retire() {
+                slot.lane.leave();
                 log_event!(
                     self,
                     debug,
@@ -657,6 +658,7 @@ impl Shared {
             }
             if self.stopping.load(Ordering::SeqCst) {
                 let refused = slot.lane.refuse_pending(&ctl);
+                slot.lane.leave();
                 log_event!(
                     self,
                     debug,

@@ -73,6 +73,10 @@ mod imp {
         pub fn notify_all(&self) {
             self.0.notify_all();
         }
+        /// Wake one waiter.
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
     }
 
     /// A process-private reader-writer lock (parking_lot): the bucket lock.
@@ -190,6 +194,10 @@ mod imp {
         /// Wake every waiter.
         pub fn notify_all(&self) {
             self.0.notify_all();
+        }
+        /// Wake one waiter.
+        pub fn notify_one(&self) {
+            self.0.notify_one();
         }
     }
 

@@ -237,7 +237,7 @@ impl Control for ModelControl {
     }
     fn request_quit(&self) {}
     fn stopping(&self) -> bool {
-        false
+        self.stop.load(Ordering::SeqCst)
     }
     fn cancel_wait(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
@@ -279,7 +279,7 @@ impl Control for StopOnly {
     }
     fn request_quit(&self) {}
     fn stopping(&self) -> bool {
-        false
+        self.0.load(Ordering::SeqCst)
     }
     fn cancel_wait(&self) -> bool {
         self.0.load(Ordering::SeqCst)
