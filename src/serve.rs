@@ -79,7 +79,8 @@ pub trait Control: Sync {
     }
 }
 
-/// Ring slots a worker may read before giving them back while more requests wait.
+/// Ring slots a worker may read before giving them back (it gives them back sooner when it
+/// finds the ring empty).
 pub const RELEASE_BATCH: u64 = 16;
 /// The most answers a worker that keeps the ring leaves unpublished while more requests wait
 /// (one publication, with its fence and its cache-line transfer to the client, for several).
@@ -417,7 +418,11 @@ impl<M: RingMem + Clone> Lane<M> {
         // (Publishing once per whole burst from a worker that keeps the ring was tried: safe,
         // but the first answer of a burst then waits for the last, and pipelined p50 rose from
         // 10.6 to 16.5 µs with no throughput gain; `defer` below caps it at PUBLISH_BATCH.)
-        if !more || consumer.unreleased() >= RELEASE_BATCH {
+        // Slots read are given back in batches: at RELEASE_BATCH, or when a worker finds the
+        // ring empty (`wait_data_or` releases before it waits). Not before answering a lone
+        // request: its release (a store and a fence) would delay the answer a synchronous
+        // client is waiting for, and that client needs no room.
+        if consumer.unreleased() >= RELEASE_BATCH {
             consumer.release();
         }
         // Counted in flight only when the ring is handed over: a reset or a Stats waits for
