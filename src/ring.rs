@@ -732,4 +732,27 @@ mod tests {
         assert_eq!(p.wait_space(Some(Duration::ZERO)), Err(RingError::TimedOut));
         assert_eq!(c.wait_data(Some(Duration::ZERO)), Ok(()));
     }
+
+    #[test]
+    fn policies_are_kept_and_cached_counts_need_no_look() {
+        let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(4)));
+        assert_eq!((p.policy, c.policy), (SpinPolicy::DEFAULT, SpinPolicy::DEFAULT));
+        p.set_policy(SpinPolicy::BLOCK);
+        c.set_policy(SpinPolicy::BLOCK);
+        assert_eq!((p.policy, c.policy), (SpinPolicy::BLOCK, SpinPolicy::BLOCK));
+        for i in 0..3 {
+            p.try_push(&slot(i)).unwrap();
+        }
+        // Nothing read yet: the cache knows of nothing.
+        assert_eq!(c.ready_cached(), 0);
+        c.read().unwrap();
+        // The read loaded the producer's counter: two more are known without looking.
+        assert_eq!(c.ready_cached(), 2);
+        assert_eq!(c.unreleased(), 1);
+        c.read().unwrap();
+        assert_eq!(c.ready_cached(), 1);
+        assert_eq!(c.unreleased(), 2);
+        c.release();
+        assert_eq!(c.unreleased(), 0);
+    }
 }
