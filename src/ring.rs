@@ -736,7 +736,10 @@ mod tests {
     #[test]
     fn policies_are_kept_and_cached_counts_need_no_look() {
         let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(4)));
-        assert_eq!((p.policy, c.policy), (SpinPolicy::DEFAULT, SpinPolicy::DEFAULT));
+        assert_eq!(
+            (p.policy, c.policy),
+            (SpinPolicy::DEFAULT, SpinPolicy::DEFAULT)
+        );
         p.set_policy(SpinPolicy::BLOCK);
         c.set_policy(SpinPolicy::BLOCK);
         assert_eq!((p.policy, c.policy), (SpinPolicy::BLOCK, SpinPolicy::BLOCK));

@@ -996,29 +996,52 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 let t0 = Instant::now();
                 let stop_at = t0 + Duration::from_secs_f64(cap_seconds(routine, args.max_seconds));
                 let mut done = 0u64;
-                for chunk in ops.chunks(window) {
-                    let s = Instant::now();
-                    let vals: Vec<redis::Value> = if window == 1 {
-                        vec![
-                            redis_cmd(&chunk[0])
-                                .query(&mut con)
-                                .map_err(|e| e.to_string())?,
-                        ]
-                    } else {
-                        let mut p = redis::pipe();
-                        for op in chunk {
-                            p.add_command(redis_cmd(op));
+                if window == 1 {
+                    for op in &ops {
+                        let s = Instant::now();
+                        let v: redis::Value =
+                            redis_cmd(op).query(&mut con).map_err(|e| e.to_string())?;
+                        let _ = hist.record((s.elapsed().as_nanos() as u64).max(1));
+                        redis_check(op, &v)?;
+                        done += 1;
+                        if done % 1024 == 0 && Instant::now() > stop_at {
+                            break;
                         }
-                        p.query(&mut con).map_err(|e| e.to_string())?
-                    };
-                    let dt = (s.elapsed().as_nanos() as u64).max(1);
-                    for (op, v) in chunk.iter().zip(&vals) {
-                        redis_check(op, v)?;
-                        let _ = hist.record(dt);
                     }
-                    done += chunk.len() as u64;
-                    if Instant::now() > stop_at {
-                        break;
+                } else {
+                    // As for shmkv: at most `window` in flight, half a window sent (one write)
+                    // whenever the oldest half has been answered.
+                    let half = (window / 2).max(1);
+                    let mut in_flight: std::collections::VecDeque<(usize, Instant)> =
+                        std::collections::VecDeque::with_capacity(window);
+                    let mut next = 0;
+                    while next < ops.len() || !in_flight.is_empty() {
+                        if in_flight.len() + half <= window
+                            && next < ops.len()
+                            && Instant::now() <= stop_at
+                        {
+                            let end = (next + half).min(ops.len());
+                            let mut packed = Vec::new();
+                            for op in &ops[next..end] {
+                                packed.extend(redis_cmd(op).get_packed_command());
+                            }
+                            let s = Instant::now();
+                            con.send_packed_command(&packed)
+                                .map_err(|e| e.to_string())?;
+                            in_flight.extend((next..end).map(|i| (i, s)));
+                            next = end;
+                            continue;
+                        }
+                        for _ in 0..half.min(in_flight.len()) {
+                            let (i, s) = in_flight.pop_front().expect("counted");
+                            let v = con.recv_response().map_err(|e| e.to_string())?;
+                            let _ = hist.record((s.elapsed().as_nanos() as u64).max(1));
+                            redis_check(&ops[i], &v)?;
+                            done += 1;
+                        }
+                        if Instant::now() > stop_at {
+                            next = ops.len();
+                        }
                     }
                 }
                 let secs = t0.elapsed().as_secs_f64();
