@@ -50,6 +50,17 @@ impl std::fmt::Display for TableError {
 
 impl std::error::Error for TableError {}
 
+/// Whether a table may have `buckets` buckets (1 to [`MAX_BUCKETS`]).
+fn check_bucket_count(buckets: usize) -> Result<(), TableError> {
+    if buckets == 0 {
+        return Err(TableError::ZeroBuckets);
+    }
+    if buckets > MAX_BUCKETS {
+        return Err(TableError::TooManyBuckets { asked: buckets });
+    }
+    Ok(())
+}
+
 /// One bucket on its own cache line, so that locking one bucket does not slow its neighbours.
 #[repr(align(64))]
 struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
@@ -92,12 +103,7 @@ impl<K: Hash + Eq, V> Table<K, V, DefaultHashBuilder> {
 impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
     /// A table of `buckets` buckets (1 to [`MAX_BUCKETS`]) hashing with `hasher`.
     pub fn with_hasher(buckets: usize, hasher: S) -> Result<Self, TableError> {
-        if buckets == 0 {
-            return Err(TableError::ZeroBuckets);
-        }
-        if buckets > MAX_BUCKETS {
-            return Err(TableError::TooManyBuckets { asked: buckets });
-        }
+        check_bucket_count(buckets)?;
         let mut v = Vec::new();
         v.try_reserve_exact(buckets)
             .map_err(|_| TableError::OutOfMemory { asked: buckets })?;
@@ -278,6 +284,7 @@ mod tests {
         let t: Table<u64, u64> = Table::new(7).unwrap();
         assert!(t.is_empty());
         assert_eq!(t.insert(1, 10), None);
+        assert!(!t.is_empty());
         assert_eq!(t.insert(1, 11), Some(10));
         assert_eq!(t.insert(2, 20), None);
         assert_eq!(t.len(), 2);
@@ -321,6 +328,13 @@ mod tests {
         }
         assert_eq!(seen.len(), 100);
         assert!(t.bucket_entries(5).is_none());
+        let sizes: Vec<usize> = (0..5).map(|b| t.read_bucket(b).unwrap().len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert!(sizes.iter().all(|&n| n > 1), "{sizes:?}");
+        assert!((0..5).all(|b| !t.read_bucket(b).unwrap().is_empty()));
+        let empty: Table<u64, u64> = Table::new(2).unwrap();
+        assert!(empty.read_bucket(1).unwrap().is_empty());
+        assert_eq!(empty.read_bucket(1).unwrap().len(), 0);
     }
 
     #[test]
@@ -370,5 +384,51 @@ mod tests {
                 assert_eq!(t.get(&(i * K + k)), Some(k));
             }
         }
+    }
+
+    #[test]
+    fn bucket_count_limits_and_messages() {
+        assert_eq!(check_bucket_count(0), Err(TableError::ZeroBuckets));
+        assert_eq!(check_bucket_count(1), Ok(()));
+        assert_eq!(check_bucket_count(MAX_BUCKETS), Ok(()));
+        assert_eq!(
+            check_bucket_count(MAX_BUCKETS + 1),
+            Err(TableError::TooManyBuckets {
+                asked: MAX_BUCKETS + 1
+            })
+        );
+        assert_eq!(
+            TableError::ZeroBuckets.to_string(),
+            "a table needs at least 1 bucket"
+        );
+        assert_eq!(
+            TableError::TooManyBuckets { asked: 5 }.to_string(),
+            format!("5 buckets is more than the limit of {MAX_BUCKETS}")
+        );
+        assert_eq!(
+            TableError::OutOfMemory { asked: 9 }.to_string(),
+            "cannot allocate 9 buckets: out of memory"
+        );
+        let t: Table<u64, u64> = Table::new(3).unwrap();
+        t.insert(1, 1);
+        assert_eq!(format!("{t:?}"), "Table { buckets: 3, len: 1 }");
+    }
+
+    /// Keys spread evenly over the buckets (a constant or broken bucket function would keep
+    /// every operation correct and make the table one long list).
+    #[test]
+    fn keys_spread_over_the_buckets() {
+        let t: Table<u64, u64> = Table::new(64).unwrap();
+        let mut counts = [0u32; 64];
+        for k in 0..6400u64 {
+            let b = t.bucket_of(&k);
+            assert!(b < 64);
+            counts[b] += 1;
+        }
+        // 100 expected per bucket (standard deviation about 10).
+        assert!(
+            counts.iter().all(|&c| (50..=150).contains(&c)),
+            "{counts:?}"
+        );
     }
 }
