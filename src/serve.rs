@@ -82,6 +82,9 @@ pub trait Control: Sync {
 /// Ring slots a worker may read before giving them back (it gives them back sooner when it
 /// finds the ring empty).
 pub const RELEASE_BATCH: u64 = 16;
+/// Requests known to wait, besides the one just taken, for which a worker handing the ring
+/// over also wakes a sleeping spare worker (see [`Lane::serve_one`]).
+pub const PASS_BACKLOG: u64 = 16;
 /// The most answers a worker that keeps the ring leaves unpublished while more requests wait
 /// (one publication, with its fence and its cache-line transfer to the client, for several).
 pub const PUBLISH_BATCH: u64 = 8;
@@ -289,8 +292,14 @@ impl<M: RingMem + Clone> Lane<M> {
         more: bool,
     ) -> Option<MutexGuard<'a, Consumer<M>>> {
         if more {
+            // Wake a sleeping spare only for a backlog worth a wake-up (a system call and a
+            // context switch, microseconds): for a few requests the holder is back sooner,
+            // and on a small machine the spare would only take the core the client needs.
+            let backlog = consumer.ready_cached() >= PASS_BACKLOG;
             drop(consumer);
-            self.gate.pass_one();
+            if backlog {
+                self.gate.pass_one();
+            }
             None
         } else {
             Some(consumer)

@@ -436,7 +436,7 @@ fn hostile_writers_harm_only_themselves() {
         drop(kid.kill());
         // Once it is gone the slot is freed, repaired, and serves a new client correctly.
         let gone = Instant::now();
-        let c = connect_within(&s.name, 0, Duration::from_secs(2));
+        let c = connect_within(&s.name, 0, DEADLINE);
         let repaired = gone.elapsed();
         assert_ne!(owner_of(&s.name, 0), pid);
         let stop = AtomicBool::new(false);
@@ -665,7 +665,7 @@ fn a_killed_or_stopped_server_fails_every_call_in_bounded_time() {
     drop((c, c2));
     // It resumes: the acknowledged insert is there; the given-up slots are freed.
     signal(s.pid(), Signal::SIGCONT);
-    let c = connect_within(&s.name, 0, Duration::from_secs(2));
+    let c = connect_within(&s.name, 0, DEADLINE);
     assert_eq!(c.read(7).unwrap(), Some(70));
     drop(c);
     s.quit_and_check_clean();
