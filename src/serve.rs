@@ -133,6 +133,9 @@ pub struct Lane<M: RingMem> {
     sample_mask: u64,
     /// Where workers that find the ring taken wait (see [`SpareGate`]).
     gate: SpareGate,
+    /// Whether workers share a backlog: hand the ring over while more requests wait, and wake
+    /// a sleeping spare for a large one (see [`Lane::set_share_backlog`]).
+    share_backlog: bool,
 }
 
 /// Where a lane's spare workers (those that find the consumer lock taken) wait for the ring to
@@ -240,6 +243,7 @@ impl<M: RingMem + Clone> Lane<M> {
             counters: LaneCounters::default(),
             sample_mask: DEFAULT_SAMPLE_EVERY - 1,
             gate: SpareGate::new(),
+            share_backlog: true,
         }
     }
 
@@ -304,6 +308,20 @@ impl<M: RingMem + Clone> Lane<M> {
         } else {
             Some(consumer)
         }
+    }
+
+    /// Whether the lane's workers share a backlog (default true): a worker that takes a
+    /// request while more wait hands the ring over (lock coupling, so that another worker can
+    /// take the next one in parallel) and, for a backlog of [`PASS_BACKLOG`], wakes a sleeping
+    /// spare to do so. Worth it only with a core free for that spare: on a machine of two
+    /// cores, one runs the client and one the worker holding the ring, and a woken spare only
+    /// preempts one of them (measured: pipelined throughput with 2 workers fell from 5–7 M to
+    /// 1.5–2 M ops/s in some runs, p50 from 9 to 45 µs), while a worker that keeps the ring
+    /// may defer its answers' publication. Off, the lane's workers take turns: one holds the
+    /// ring while the client keeps it busy, the others sleep. Same-key order holds either
+    /// way (the consumer lock orders every take).
+    pub fn set_share_backlog(&mut self, on: bool) {
+        self.share_backlog = on;
     }
 
     /// Set how long workers spin before sleeping, waiting for requests and for room for
@@ -423,7 +441,7 @@ impl<M: RingMem + Clone> Lane<M> {
         // says none, keeping the ring is the safe choice either way.)
         let more = consumer.ready_cached() > 0;
         // Hand the ring over only if another worker could take it; a lone worker keeps it.
-        let hand = more && self.workers.load(Ordering::Relaxed) > 1;
+        let hand = more && self.share_backlog && self.workers.load(Ordering::Relaxed) > 1;
         // (Publishing once per whole burst from a worker that keeps the ring was tried: safe,
         // but the first answer of a burst then waits for the last, and pipelined p50 rose from
         // 10.6 to 16.5 µs with no throughput gain; `defer` below caps it at PUBLISH_BATCH.)

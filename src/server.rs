@@ -91,6 +91,10 @@ pub struct ServerConfig {
     /// clients, shutdown; see the [module](self) docs). They show only where the program has
     /// installed a subscriber.
     pub log: bool,
+    /// Whether a client's workers share its backlog (see [`Lane::set_share_backlog`]): `None`
+    /// decides by the machine, on with three cores or more (a worker woken to share needs a
+    /// core besides the client's and the ring holder's).
+    pub share_backlog: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             max_threads: MAX_THREADS_PER_CLIENT,
             ring_capacity: 1024,
             log: false,
+            share_backlog: None,
         }
     }
 }
@@ -441,6 +446,9 @@ impl Server {
             clear_stale(&config.name, index, config.log)?;
         }
         let mut slots = Vec::with_capacity(config.clients as usize);
+        let share_backlog = config
+            .share_backlog
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 2);
         for index in 0..config.clients {
             clear_stale(&config.name, index, config.log)?;
             let params = ObjectParams {
@@ -457,12 +465,13 @@ impl Server {
                         errno,
                     }
                 })?;
-            let lane = Lane::new(
+            let mut lane = Lane::new(
                 object.request_ring(&info),
                 object.response_ring(&info),
                 config.threads,
                 config.max_threads,
             );
+            lane.set_share_backlog(share_backlog);
             slots.push(SlotState {
                 index,
                 owned: OwnedObject {

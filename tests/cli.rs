@@ -65,7 +65,8 @@ fn print_threads_and_quit_output() {
 /// of the same key in one pipelined command line always sees it.
 #[test]
 fn same_key_order_with_three_workers_cli() {
-    let s = ServerProc::start(&["100", "2", "3"]);
+    // (Backlog sharing on, so that workers hand the ring over on this 2-core machine too.)
+    let s = ServerProc::start(&["100", "2", "3", "--share-backlog", "on"]);
     for i in 0..40 {
         let v = i.to_string();
         s.client(&[
@@ -81,7 +82,7 @@ fn same_key_order_with_three_workers_cli() {
 /// Long pipelined batches over few keys with 4 workers: every reply equals a sequential model.
 #[test]
 fn same_key_order_pipelined_library() {
-    let s = ServerProc::start(&["64", "1", "4", "--ring", "64"]);
+    let s = ServerProc::start(&["64", "1", "4", "--ring", "64", "--share-backlog", "on"]);
     let c = Client::connect(&ClientConfig::new(&s.name).slot(0)).unwrap();
     let mut model: HashMap<u64, u64> = HashMap::new();
     let mut rng = 0x1234_5678_u64;

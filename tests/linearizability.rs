@@ -32,6 +32,7 @@ fn child_role() {
         clients: 1,
         threads: 2,
         ring_capacity: 16,
+        share_backlog: Some(true),
         ..Default::default()
     })
     .unwrap();
@@ -94,7 +95,17 @@ fn record(server: &ServerProc, processes: u64, role: impl Fn(u64) -> Role) -> Ve
 /// written, or a value overwritten before the read began, it is not.
 #[test]
 fn concurrent_clients_are_linearizable() {
-    let server = ServerProc::start(&["--buckets", "4", "--clients", "4", "--threads", "2", "-q"]);
+    let server = ServerProc::start(&[
+        "--buckets",
+        "4",
+        "--clients",
+        "4",
+        "--threads",
+        "2",
+        "--share-backlog",
+        "on",
+        "-q",
+    ]);
     let (processes, threads, ops) = (3, 3, 400);
     let calls = record(&server, processes, |p| Role {
         name: server.name.clone(),

@@ -75,6 +75,10 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// Slots in each request and response ring (a power of two, 2 to 65536).
         #[arg(long, default_value_t = 1024)]
         ring: u32,
+        /// Whether a client's worker threads share its backlog of requests (hand the ring over
+        /// while more wait): auto turns it on with three cores or more.
+        #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = ["auto", "on", "off"])]
+        share_backlog: String,
         /// Log nothing to stderr (connects, disconnects, thread changes, shutdown).
         #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
@@ -128,6 +132,11 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             max_threads: args.max_threads,
             ring_capacity: args.ring,
             log: !args.quiet,
+            share_backlog: match args.share_backlog.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            },
         };
         let _ = (MAX_BUCKETS, MAX_CLIENTS);
 

@@ -27,6 +27,8 @@ fn start(clients: u32, threads: u32) -> ServerProc {
         &MAX_WORKERS.to_string(),
         "--ring",
         "16",
+        "--share-backlog",
+        "on",
         "-q",
     ])
 }

@@ -155,6 +155,7 @@ proptest! {
             max_threads: 6,
             ring_capacity: 16,
             log: false,
+            share_backlog: Some(true),
         }).unwrap();
         let client = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
         // The oracle needs the server's bucket function: learn it from Print of a lone key.
