@@ -635,6 +635,17 @@ impl Shared {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(std::io::Error::other("server is stopping"));
         }
+        // Join the workers that have exited (ThStop, retired): an exited thread that is never
+        // joined keeps its stack, and clients that start threads and leave would grow the
+        // server without bound.
+        let mut i = 0;
+        while i < threads.len() {
+            if threads[i].is_finished() {
+                let _ = threads.swap_remove(i).join();
+            } else {
+                i += 1;
+            }
+        }
         let me = self.clone();
         let h = std::thread::Builder::new()
             .name(format!("shmkv-c{index}"))
