@@ -754,6 +754,16 @@ fn racing_clients_exactly_one_wins() {
 }
 
 /// Run `bin` as user and group `id` (another user than the server's).
+/// Whether the test runs as root (it must run processes as other users); if not, say that
+/// `test` is skipped and why.
+fn root_or_skip(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("{test}: skipped: not root, so it cannot run processes as other users");
+    }
+    root
+}
+
 fn run_as(id: u32, bin: &str, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
     let child = Command::new(bin)
@@ -775,10 +785,7 @@ fn run_as(id: u32, bin: &str, args: &[&str]) -> Output {
 #[test]
 fn another_user_can_neither_attach_nor_take_the_name() {
     let _g = serial();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "another_user_can_neither_attach_nor_take_the_name: skipped: not root, so it cannot run a process as another user"
-        );
+    if !root_or_skip("another_user_can_neither_attach_nor_take_the_name") {
         return;
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -865,10 +872,7 @@ fn a_reused_server_pid_is_not_taken_for_the_server() {
 #[test]
 fn a_forged_owner_of_another_user_does_not_hold_a_slot() {
     let _g = serial();
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "a_forged_owner_of_another_user_does_not_hold_a_slot: skipped: not root, so it cannot run processes as other users"
-        );
+    if !root_or_skip("a_forged_owner_of_another_user_does_not_hold_a_slot") {
         return;
     }
     use std::os::unix::process::CommandExt;
