@@ -758,4 +758,20 @@ mod tests {
         c.release();
         assert_eq!(c.unreleased(), 0);
     }
+
+    /// A wait that runs out reports `TimedOut`, whatever the policy (not `Ok` after a spin or
+    /// a yield finds no room, nor `WouldBlock` when the futex word did not change).
+    #[test]
+    fn direct_waits_report_their_timeout() {
+        for policy in [SpinPolicy::BLOCK, SpinPolicy::DEFAULT] {
+            let (mut p, mut c) = channel(Arc::new(HeapRingMem::new(1)));
+            p.set_policy(policy);
+            c.set_policy(policy);
+            let t = Some(Duration::from_millis(2));
+            assert_eq!(c.wait_data(t), Err(RingError::TimedOut), "{policy:?}");
+            p.try_push(&slot(1)).unwrap();
+            assert_eq!(p.wait_space(t), Err(RingError::TimedOut), "{policy:?}");
+            assert_eq!(c.wait_data(t), Ok(()));
+        }
+    }
 }
