@@ -1,24 +1,21 @@
-//! The client object: one POSIX shared-memory object per client slot, named
-//! `<name>-client-<i>`, holding a header and a request ring and a response ring.
+//! The session object: one sealed shared-memory object per client session, created by the
+//! server and handed to the client over the server's socket (see [`crate::door`]), holding a
+//! header and a request ring and a response ring.
 //!
 //! # Byte layout (layout version [`LAYOUT_VERSION`])
 //!
 //! | offset | size | field | written by |
 //! |-------:|-----:|-------|-----------|
-//! | 0 | 8 | magic `b"SHMKV\0\0\x01"` (written last at creation) | server |
+//! | 0 | 8 | magic `b"SHMKV\0\0\x02"` (written last at creation) | server |
 //! | 8 | 4 | layout version | server |
 //! | 12 | 4 | slot size (32) | server |
 //! | 16 | 4 | request ring capacity (power of two) | server |
 //! | 20 | 4 | response ring capacity (power of two) | server |
 //! | 24 | 8 | object length in bytes | server |
-//! | 32 | 4 | this object's slot index `i` | server |
+//! | 32 | 4 | the session's slot number | server |
 //! | 36 | 4 | number of client slots of the server | server |
-//! | 40 | 4 | server pid | server |
-//! | 44 | 4 | server state (0 starting, 1 running, 2 stopping) | server |
+//! | 44 | 4 | session state (1 running, 2 server stopping, 3 client dropped) | server |
 //! | 48 | 8 | table bucket count (for clients' information) | server |
-//! | 64 | 4 | owner: pid of the attached client, 0 when free (claimed by CAS) | client, server |
-//! | 68 | 4 | closing: set to 1 by a detaching client | client, server |
-//! | 72 | 4 | session: bumped by the server at every reset | server |
 //! | 128 | 192 | request ring control block (see [`crate::region::RingCtrl`]) | both |
 //! | 320 | 192 | response ring control block | both |
 //! | 512 | 32 × req cap | request slots | client |
@@ -26,17 +23,20 @@
 //!
 //! The client produces requests and consumes responses; the server consumes requests and
 //! produces responses. Both rings are single-producer/single-consumer across the two processes.
+//! The object is never given to a second session, so nothing in it ever needs resetting, and the
+//! server never reads the header back: a client that scribbles on it harms only itself.
 
 use crate::region::SLOT_SIZE;
-use crate::shm::{Mapping, ShmRingMem};
+use crate::shm::{Mapping, SealError, ShmRingMem};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 use crate::wait::{SysFutex, Wake};
 use nix::errno::Errno;
+use std::os::fd::OwnedFd;
 
-/// Identifies a shmkv client object.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKV\0\0\x01");
+/// Identifies a shmkv session object.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKV\0\0\x02");
 /// Version of the byte layout above; a client refuses any other.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Offset of the request ring's control block.
 pub const REQ_CTRL: usize = 128;
 /// Offset of the response ring's control block.
@@ -50,12 +50,13 @@ pub const MAX_RING: u32 = 1 << 16;
 /// Longest server name.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Server state: objects created, not yet serving.
-pub const STATE_STARTING: u32 = 0;
-/// Server state: serving.
+/// Session state: serving.
 pub const STATE_RUNNING: u32 = 1;
-/// Server state: shutting down (or gone).
+/// Session state: the server is shutting down (or gone).
 pub const STATE_STOPPING: u32 = 2;
+/// Session state: the server dropped this client (it broke its ring or made the server do
+/// pointless work); the server hangs up right after writing it.
+pub const STATE_DROPPED: u32 = 3;
 
 const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 8;
@@ -65,78 +66,8 @@ const OFF_RESP_CAP: usize = 20;
 const OFF_LEN: usize = 24;
 const OFF_INDEX: usize = 32;
 const OFF_CLIENTS: usize = 36;
-const OFF_SERVER_PID: usize = 40;
 const OFF_STATE: usize = 44;
 const OFF_BUCKETS: usize = 48;
-const OFF_OWNER: usize = 64;
-const OFF_CLOSING: usize = 68;
-const OFF_SESSION: usize = 72;
-
-/// Whether process `pid` is alive: it exists and is not a zombie (a killed process whose
-/// parent has not reaped it yet still answers `kill(pid, 0)`). `kill(pid, 0)` failing with
-/// EPERM means it exists under another user, so it counts as alive. A reused pid reads as alive;
-/// see design.md, "Failure model".
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = i32::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    if matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
-        Err(Errno::ESRCH)
-    ) {
-        return false;
-    }
-    // /proc/<pid>/stat: "pid (comm) S ...": the state follows the last ')'.
-    match std::fs::read_to_string(format!("/proc/{p}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z') | Some('X')
-        ),
-        Err(_) => true,
-    }
-}
-
-/// Whether process `pid` has the shared-memory object `object` (a name from [`object_name`])
-/// mapped, from `/proc/<pid>/maps`: `Some(true)` or `Some(false)`. A live pid that does not map
-/// the object is not the client (or server) that wrote its pid there: the pid was reused after
-/// that process died, or the word was forged.
-///
-/// When that file cannot be read (another user's process), the process's user decides: objects
-/// are mode 0600, so only a process of our effective user, or root, can have one mapped; a
-/// process of any other user is `Some(false)`. `None` only when even that cannot be told (no
-/// `/proc`).
-pub fn maps_object(pid: u32, object: &str) -> Option<bool> {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        use std::os::unix::fs::MetadataExt;
-        let uid = std::fs::metadata(format!("/proc/{pid}")).ok()?.uid();
-        let me = nix::unistd::geteuid().as_raw();
-        return if uid == me || uid == 0 {
-            None
-        } else {
-            Some(false)
-        };
-    };
-    let path = format!("/dev/shm/{object}");
-    Some(maps.lines().any(|l| {
-        let l = l.strip_suffix(" (deleted)").unwrap_or(l);
-        l.ends_with(&path) && l[..l.len() - path.len()].ends_with(' ')
-    }))
-}
-
-/// Whether process `pid` is alive and, as far as `/proc` tells, has `object` mapped: the test
-/// the server applies to a slot's owner and a client to its server.
-pub fn pid_holds(pid: u32, object: &str) -> bool {
-    pid_alive(pid) && maps_object(pid, object) != Some(false)
-}
-
-/// The shared-memory object name of client slot `index` of server `name`.
-pub fn object_name(name: &str, index: u32) -> String {
-    format!("{name}-client-{index}")
-}
 
 /// Check a server name: 1 to [`MAX_NAME_LEN`] characters from `[A-Za-z0-9_.-]`, not starting
 /// with `.` or `-`, and not containing `..`.
@@ -174,12 +105,10 @@ pub struct HeaderInfo {
     pub req_capacity: u32,
     /// Response ring slots.
     pub resp_capacity: u32,
-    /// This object's slot index.
+    /// The session's slot number.
     pub index: u32,
     /// Number of client slots the server has.
     pub clients: u32,
-    /// The server's pid.
-    pub server_pid: u32,
     /// The table's bucket count.
     pub buckets: u64,
 }
@@ -191,6 +120,8 @@ pub enum HeaderError {
     TooSmall(usize),
     /// Magic is 0: the server has not finished creating it.
     NotReady,
+    /// The object is not sealed against resizing, or its size is out of range.
+    Unsealed(SealError),
     /// Not a shmkv object.
     BadMagic(u64),
     /// Another layout version.
@@ -204,6 +135,7 @@ impl std::fmt::Display for HeaderError {
         match self {
             HeaderError::TooSmall(n) => write!(f, "object is {n} bytes, smaller than a header"),
             HeaderError::NotReady => f.write_str("the server has not finished creating it"),
+            HeaderError::Unsealed(e) => write!(f, "{e}"),
             HeaderError::BadMagic(m) => write!(f, "not a shmkv object (magic {m:#018x})"),
             HeaderError::Version(v) => write!(
                 f,
@@ -274,7 +206,6 @@ impl Object {
             resp_capacity: resp,
             index: o.u32_at(OFF_INDEX).load(Ordering::Relaxed),
             clients: o.u32_at(OFF_CLIENTS).load(Ordering::Relaxed),
-            server_pid: o.u32_at(OFF_SERVER_PID).load(Ordering::Relaxed),
             buckets: o.u64_at(OFF_BUCKETS).load(Ordering::Relaxed),
         };
         Ok((o, info))
@@ -306,90 +237,6 @@ impl Object {
     pub fn state(&self) -> &AtomicU32 {
         self.u32_at(OFF_STATE)
     }
-    /// The owner word: pid of the attached client, 0 when free.
-    pub fn owner(&self) -> &AtomicU32 {
-        self.u32_at(OFF_OWNER)
-    }
-    /// The closing word: 1 once the attached client detaches.
-    pub fn closing(&self) -> &AtomicU32 {
-        self.u32_at(OFF_CLOSING)
-    }
-    /// The session counter.
-    pub fn session(&self) -> &AtomicU32 {
-        self.u32_at(OFF_SESSION)
-    }
-
-    /// Whether both rings' counters and the closing word are zero, as the server leaves a free
-    /// slot: what a client checks after claiming one. Only loads.
-    pub fn rings_are_fresh(&self) -> bool {
-        [REQ_CTRL, RESP_CTRL].iter().all(|&base| {
-            let ctrl = self.map.ring_ctrl(base).expect("validated layout");
-            ctrl.producer.0.tail.load(Ordering::Acquire) == 0
-                && ctrl.consumer.0.head.load(Ordering::Acquire) == 0
-        }) && self.closing().load(Ordering::Acquire) == 0
-    }
-
-    /// Whether the header holds what `info` and `state` say, and the rings' counters, the
-    /// client's waiting flags and the closing word are zero (as a reset leaves them): what a
-    /// free slot must look like for the next client. (The server's own flags, request-ring
-    /// `data_waiting` and response-ring `space_waiting`, are raised by its idle workers.) Only
-    /// loads.
-    pub fn is_pristine(&self, info: &HeaderInfo, state: u32) -> bool {
-        let req = self.map.ring_ctrl(REQ_CTRL).expect("validated layout");
-        let resp = self.map.ring_ctrl(RESP_CTRL).expect("validated layout");
-        let ring_clean = [req, resp].iter().all(|ctrl| {
-            ctrl.producer.0.tail.load(Ordering::Relaxed) == 0
-                && ctrl.consumer.0.head.load(Ordering::Relaxed) == 0
-        }) && req.wake.0.space_waiting.load(Ordering::Relaxed) == 0
-            && resp.wake.0.data_waiting.load(Ordering::Relaxed) == 0;
-        ring_clean
-            && self.closing().load(Ordering::Relaxed) == 0
-            && self.state().load(Ordering::Relaxed) == state
-            && self.u64_at(OFF_MAGIC).load(Ordering::Relaxed) == MAGIC
-            && self.u32_at(OFF_VERSION).load(Ordering::Relaxed) == LAYOUT_VERSION
-            && self.u32_at(OFF_SLOT_SIZE).load(Ordering::Relaxed) == SLOT_SIZE as u32
-            && self.u32_at(OFF_REQ_CAP).load(Ordering::Relaxed) == info.req_capacity
-            && self.u32_at(OFF_RESP_CAP).load(Ordering::Relaxed) == info.resp_capacity
-            && self.u64_at(OFF_LEN).load(Ordering::Relaxed) == self.map.len() as u64
-            && self.u32_at(OFF_INDEX).load(Ordering::Relaxed) == info.index
-            && self.u32_at(OFF_CLIENTS).load(Ordering::Relaxed) == info.clients
-            && self.u32_at(OFF_SERVER_PID).load(Ordering::Relaxed) == info.server_pid
-            && self.u64_at(OFF_BUCKETS).load(Ordering::Relaxed) == info.buckets
-    }
-
-    /// Write the header again from the server's own copy (`info`, `state`), magic last: a
-    /// client may have scribbled over it, and the next client of the slot must find it intact.
-    /// The server itself never reads these fields back.
-    pub fn restore_header(&self, info: &HeaderInfo, state: u32) {
-        self.u32_at(OFF_VERSION)
-            .store(LAYOUT_VERSION, Ordering::Relaxed);
-        self.u32_at(OFF_SLOT_SIZE)
-            .store(SLOT_SIZE as u32, Ordering::Relaxed);
-        self.u32_at(OFF_REQ_CAP)
-            .store(info.req_capacity, Ordering::Relaxed);
-        self.u32_at(OFF_RESP_CAP)
-            .store(info.resp_capacity, Ordering::Relaxed);
-        self.u64_at(OFF_LEN)
-            .store(self.map.len() as u64, Ordering::Relaxed);
-        self.u32_at(OFF_INDEX).store(info.index, Ordering::Relaxed);
-        self.u32_at(OFF_CLIENTS)
-            .store(info.clients, Ordering::Relaxed);
-        self.u32_at(OFF_SERVER_PID)
-            .store(info.server_pid, Ordering::Relaxed);
-        self.u64_at(OFF_BUCKETS)
-            .store(info.buckets, Ordering::Relaxed);
-        self.state().store(state, Ordering::SeqCst);
-        self.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
-    }
-
-    /// Wake whoever sleeps on the request ring's data futex (the server's waiting worker).
-    pub fn nudge_server(&self) {
-        if let Some(ctrl) = self.map.ring_ctrl(REQ_CTRL) {
-            ctrl.wake.0.data_futex.fetch_add(1, Ordering::SeqCst);
-            SysFutex.wake(&ctrl.wake.0.data_futex);
-        }
-    }
-
     /// Wake whoever sleeps on the response ring's data futex (a waiting client).
     pub fn nudge_client(&self) {
         if let Some(ctrl) = self.map.ring_ctrl(RESP_CTRL) {
@@ -398,24 +245,12 @@ impl Object {
         }
     }
 
-    /// Zero both rings' control blocks (counters, flags). Only the server calls this, while the
-    /// departed client's owner word still bars new clients and none of the server's own
-    /// threads uses the rings.
-    pub fn reset_rings(&self) {
-        for base in [REQ_CTRL, RESP_CTRL] {
-            let ctrl = self.map.ring_ctrl(base).expect("validated layout");
-            ctrl.producer.0.tail.store(0, Ordering::Relaxed);
-            ctrl.consumer.0.head.store(0, Ordering::Relaxed);
-            ctrl.wake.0.data_waiting.store(0, Ordering::Relaxed);
-            ctrl.wake.0.space_waiting.store(0, Ordering::Relaxed);
-        }
-    }
 }
 
-/// Parameters of a client object, chosen by the server.
+/// Parameters of a session object, chosen by the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ObjectParams {
-    /// Slot index `i`.
+    /// The session's slot number.
     pub index: u32,
     /// Number of client slots.
     pub clients: u32,
@@ -427,12 +262,12 @@ pub struct ObjectParams {
     pub buckets: u64,
 }
 
-/// Create the client object `<name>-client-<i>` (exclusive, 0600), fill its header and publish
-/// the magic last. The caller owns the object and unlinks it.
-pub fn create_object(name: &str, p: &ObjectParams) -> Result<(Object, HeaderInfo), Errno> {
+/// Create a fresh sealed session object, fill its header and publish the magic last. The
+/// descriptor is what the client is handed.
+pub fn create_object(p: &ObjectParams) -> Result<(OwnedFd, Object, HeaderInfo), Errno> {
     let len = object_len(p.req_capacity, p.resp_capacity);
-    let map = Arc::new(Mapping::create(&object_name(name, p.index), len)?);
-    let o = Object { map };
+    let (fd, map) = Mapping::create_sealed(len)?;
+    let o = Object { map: Arc::new(map) };
     o.u32_at(OFF_VERSION)
         .store(LAYOUT_VERSION, Ordering::Relaxed);
     o.u32_at(OFF_SLOT_SIZE)
@@ -444,22 +279,18 @@ pub fn create_object(name: &str, p: &ObjectParams) -> Result<(Object, HeaderInfo
     o.u64_at(OFF_LEN).store(len as u64, Ordering::Relaxed);
     o.u32_at(OFF_INDEX).store(p.index, Ordering::Relaxed);
     o.u32_at(OFF_CLIENTS).store(p.clients, Ordering::Relaxed);
-    o.u32_at(OFF_SERVER_PID)
-        .store(std::process::id(), Ordering::Relaxed);
     o.u64_at(OFF_BUCKETS).store(p.buckets, Ordering::Relaxed);
-    o.state().store(STATE_STARTING, Ordering::Relaxed);
+    o.state().store(STATE_RUNNING, Ordering::Relaxed);
     o.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
     let (o, info) = Object::validate(o.map).map_err(|_| Errno::EINVAL)?;
-    Ok((o, info))
+    Ok((fd, o, info))
 }
 
-/// Map an existing client object and validate its header.
-pub fn open_object(
-    name: &str,
-    index: u32,
-) -> Result<Result<(Object, HeaderInfo), HeaderError>, Errno> {
-    let map = Arc::new(Mapping::open(&object_name(name, index))?);
-    Ok(Object::validate(map))
+/// Map a session object received from the server (after checking its seals and size) and
+/// validate its header.
+pub fn open_object(fd: &impl std::os::fd::AsFd) -> Result<(Object, HeaderInfo), HeaderError> {
+    let map = Mapping::open_sealed(fd).map_err(HeaderError::Unsealed)?;
+    Object::validate(Arc::new(map))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -496,22 +327,21 @@ mod tests {
     }
 
     #[test]
-    #[cfg(not(miri))] // shm_open/mmap
+    #[cfg(not(miri))] // memfd_create/mmap
     fn header_round_trip_and_mismatches() {
-        let name = format!("shmkv-unit-chan-{}", std::process::id());
-        let (o, info) = create_object(&name, &params()).unwrap();
+        let (fd, o, info) = create_object(&params()).unwrap();
         assert_eq!(info.req_capacity, 8);
         assert_eq!(info.resp_capacity, 16);
         assert_eq!(info.index, 3);
         assert_eq!(info.buckets, 100);
-        let (o2, info2) = open_object(&name, 3).unwrap().unwrap();
+        let (o2, info2) = open_object(&fd).unwrap();
         assert_eq!(info, info2);
-        Mapping::unlink(&object_name(&name, 3)).unwrap();
+        assert_eq!(o2.state().load(Ordering::SeqCst), STATE_RUNNING);
 
-        o.u32_at(OFF_VERSION).store(2, Ordering::SeqCst);
+        o.u32_at(OFF_VERSION).store(9, Ordering::SeqCst);
         assert_eq!(
             Object::validate(o2.map.clone()).unwrap_err(),
-            HeaderError::Version(2)
+            HeaderError::Version(9)
         );
         o.u32_at(OFF_VERSION)
             .store(LAYOUT_VERSION, Ordering::SeqCst);

@@ -1,5 +1,5 @@
-//! The client library: attach to a server's client slot, send requests, and match responses to
-//! requests by id. A [`Client`] is `Send + Sync`: many threads share one connection, each call
+//! The client library: open a session with a server (through its socket, see [`crate::door`]),
+//! send requests, and match responses to requests by id. A [`Client`] is `Send + Sync`: many threads share one connection, each call
 //! may be blocking ([`Client::insert`], …) or pipelined ([`Client::submit`] many, then
 //! [`Client::wait`] for each).
 //!
@@ -10,7 +10,10 @@
 //! itself, so a client that submits far more than the rings hold never deadlocks with the
 //! server.
 
-use crate::channel::{self, HeaderError, HeaderInfo, Object, STATE_RUNNING};
+use crate::channel::{
+    self, HeaderError, HeaderInfo, Object, STATE_DROPPED, STATE_RUNNING, STATE_STOPPING,
+};
+use crate::door::{self, ANY_SLOT, DoorError, GOODBYE, Hello, WELCOME_LEN, Welcome};
 use crate::protocol::{
     DecodeError, ErrorCode, Op, Reply, Request, Stat, decode_response, encode_request,
 };
@@ -20,19 +23,26 @@ use crate::stats::Stats;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 use nix::errno::Errno;
 use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long a waiting client sleeps between checks that its server is alive.
+/// How long a waiting client sleeps between checks that its server is alive (that its
+/// connection has not been hung up).
 pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
+
 
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// The server's name.
     pub name: String,
+    /// Connect to this socket instead of the one the name gives (the server's `--socket`).
+    pub socket: Option<PathBuf>,
     /// The client slot to take; `None` takes the first free one.
     pub slot: Option<u32>,
-    /// How long to wait for a slot that is being freed (a client that just left).
+    /// How long to wait for a slot that is being freed (a client that just left), and for
+    /// the server's answer to the handshake.
     pub attach_timeout: Duration,
     /// How long a call waits while the server makes no progress on this connection (answers
     /// nothing, takes no request) before it fails with [`ClientError::Timeout`] and the
@@ -47,6 +57,7 @@ impl ClientConfig {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_string(),
+            socket: None,
             slot: None,
             attach_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
@@ -63,6 +74,19 @@ impl ClientConfig {
     pub fn slot(mut self, slot: u32) -> Self {
         self.slot = Some(slot);
         self
+    }
+
+    /// Connect to the socket at `path` (see [`ClientConfig::socket`]).
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// The socket path this configuration connects to.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| door::socket_path(&self.name))
     }
 }
 
@@ -106,29 +130,43 @@ pub enum ClientError {
         /// Slots the server has.
         slots: u32,
     },
-    /// The object is not one this build can use.
-    #[error("/dev/shm/{object}: {reason}")]
+    /// The session object is not one this build can use.
+    #[error("the server's session object: {reason}")]
     BadObject {
-        /// The object.
-        object: String,
         /// What is wrong.
         reason: HeaderError,
     },
     /// A system call failed.
-    #[error("/dev/shm/{object}: {errno}")]
+    #[error("{path}: {errno}")]
     Os {
-        /// The object.
-        object: String,
+        /// The socket.
+        path: String,
         /// The error.
         errno: Errno,
     },
-    /// The object belongs to another user: only the server's user may connect.
+    /// The socket's directory is not private to this user, or the socket is not ours to use.
+    #[error("{0}")]
+    Door(DoorError),
+    /// The server runs as another user: only that user may connect.
     #[error(
-        "/dev/shm/{object}: permission denied (the server runs as another user; only that user may connect)"
+        "{path}: permission denied (the server runs as another user; only that user may connect)"
     )]
     PermissionDenied {
-        /// The object.
-        object: String,
+        /// The socket.
+        path: String,
+    },
+    /// The process listening on the socket runs as another user (not ours, not root): it is
+    /// not trusted with our data, and nothing was sent to it.
+    #[error(
+        "{path}: the process listening there (pid {pid}) runs as uid {uid}, not as this user or root; refusing to talk to it"
+    )]
+    UntrustedServer {
+        /// The socket.
+        path: String,
+        /// The listener's pid.
+        pid: u32,
+        /// The listener's uid.
+        uid: u32,
     },
     /// The server shut down or died.
     #[error("the server {0}")]
@@ -213,25 +251,24 @@ struct Book {
     progress: Option<Instant>,
 }
 
-/// A connection to one client slot of a server.
+/// A session with a server: its connection, its object's two rings, and the book of
+/// requests waiting for their answers.
 pub struct Client {
     object: Object,
     info: HeaderInfo,
     slot: u32,
+    /// The connection: it carries nothing after the handshake; the server's hang-up on it is
+    /// how a dead server is noticed.
+    stream: UnixStream,
+    /// The session object's descriptor (see [`Client::object_fd`]).
+    fd: std::os::fd::OwnedFd,
     producer: Mutex<Producer<ShmRingMem>>,
     receiver: Mutex<Consumer<ShmRingMem>>,
     book: Mutex<Book>,
     cond: Condvar,
     next_id: AtomicU64,
-    /// The slot's session number when we attached: the server bumps it when it resets the
-    /// slot, so a different value means we were dropped.
-    session: u32,
     /// [`ClientConfig::timeout`].
     timeout: Duration,
-    /// The object's name (`<server>-client-<slot>`).
-    object_name: String,
-    /// When the server's pid is next checked for mapping the object ([`MAPS_CHECK_EVERY`]).
-    maps_due: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -243,149 +280,164 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn pid_gone(pid: u32) -> bool {
-    !channel::pid_alive(pid)
+/// What one handshake gave.
+enum Answer {
+    /// A session.
+    Session(Client),
+    /// Not now (the slot, or every slot, is held): try again until the deadline.
+    Busy(ClientError),
 }
 
-/// How often a waiting client looks whether its server's pid still maps the client's object
-/// (`/proc/<pid>/maps`): a server that died and whose pid was reused is then noticed as dead
-/// rather than by the timeout. That it lives is checked every [`LIVENESS_POLL`].
-const MAPS_CHECK_EVERY: Duration = Duration::from_secs(1);
-
-enum Claim {
-    Got(Object, HeaderInfo),
-    Busy(u32),
-}
-
-fn open(name: &str, slot: u32) -> Result<(Object, HeaderInfo), ClientError> {
-    let object = channel::object_name(name, slot);
-    match channel::open_object(name, slot) {
-        Ok(Ok(x)) => Ok(x),
-        Ok(Err(reason)) => Err(ClientError::BadObject { object, reason }),
-        Err(Errno::ENOENT) => {
-            // Is there a server at all? Slot 0 always exists when one runs.
-            if slot != 0 {
-                if let Ok(Ok((_, info))) = channel::open_object(name, 0) {
-                    return Err(ClientError::SlotOutOfRange {
-                        name: name.to_string(),
-                        slot,
-                        slots: info.clients,
-                    });
-                }
-            }
-            Err(ClientError::NoServer {
-                name: name.to_string(),
-            })
+/// Connect to `path`, check who listens there, and send the hello: nothing is sent to a
+/// process of another user.
+fn knock(config: &ClientConfig, path: &std::path::Path) -> Result<UnixStream, ClientError> {
+    let shown = path.display().to_string();
+    let stream = UnixStream::connect(path).map_err(|e| {
+        match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+            Errno::ENOENT | Errno::ECONNREFUSED => ClientError::NoServer {
+                name: config.name.clone(),
+            },
+            Errno::EACCES | Errno::EPERM => ClientError::PermissionDenied { path: shown.clone() },
+            errno => ClientError::Os {
+                path: shown.clone(),
+                errno,
+            },
         }
-        Err(Errno::EACCES | Errno::EPERM) => Err(ClientError::PermissionDenied { object }),
-        Err(errno) => Err(ClientError::Os { object, errno }),
+    })?;
+    let peer = door::peer(&stream).map_err(|errno| ClientError::Os {
+        path: shown.clone(),
+        errno,
+    })?;
+    if !door::trusted(peer.uid) {
+        return Err(ClientError::UntrustedServer {
+            path: shown,
+            pid: peer.pid,
+            uid: peer.uid,
+        });
     }
+    let os = |e: std::io::Error| ClientError::Os {
+        path: shown.clone(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    };
+    stream
+        .set_read_timeout(Some(config.attach_timeout.max(Duration::from_millis(100))))
+        .map_err(os)?;
+    let hello = Hello {
+        slot: config.slot.unwrap_or(ANY_SLOT),
+    };
+    std::io::Write::write_all(&mut &stream, &hello.encode()).map_err(os)?;
+    Ok(stream)
 }
 
-fn try_claim(name: &str, slot: u32, me: u32) -> Result<Claim, ClientError> {
-    let (object, info) = open(name, slot)?;
-    // A live pid that does not map the object is not its server: the server died and its
-    // pid was reused (or the header was forged).
-    if !channel::pid_holds(info.server_pid, &channel::object_name(name, slot)) {
-        return Err(ClientError::ServerGone("died"));
+/// One handshake: knock, read the welcome, map the object.
+fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, ClientError> {
+    let stream = knock(config, path)?;
+    let mut buf = [0u8; WELCOME_LEN];
+    let (n, fd) = door::recv_with_fd(&stream, &mut buf).map_err(|errno| match errno {
+        Errno::EAGAIN => ClientError::Timeout(config.attach_timeout),
+        errno => ClientError::Os {
+            path: path.display().to_string(),
+            errno,
+        },
+    })?;
+    if n == 0 {
+        return Err(ClientError::PermissionDenied {
+            path: path.display().to_string(),
+        });
     }
-    if object.state().load(Ordering::Acquire) != STATE_RUNNING {
-        return Err(ClientError::ServerGone(
-            "is not running (starting or shutting down)",
-        ));
-    }
-    match object
-        .owner()
-        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-    {
-        // The server leaves a free slot's rings zeroed. A departed client that wrote into its
-        // object (and 0 into the owner word) can leave it otherwise; the server cleans such a
-        // slot when a worker is next idle. Leave it until then.
-        Ok(_) if !object.rings_are_fresh() => {
-            let _ = object
-                .owner()
-                .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Acquire);
-            Ok(Claim::Busy(0))
+    let welcome = Welcome::decode(&buf[..n])
+        .ok_or_else(|| ClientError::Protocol("the server's handshake answer is not understood".into()))?;
+    let name = config.name.clone();
+    match welcome {
+        Welcome::Session { slot } => {
+            let fd = fd.ok_or_else(|| {
+                ClientError::Protocol("the server sent no session object".into())
+            })?;
+            let (object, info) =
+                channel::open_object(&fd).map_err(|reason| ClientError::BadObject { reason })?;
+            stream.set_read_timeout(None).ok();
+            stream.set_nonblocking(true).ok();
+            Ok(Answer::Session(Client::attached(
+                object,
+                info,
+                slot,
+                (stream, fd),
+                config.timeout,
+            )))
         }
-        Ok(_) => Ok(Claim::Got(object, info)),
-        Err(pid) => Ok(Claim::Busy(pid)),
+        Welcome::SlotBusy { slot, pid } => Ok(Answer::Busy(ClientError::SlotBusy { slot, pid })),
+        Welcome::AllBusy { clients } => Ok(Answer::Busy(ClientError::AllSlotsBusy {
+            name,
+            slots: clients,
+        })),
+        Welcome::OutOfRange { slot, clients } => Err(ClientError::SlotOutOfRange {
+            name,
+            slot,
+            slots: clients,
+        }),
+        Welcome::Stopping => Err(ClientError::ServerGone("is shutting down")),
+        Welcome::Failed => Err(ClientError::Protocol(
+            "the server could not open a session (see its log)".into(),
+        )),
     }
 }
 
 impl Client {
-    /// Attach to a server's client slot (the given one, or the first free one). A slot whose
-    /// previous client is leaving is waited for up to `attach_timeout`.
+    /// Open a session with server `config.name` through its socket (in the given slot, or any
+    /// free one). A slot that is held is asked for again until `attach_timeout`: its previous
+    /// client may be leaving.
     pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
         channel::validate_name(&config.name).map_err(ClientError::InvalidName)?;
-        let me = std::process::id();
-        let deadline = Instant::now() + config.attach_timeout;
-        loop {
-            let (slots, busy) = match config.slot {
-                Some(slot) => match try_claim(&config.name, slot, me)? {
-                    Claim::Got(o, i) => {
-                        return Ok(Self::attached(o, i, &config.name, slot, config.timeout));
-                    }
-                    Claim::Busy(pid) => (1, Some((slot, pid))),
-                },
-                None => {
-                    let (_, info0) = open(&config.name, 0)?;
-                    let mut last = None;
-                    for slot in 0..info0.clients {
-                        match try_claim(&config.name, slot, me) {
-                            Ok(Claim::Got(o, i)) => {
-                                return Ok(Self::attached(
-                                    o,
-                                    i,
-                                    &config.name,
-                                    slot,
-                                    config.timeout,
-                                ));
-                            }
-                            Ok(Claim::Busy(pid)) => last = Some((slot, pid)),
-                            Err(ClientError::SlotOutOfRange { .. }) => break,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    (info0.clients, last)
-                }
-            };
-            if Instant::now() >= deadline {
-                return Err(match (config.slot, busy) {
-                    (Some(slot), Some((_, pid))) => ClientError::SlotBusy { slot, pid },
-                    _ => ClientError::AllSlotsBusy {
-                        name: config.name.clone(),
-                        slots,
-                    },
+        let path = config.socket_path();
+        if config.socket.is_none() {
+            let dir = door::socket_dir();
+            if !dir.exists() {
+                return Err(ClientError::NoServer {
+                    name: config.name.clone(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(5));
+            door::prepare_dir(&dir, false).map_err(ClientError::Door)?;
+        }
+        let deadline = Instant::now() + config.attach_timeout;
+        loop {
+            match handshake(config, &path)? {
+                Answer::Session(c) => return Ok(c),
+                Answer::Busy(e) if Instant::now() >= deadline => return Err(e),
+                Answer::Busy(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
         }
     }
 
     fn attached(
         object: Object,
         info: HeaderInfo,
-        name: &str,
         slot: u32,
+        (stream, fd): (UnixStream, std::os::fd::OwnedFd),
         timeout: Duration,
     ) -> Client {
         let producer = Producer::new(object.request_ring(&info));
         let receiver = Consumer::new(object.response_ring(&info));
-        let session = object.session().load(Ordering::SeqCst);
         Client {
-            session,
             timeout,
-            object_name: channel::object_name(name, slot),
-            maps_due: Mutex::new(Instant::now() + MAPS_CHECK_EVERY),
             object,
             info,
             slot,
+            stream,
+            fd,
             producer: Mutex::new(producer),
             receiver: Mutex::new(receiver),
             book: Mutex::new(Book::default()),
             cond: Condvar::new(),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The session object's descriptor, for tests that play a hostile client (map it again,
+    /// try to resize it, punch holes in it). Not needed to use the client.
+    #[doc(hidden)]
+    pub fn object_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
     }
 
     /// The slot this client holds.
@@ -549,20 +601,20 @@ impl Client {
         e
     }
 
-    /// Err if the server has shut down or died.
+    /// Err if the server has shut down, died or dropped this client: the session's state
+    /// word says which, and the hang-up of the connection (which the kernel delivers when the
+    /// server's process dies, whatever killed it) says that it is over.
     fn check_server(&self) -> Result<(), ClientError> {
-        if self.object.state().load(Ordering::Acquire) != STATE_RUNNING {
-            return Err(self.fail(ClientError::ServerGone("shut down")));
-        }
-        if pid_gone(self.info.server_pid) || !self.server_maps_us() {
-            return Err(self.fail(ClientError::ServerGone("died")));
-        }
-        if !self.still_attached() {
-            return Err(self.fail(ClientError::ServerGone(
-                "dropped this client (its slot was reset)",
-            )));
-        }
-        Ok(())
+        let gone = match self.object.state().load(Ordering::Acquire) {
+            STATE_RUNNING if !door::hung_up(&self.stream) => return Ok(()),
+            // Read again: the server writes the state before it hangs up.
+            _ => match self.object.state().load(Ordering::Acquire) {
+                STATE_STOPPING => "shut down",
+                STATE_DROPPED => "dropped this client (see its log for why)",
+                _ => "died",
+            },
+        };
+        Err(self.fail(ClientError::ServerGone(gone)))
     }
 
     /// Err (and the connection given up) if the server has made no progress for
@@ -574,26 +626,6 @@ impl Client {
             return Err(self.fail(ClientError::Timeout(self.timeout)));
         }
         Ok(())
-    }
-
-    /// Whether the server's pid, as far as `/proc` tells, still maps our object (looked at
-    /// once every [`MAPS_CHECK_EVERY`]; true in between).
-    fn server_maps_us(&self) -> bool {
-        {
-            let mut due = self.maps_due.lock();
-            let now = Instant::now();
-            if now < *due {
-                return true;
-            }
-            *due = now + MAPS_CHECK_EVERY;
-        }
-        channel::maps_object(self.info.server_pid, &self.object_name) != Some(false)
-    }
-
-    /// Whether the slot is still ours: same session, our pid as owner.
-    fn still_attached(&self) -> bool {
-        self.object.session().load(Ordering::SeqCst) == self.session
-            && self.object.owner().load(Ordering::SeqCst) == std::process::id()
     }
 
     /// Wait for a ticket's complete answer.
@@ -826,11 +858,8 @@ fn file(book: &mut Book, id: u64, reply: Reply) {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        // Tell the server we are leaving; it resets the slot once our ring is drained. Not if
-        // the slot is no longer ours (the server reset it; another client may hold it now).
-        if self.still_attached() {
-            self.object.closing().store(1, Ordering::SeqCst);
-            self.object.nudge_server();
-        }
+        // Tell the server we are leaving on purpose (its log says "detached"); closing the
+        // connection then ends the session.
+        let _ = std::io::Write::write(&mut &self.stream, &[GOODBYE]);
     }
 }

@@ -1,19 +1,21 @@
 //! shmkv: a concurrent hash table held by a server process and used by other processes through
-//! POSIX shared memory.
+//! shared memory: each client's session is a sealed shared-memory object that the server hands
+//! it over a unix socket.
 //!
 //! The crate is layered; each layer depends only on the ones above it in this list:
 //!
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
 //! | sync facade | [`sync`], [`wait`] | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
-//! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a POSIX shared-memory mapping |
+//! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
 //! | ring | [`ring`] | the lock-free SPSC ring with its spin-then-futex wait/wake protocol |
 //! | protocol | [`protocol`] | requests and responses in fixed 32-byte slots |
-//! | channel | [`channel`] | the client object: header, layout version, the two rings |
+//! | channel | [`channel`] | the session object: header, layout version, the two rings |
+//! | front door | [`door`] | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
 //! | table | [`table`] | the hash table with one reader-writer lock per bucket |
 //! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
 //! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
-//! | server / client | [`server`], [`client`] | the server process's engine and the client library |
+//! | server / client | [`server`], [`client`] | the server (sessions, workers, abuse policy) and the client library |
 //! | test support | [`lincheck`] | a linearizability checker for key-value histories |
 //!
 //! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
@@ -60,6 +62,8 @@ pub mod channel;
 pub mod cli;
 #[cfg(not(loom))]
 pub mod client;
+#[cfg(not(loom))]
+pub mod door;
 #[cfg(not(loom))]
 pub mod server;
 #[cfg(not(loom))]

@@ -84,6 +84,15 @@ pub trait RingMem: Send + Sync {
     /// The futex implementation for this memory.
     fn waker(&self) -> &Self::Waker;
 
+    /// Register the one producer or the one consumer of this memory in this process: true the
+    /// first time for each side. [`crate::ring::Producer::new`] and
+    /// [`crate::ring::Consumer::new`] panic on false, so that safe code cannot build two
+    /// producers (or two consumers) over memory whose slot accessors rely on the
+    /// single-producer/single-consumer protocol for soundness, as heap memory's do. Memory
+    /// whose accessors are atomics (a shared mapping, which another process writes anyway) may
+    /// always return true.
+    fn claim(&self, side: Side) -> bool;
+
     /// Copy slot `index` out.
     ///
     /// # Safety
@@ -101,6 +110,24 @@ pub trait RingMem: Send + Sync {
     unsafe fn write_slot(&self, index: usize, slot: &Slot);
 }
 
+/// One half of a ring (see [`RingMem::claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The writing half.
+    Producer,
+    /// The reading half.
+    Consumer,
+}
+
+impl Side {
+    fn bit(self) -> u32 {
+        match self {
+            Side::Producer => 1,
+            Side::Consumer => 2,
+        }
+    }
+}
+
 impl<T: RingMem> RingMem for Arc<T> {
     type Waker = T::Waker;
 
@@ -112,6 +139,9 @@ impl<T: RingMem> RingMem for Arc<T> {
     }
     fn waker(&self) -> &Self::Waker {
         (**self).waker()
+    }
+    fn claim(&self, side: Side) -> bool {
+        (**self).claim(side)
     }
     unsafe fn read_slot(&self, index: usize) -> Slot {
         // SAFETY: forwarded; the caller upholds the same contract.
@@ -131,6 +161,8 @@ pub struct HeapRingMem {
     ctrl: RingCtrl,
     slots: Box<[UnsafeCell<Slot>]>,
     futex: ModelFutex,
+    /// The sides claimed so far ([`Side`] bits): each at most once.
+    claimed: AtomicU32,
 }
 
 // SAFETY: the slots are only accessed through `read_slot`/`write_slot`, whose contracts forbid
@@ -156,6 +188,7 @@ impl HeapRingMem {
                 .map(|_| UnsafeCell::new([0u8; SLOT_SIZE]))
                 .collect(),
             futex: ModelFutex::new(),
+            claimed: AtomicU32::new(0),
         }
     }
 }
@@ -171,6 +204,12 @@ impl RingMem for HeapRingMem {
     }
     fn waker(&self) -> &ModelFutex {
         &self.futex
+    }
+    fn claim(&self, side: Side) -> bool {
+        self.claimed
+            .fetch_or(side.bit(), crate::sync::Ordering::SeqCst)
+            & side.bit()
+            == 0
     }
     unsafe fn read_slot(&self, index: usize) -> Slot {
         // SAFETY: `index` is in bounds (slice indexing checks it anyway) and the caller promises
@@ -196,6 +235,15 @@ mod tests {
         let base = &c as *const RingCtrl as usize;
         assert_eq!(&c.consumer as *const _ as usize - base, 64);
         assert_eq!(&c.wake as *const _ as usize - base, 128);
+    }
+
+    #[test]
+    fn each_side_of_heap_memory_is_claimed_once() {
+        let m = HeapRingMem::new(2);
+        assert!(m.claim(Side::Producer));
+        assert!(!m.claim(Side::Producer));
+        assert!(m.claim(Side::Consumer));
+        assert!(!m.claim(Side::Consumer));
     }
 
     #[test]

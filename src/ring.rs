@@ -40,7 +40,7 @@
 //! sleeper) makes no system call. The producer side is symmetric (`space_waiting`,
 //! `space_futex`). The loom models in `tests/loom/` check exactly this code for lost wake-ups.
 
-use crate::region::{RingMem, Slot};
+use crate::region::{RingMem, Side, Slot};
 use crate::sync::{Ordering, fence, spin_hint, thread};
 use crate::wait::{SpinPolicy, Wake};
 use std::time::{Duration, Instant};
@@ -133,7 +133,15 @@ fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
 impl<M: RingMem> Producer<M> {
     /// The producer half over `mem`, starting from the counters the memory holds now (its own
     /// `tail` is taken as the truth; the peer's `head` is validated when first used).
+    ///
+    /// # Panics
+    ///
+    /// If `mem` already has a producer in this process (see [`RingMem::claim`]).
     pub fn new(mem: M) -> Self {
+        assert!(
+            mem.claim(Side::Producer),
+            "this ring memory already has a producer"
+        );
         let tail = mem.ctrl().producer.0.tail.load(Ordering::Acquire);
         let mask = mem.capacity() as u64 - 1;
         Self {
@@ -229,8 +237,8 @@ impl<M: RingMem> Producer<M> {
     }
 
     /// Wait until at least one slot is free or `timeout` passes (`None`: no limit). Spins,
-    /// yields, then sleeps on the futex. Returns [`RingError::WouldBlock`] when woken while
-    /// still full (someone bumped the futex word), [`RingError::TimedOut`] on timeout.
+    /// yields, then sleeps on the futex. Returns [`RingError::WouldBlock`] when woken before
+    /// the deadline while still full, [`RingError::TimedOut`] on timeout.
     pub fn wait_space(&mut self, timeout: Option<Duration>) -> Result<(), RingError> {
         if self.free()? > 0 {
             return Ok(());
@@ -284,8 +292,11 @@ impl<M: RingMem> Producer<M> {
             if self.free()? > 0 {
                 return Ok(());
             }
-            if self.mem.ctrl().wake.0.space_futex.load(Ordering::SeqCst) != seq {
-                // Woken (or nudged) and still full: let the caller look around.
+            // Woken before the deadline (by a nudge, or by anyone waking the word without
+            // changing it) and still full: let the caller look around, and count it.
+            if self.mem.ctrl().wake.0.space_futex.load(Ordering::SeqCst) != seq
+                || remaining(deadline).is_ok()
+            {
                 return Err(RingError::WouldBlock);
             }
         }
@@ -307,7 +318,15 @@ impl<M: RingMem> Producer<M> {
 impl<M: RingMem> Consumer<M> {
     /// The consumer half over `mem`, starting from the counters the memory holds now (its own
     /// `head` is taken as the truth; the peer's `tail` is validated when used).
+    ///
+    /// # Panics
+    ///
+    /// If `mem` already has a consumer in this process (see [`RingMem::claim`]).
     pub fn new(mem: M) -> Self {
+        assert!(
+            mem.claim(Side::Consumer),
+            "this ring memory already has a consumer"
+        );
         let head = mem.ctrl().consumer.0.head.load(Ordering::Acquire);
         let mask = mem.capacity() as u64 - 1;
         Self {
@@ -407,8 +426,9 @@ impl<M: RingMem> Consumer<M> {
     }
 
     /// Wait until a slot is ready or `timeout` passes (`None`: no limit). Spins, yields, then
-    /// sleeps on the futex. Returns [`RingError::WouldBlock`] when woken with nothing to read
-    /// (a nudge), [`RingError::TimedOut`] on timeout.
+    /// sleeps on the futex. Returns [`RingError::WouldBlock`] when woken before the deadline
+    /// with nothing to read (a nudge, a wake-up without a publish, a signal),
+    /// [`RingError::TimedOut`] on timeout.
     pub fn wait_data(&mut self, timeout: Option<Duration>) -> Result<(), RingError> {
         self.wait_data_with(timeout, self.policy)
     }
@@ -495,9 +515,12 @@ impl<M: RingMem> Consumer<M> {
             if self.available()? > 0 {
                 return Ok(());
             }
-            if self.mem.ctrl().wake.0.data_futex.load(Ordering::SeqCst) != seq {
-                // Woken (or nudged, see `channel::Object::nudge_server`) with nothing to read:
-                // let the caller look around (shutdown, a detaching peer).
+            // Woken before the deadline with nothing to read (a nudge, or anyone waking the
+            // word, changed or not): let the caller look around (shutdown, a departed peer)
+            // and count a wake-up that had no reason.
+            if self.mem.ctrl().wake.0.data_futex.load(Ordering::SeqCst) != seq
+                || remaining(deadline).is_ok()
+            {
                 return Err(RingError::WouldBlock);
             }
         }

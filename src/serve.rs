@@ -24,7 +24,7 @@ use crate::region::{RingMem, Slot};
 use crate::ring::{Consumer, Producer, RingError};
 use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats, table_stats};
 use crate::sync::{
-    AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence, spin_hint, thread,
+    AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence,
 };
 use crate::table::Table;
 use crate::wait::SpinPolicy;
@@ -36,6 +36,9 @@ pub type ServedTable = Table<u64, u64>;
 /// How long a worker blocked on a full response ring sleeps between checks that its client is
 /// still there.
 pub const RESPOND_POLL: Duration = Duration::from_millis(100);
+/// The longest a Stats request parks between looks at the requests before it (it is woken as
+/// soon as they are answered; this only bounds a lost wake-up).
+pub const SETTLE_POLL: Duration = Duration::from_millis(20);
 
 /// What the server provides a lane: its control operations and its view of the client.
 pub trait Control: Sync {
@@ -121,12 +124,14 @@ pub struct Lane<M: RingMem> {
     producer: Mutex<Producer<M>>,
     /// Workers serving the client now (changed by ThStart/ThStop under the consumer lock).
     workers: AtomicU32,
-    /// The workers a new client starts with (the count the lane was made with).
-    initial_workers: u32,
-    /// Workers to exit: those a departed client started beyond `initial_workers`.
-    retiring: AtomicU32,
     max_workers: u32,
+    /// Requests taken and handed over, not yet answered.
     in_flight: AtomicU32,
+    /// Where a Stats request parks until the requests before it are answered (see
+    /// [`Lane::wait_earlier_answered`]); `settling` counts the parked.
+    settled: Mutex<()>,
+    settled_cv: Condvar,
+    settling: AtomicU32,
     abandoned: AtomicBool,
     counters: LaneCounters,
     /// One request in `sample_mask + 1` (a power of two) is timed.
@@ -235,10 +240,11 @@ impl<M: RingMem + Clone> Lane<M> {
             consumer: Mutex::new(Consumer::new(requests)),
             producer: Mutex::new(Producer::new(responses)),
             workers: AtomicU32::new(workers),
-            initial_workers: workers,
-            retiring: AtomicU32::new(0),
             max_workers,
             in_flight: AtomicU32::new(0),
+            settled: Mutex::new(()),
+            settled_cv: Condvar::new(),
+            settling: AtomicU32::new(0),
             abandoned: AtomicBool::new(false),
             counters: LaneCounters::default(),
             sample_mask: DEFAULT_SAMPLE_EVERY - 1,
@@ -272,18 +278,29 @@ impl<M: RingMem + Clone> Lane<M> {
     /// has been executed and answered: until no request but the caller's own (`counted`: it
     /// was counted in flight) is in flight. (A request served without handing the ring over
     /// is answered before its worker lets go of the consumer lock, so only handed-over ones
-    /// are counted.)
+    /// are counted.) Parks on a condition variable, never spins: the requests it waits for
+    /// may themselves wait a long time for the client to make room for their answers.
     fn wait_earlier_answered(&self, _held: &MutexGuard<'_, Consumer<M>>, counted: bool) {
-        let mut rounds = 0u32;
-        while self.in_flight.load(Ordering::SeqCst) > u32::from(counted) {
-            rounds = rounds.saturating_add(1);
-            spin_hint();
-            thread::yield_now();
-            // A worker may be waiting for the client to make room for its answer.
-            #[cfg(not(loom))]
-            if rounds > 1000 {
-                std::thread::sleep(Duration::from_micros(50));
-            }
+        let limit = u32::from(counted);
+        if self.in_flight.load(Ordering::SeqCst) <= limit {
+            return;
+        }
+        let mut g = self.settled.lock();
+        self.settling.fetch_add(1, Ordering::SeqCst);
+        while self.in_flight.load(Ordering::SeqCst) > limit {
+            // The timeout only bounds the cost of a lost wake-up; `answered` wakes us.
+            g = self.settled_cv.wait_timeout(g, SETTLE_POLL);
+        }
+        self.settling.fetch_sub(1, Ordering::SeqCst);
+        drop(g);
+    }
+
+    /// A handed-over request is answered: count it out and wake a parked Stats request.
+    fn answered(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.settling.load(Ordering::SeqCst) != 0 {
+            let _g = self.settled.lock();
+            self.settled_cv.notify_all();
         }
     }
 
@@ -369,17 +386,6 @@ impl<M: RingMem + Clone> Lane<M> {
     /// Workers counted for this lane.
     pub fn workers(&self) -> u32 {
         self.workers.load(Ordering::SeqCst)
-    }
-
-    /// Whether the calling worker is to exit because a departed client had started more
-    /// workers than a new one starts with (see [`Lane::reset`]). At most that many callers
-    /// get true.
-    pub fn retire(&self) -> bool {
-        self.retiring.load(Ordering::Relaxed) != 0
-            && self
-                .retiring
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
-                .is_ok()
     }
 
     /// Requests taken and not yet answered.
@@ -616,7 +622,7 @@ impl<M: RingMem + Clone> Lane<M> {
             ctl.record_latency(t0.elapsed());
         }
         if hand {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.answered();
         }
         if matches!(step, Step::Exit) {
             self.leave();
@@ -734,40 +740,6 @@ impl<M: RingMem + Clone> Lane<M> {
             );
         }
         n
-    }
-
-    /// If `needed()` still holds once no worker can take a request, wait until no request is in
-    /// flight, run `reset` (which zeroes the rings' shared counters), then rebuild both ring
-    /// halves from the memory and stop dropping responses. Used when a client detaches or dies,
-    /// so that the next client starts clean: also with the workers the lane was made with
-    /// (the extra ones the old client started are counted out now, under the consumer lock
-    /// that ThStart and ThStop hold too, and exit when they next call [`Lane::retire`]).
-    /// Returns whether it reset.
-    pub fn reset(&self, needed: impl FnOnce() -> bool, reset: impl FnOnce()) -> bool {
-        let mut consumer = self.consumer.lock();
-        if !needed() {
-            return false;
-        }
-        self.abandon();
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
-            spin_hint();
-            thread::yield_now();
-        }
-        let mut producer = self.producer.lock();
-        reset();
-        let now = self.workers.load(Ordering::SeqCst);
-        if now > self.initial_workers {
-            self.workers.store(self.initial_workers, Ordering::SeqCst);
-            self.retiring
-                .fetch_add(now - self.initial_workers, Ordering::SeqCst);
-        }
-        *consumer = Consumer::new(consumer.mem().clone());
-        *producer = Producer::new(producer.mem().clone());
-        self.abandoned.store(false, Ordering::SeqCst);
-        drop(producer);
-        drop(consumer);
-        self.gate.pass_one();
-        true
     }
 }
 
@@ -897,38 +869,30 @@ mod tests {
         }
     }
 
-    /// A new client starts with the workers the lane was made with: the ones a departed
-    /// client started are counted out at the reset and retire one by one.
+    /// ThStart counts the new workers and refuses to go past the lane's maximum; a second
+    /// consumer of the lane's request memory cannot be built from safe code.
     #[test]
-    fn reset_retires_the_workers_a_departed_client_started() {
+    fn thread_starts_are_counted_and_bounded() {
         let req = Arc::new(HeapRingMem::new(8));
         let resp = Arc::new(HeapRingMem::new(8));
         let lane = Lane::new(req.clone(), resp.clone(), 2, 8);
         let table = ServedTable::new(4).unwrap();
-        let mut p = Producer::new(req);
+        let mut p = Producer::new(req.clone());
         let mut c = Consumer::new(resp);
-        p.push(
-            &encode_request(&Request {
-                id: 1,
-                op: Op::ThStart { n: 3 },
-            }),
-            None,
-        )
-        .unwrap();
-        assert!(matches!(
-            lane.serve_one(&table, &Grants, None),
-            Step::Served
-        ));
-        let r = decode_response(&c.pop(None).unwrap()).unwrap();
-        assert_eq!(r.reply, Reply::Threads(5));
+        for (id, n, want) in [
+            (1, 3, Reply::Threads(5)),
+            (2, 4, Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 })),
+        ] {
+            p.push(&encode_request(&Request { id, op: Op::ThStart { n } }), None)
+                .unwrap();
+            assert!(matches!(
+                lane.serve_one(&table, &Grants, None),
+                Step::Served
+            ));
+            assert_eq!(decode_response(&c.pop(None).unwrap()).unwrap().reply, want);
+        }
         assert_eq!(lane.workers(), 5);
-        assert!(!lane.retire(), "nobody retires while the client is there");
-        assert!(lane.reset(|| true, || {}));
-        assert_eq!(lane.workers(), 2);
-        assert_eq!((0..5).filter(|_| lane.retire()).count(), 3);
-        // A lane at its initial count retires nobody.
-        assert!(lane.reset(|| true, || {}));
-        assert_eq!(lane.workers(), 2);
-        assert!(!lane.retire());
+        let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Consumer::new(req.clone())));
+        assert!(second.is_err(), "a second consumer of heap memory must panic");
     }
 }

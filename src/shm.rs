@@ -1,26 +1,62 @@
-//! POSIX shared-memory objects: create (`O_EXCL`, mode 0600), open, map, unlink; and
+//! Sealed shared-memory objects: create one (`memfd_create` + `F_SEAL_SHRINK | F_SEAL_GROW |
+//! F_SEAL_SEAL`), map one received from a peer after checking its seals and size, and
 //! [`ShmRingMem`], a ring's memory inside a mapping.
 //!
-//! This is the only module that calls `shm_open`/`mmap`. A [`Mapping`] is only ever accessed
+//! This is the only module that calls `memfd_create`/`mmap`. A [`Mapping`] is only ever accessed
 //! through atomics (`&AtomicU32`/`&AtomicU64`, whose interior mutability makes sharing them with
 //! another process sound): no `&T` or `&mut T` to plain data in the mapping is ever created, and
-//! every offset is checked against the mapping's length before use.
+//! every offset is checked against the mapping's length before use. Because the object is sealed
+//! against shrinking and growing before anyone else sees it, no peer can truncate it under a
+//! mapping (which would make the next access a SIGBUS) or change its size; hole punching
+//! (`fallocate(PUNCH_HOLE)`) only zeroes pages, which a peer could do by writing anyway.
 
-use crate::region::{RING_CTRL_SIZE, RingCtrl, RingMem, SLOT_SIZE, Slot};
+use crate::region::{RING_CTRL_SIZE, RingCtrl, RingMem, SLOT_SIZE, Side, Slot};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
 use crate::wait::SysFutex;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
-use nix::sys::stat::{Mode, fchmod, fstat};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MemFdCreateFlag, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::stat::fstat;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 /// The largest object shmkv maps (1 GiB): a bound on what a size read from a peer can make us map.
 pub const MAX_OBJECT_SIZE: usize = 1 << 30;
 
-/// A shared mapping of a whole POSIX shared-memory object, unmapped on drop.
+/// The seals every shmkv object carries: its size can never change again, nor its seals.
+pub const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK
+    .union(SealFlag::F_SEAL_GROW)
+    .union(SealFlag::F_SEAL_SEAL);
+
+/// Why a descriptor received from a peer was not mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealError {
+    /// It lacks one of [`REQUIRED_SEALS`] (or is not a sealable object at all): the seals it has.
+    Unsealed(i32),
+    /// Its size is 0 or above [`MAX_OBJECT_SIZE`].
+    Size(i64),
+    /// A system call failed.
+    Os(Errno),
+}
+
+impl std::fmt::Display for SealError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealError::Unsealed(s) => write!(
+                f,
+                "the object is not sealed against resizing (seals {s:#x}); refusing to map it"
+            ),
+            SealError::Size(n) => write!(f, "the object's size {n} is out of range"),
+            SealError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
+/// A shared mapping of a whole sealed shared-memory object, unmapped on drop.
 #[derive(Debug)]
 pub struct Mapping {
     ptr: NonNull<u8>,
@@ -41,13 +77,10 @@ impl Drop for Mapping {
     }
 }
 
-fn object_path(name: &str) -> String {
-    format!("/{name}")
-}
-
-fn map_fd(fd: &OwnedFd, len: usize) -> Result<Mapping, Errno> {
+fn map_fd(fd: impl AsFd, len: usize) -> Result<Mapping, Errno> {
     let nz = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
     // SAFETY: a fresh shared mapping of an object we hold open; no existing memory is affected.
+    // The object is sealed against shrinking, so every page of the mapping stays backed.
     let ptr = unsafe {
         mmap(
             None,
@@ -65,45 +98,38 @@ fn map_fd(fd: &OwnedFd, len: usize) -> Result<Mapping, Errno> {
 }
 
 impl Mapping {
-    /// Create the object `/<name>` exclusively (`O_EXCL`) with mode 0600, size it to `len`
-    /// bytes (zero-filled) and map it.
-    pub fn create(name: &str, len: usize) -> Result<Mapping, Errno> {
+    /// Create a fresh anonymous object of `len` bytes (zero-filled), seal it with
+    /// [`REQUIRED_SEALS`] and map it. The descriptor is what a peer is handed (it can map the
+    /// object but never resize it).
+    pub fn create_sealed(len: usize) -> Result<(OwnedFd, Mapping), Errno> {
         if len == 0 || len > MAX_OBJECT_SIZE {
             return Err(Errno::EINVAL);
         }
-        let path = object_path(name);
-        let fd = shm_open(
-            path.as_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            Mode::S_IRUSR | Mode::S_IWUSR,
+        let fd = memfd_create(
+            c"shmkv-session",
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
         )?;
-        let made = (|| {
-            // The umask can only remove bits; set 0600 explicitly all the same.
-            fchmod(fd.as_raw_fd(), Mode::S_IRUSR | Mode::S_IWUSR)?;
-            nix::unistd::ftruncate(&fd, len as libc::off_t)?;
-            map_fd(&fd, len)
-        })();
-        if made.is_err() {
-            let _ = shm_unlink(path.as_str());
-        }
-        made
+        nix::unistd::ftruncate(&fd, len as libc::off_t)?;
+        fcntl(fd.as_raw_fd(), FcntlArg::F_ADD_SEALS(REQUIRED_SEALS))?;
+        let map = map_fd(&fd, len)?;
+        Ok((fd, map))
     }
 
-    /// Open and map the existing object `/<name>`, whatever its size (up to
-    /// [`MAX_OBJECT_SIZE`]).
-    pub fn open(name: &str) -> Result<Mapping, Errno> {
-        let fd = shm_open(object_path(name).as_str(), OFlag::O_RDWR, Mode::empty())?;
-        let st = fstat(fd.as_raw_fd())?;
-        let len = usize::try_from(st.st_size).map_err(|_| Errno::EINVAL)?;
-        if len == 0 || len > MAX_OBJECT_SIZE {
-            return Err(Errno::EINVAL);
+    /// Map an object received from a peer, after checking that it carries every seal of
+    /// [`REQUIRED_SEALS`] and that its size is in range. Its size cannot change afterwards.
+    pub fn open_sealed(fd: &impl AsFd) -> Result<Mapping, SealError> {
+        let fd = fd.as_fd();
+        let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS)
+            .map_err(|_| SealError::Unsealed(0))?;
+        if !SealFlag::from_bits_truncate(seals).contains(REQUIRED_SEALS) {
+            return Err(SealError::Unsealed(seals));
         }
-        map_fd(&fd, len)
-    }
-
-    /// Remove the object `/<name>` (existing mappings stay valid).
-    pub fn unlink(name: &str) -> Result<(), Errno> {
-        shm_unlink(object_path(name).as_str())
+        let st = fstat(fd.as_raw_fd()).map_err(SealError::Os)?;
+        let len = usize::try_from(st.st_size)
+            .ok()
+            .filter(|&n| n > 0 && n <= MAX_OBJECT_SIZE)
+            .ok_or(SealError::Size(st.st_size))?;
+        map_fd(fd, len).map_err(SealError::Os)
     }
 
     /// Size in bytes.
@@ -213,6 +239,11 @@ impl RingMem for ShmRingMem {
     fn waker(&self) -> &SysFutex {
         &self.waker
     }
+    fn claim(&self, _side: Side) -> bool {
+        // Every slot access is atomic: a second half in this process (or a hostile peer's
+        // writes) can garble data but never cause undefined behaviour.
+        true
+    }
     unsafe fn read_slot(&self, index: usize) -> Slot {
         let mut out = [0u8; SLOT_SIZE];
         let index = index & (self.capacity - 1);
@@ -235,49 +266,59 @@ impl RingMem for ShmRingMem {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    // Every test here calls shm_open/mmap, which Miri cannot run: each is compiled out under
-    // Miri, and so are the helpers only they use.
+    // Every test here calls memfd_create/mmap, which Miri cannot run.
     #![cfg_attr(miri, allow(unused_imports))]
     use super::*;
     use crate::ring;
-    use std::os::unix::fs::PermissionsExt;
 
+    #[test]
     #[cfg(not(miri))]
-    fn unique(tag: &str) -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        format!(
-            "shmkv-unit-{}-{}-{}",
-            std::process::id(),
-            tag,
-            N.fetch_add(1, Ordering::Relaxed)
-        )
+    fn sealed_objects_cannot_be_resized_and_map_alike() {
+        let (fd, m) = Mapping::create_sealed(4096).unwrap();
+        assert_eq!(m.len(), 4096);
+        for len in [0, 100, 8192, 1 << 29] {
+            assert_eq!(
+                nix::unistd::ftruncate(&fd, len).unwrap_err(),
+                Errno::EPERM,
+                "{len}"
+            );
+        }
+        let other = Mapping::open_sealed(&fd).unwrap();
+        m.atomic_u64(8).unwrap().store(42, Ordering::SeqCst);
+        assert_eq!(other.atomic_u64(8).unwrap().load(Ordering::SeqCst), 42);
     }
 
     #[test]
     #[cfg(not(miri))]
-    fn create_is_exclusive_0600_and_unlinks() {
-        let name = unique("excl");
-        let m = Mapping::create(&name, 4096).unwrap();
-        assert_eq!(m.len(), 4096);
-        assert_eq!(Mapping::create(&name, 4096).unwrap_err(), Errno::EEXIST);
-        let mode = std::fs::metadata(format!("/dev/shm/{name}"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let other = Mapping::open(&name).unwrap();
-        m.atomic_u64(8).unwrap().store(42, Ordering::SeqCst);
-        assert_eq!(other.atomic_u64(8).unwrap().load(Ordering::SeqCst), 42);
-        Mapping::unlink(&name).unwrap();
-        assert_eq!(Mapping::open(&name).unwrap_err(), Errno::ENOENT);
+    fn unsealed_objects_are_refused() {
+        let fd = memfd_create(c"plain", MemFdCreateFlag::MFD_ALLOW_SEALING).unwrap();
+        nix::unistd::ftruncate(&fd, 4096).unwrap();
+        assert!(matches!(
+            Mapping::open_sealed(&fd),
+            Err(SealError::Unsealed(_))
+        ));
+        fcntl(
+            fd.as_raw_fd(),
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW),
+        )
+        .unwrap();
+        assert!(
+            matches!(Mapping::open_sealed(&fd), Err(SealError::Unsealed(_))),
+            "F_SEAL_SEAL is required too"
+        );
+        let unsealable = memfd_create(c"plain", MemFdCreateFlag::empty()).unwrap();
+        nix::unistd::ftruncate(&unsealable, 4096).unwrap();
+        assert!(Mapping::open_sealed(&unsealable).is_err());
+        let (fd, _m) = Mapping::create_sealed(4096).unwrap();
+        assert!(Mapping::open_sealed(&fd).is_ok());
+        assert!(Mapping::create_sealed(0).is_err());
+        assert!(Mapping::create_sealed(MAX_OBJECT_SIZE + 1).is_err());
     }
 
     #[test]
     #[cfg(not(miri))]
     fn offsets_are_checked() {
-        let name = unique("bounds");
-        let m = Mapping::create(&name, 4096).unwrap();
-        Mapping::unlink(&name).unwrap();
+        let (_fd, m) = Mapping::create_sealed(4096).unwrap();
         assert!(m.atomic_u64(4088).is_some());
         assert!(m.atomic_u64(4096).is_none());
         assert!(m.atomic_u64(usize::MAX - 3).is_none());
@@ -292,10 +333,9 @@ mod tests {
     #[test]
     #[cfg(not(miri))]
     fn ring_over_two_mappings_of_one_object() {
-        let name = unique("ring");
-        let a = Arc::new(Mapping::create(&name, 4096).unwrap());
-        let b = Arc::new(Mapping::open(&name).unwrap());
-        Mapping::unlink(&name).unwrap();
+        let (fd, a) = Mapping::create_sealed(4096).unwrap();
+        let a = Arc::new(a);
+        let b = Arc::new(Mapping::open_sealed(&fd).unwrap());
         let mut p = ring::Producer::new(ShmRingMem::new(a, 0, 256, 16).unwrap());
         let mut c = ring::Consumer::new(ShmRingMem::new(b, 0, 256, 16).unwrap());
         let t = std::thread::spawn(move || {

@@ -324,14 +324,21 @@ fn second_server_with_same_name_is_refused_and_other_names_coexist() {
 }
 
 #[test]
-fn objects_are_mode_0600_and_named_by_server() {
+fn the_socket_is_private_and_nothing_lives_in_dev_shm() {
     let s = ServerProc::start(&["10", "3", "1"]);
-    for i in 0..3 {
-        let path = format!("/dev/shm/{}-client-{i}", s.name);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{path}");
-    }
-    assert_eq!(shm_objects(&s.name).len(), 3);
+    let dir = shmkv::door::socket_dir();
+    let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "{}", dir.display());
+    let sock = dir.join(format!("{}.sock", s.name));
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", sock.display());
+    s.client(&["0", "insert", "1", "1"]).ok("insert 1 1: ok\n");
+    let in_dev_shm = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(&s.name))
+        .count();
+    assert_eq!(in_dev_shm, 0, "sessions are anonymous sealed objects");
     s.quit_and_check_clean();
 }
 
@@ -351,9 +358,9 @@ fn sigint_and_sigterm_shut_down_cleanly() {
 fn client_reports_a_server_that_dies_while_it_waits() {
     let s = ServerProc::start(&["10", "1", "1"]);
     let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
-    // Freeze the server so the request stays unanswered, start the client, then kill it.
-    stop_and_wait(s.pid());
     let c = Client::connect(&ClientConfig::new(&s.name).slot(0)).unwrap();
+    // Freeze the server so the request stays unanswered, then kill it.
+    stop_and_wait(s.pid());
     let t = c.submit(shmkv::protocol::Op::Read { key: 1 }).unwrap();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let start = Instant::now();
@@ -365,7 +372,7 @@ fn client_reports_a_server_that_dies_while_it_waits() {
         start.elapsed()
     );
     drop(c);
-    // A new server with the same name removes the dead one's objects and starts.
+    // A new server with the same name replaces the dead one's socket and starts.
     let s2 = ServerProc::start_named(&s.name, &["10", "1", "1"]);
     s2.client(&["0", "read", "1"]).ok("read 1: not found\n");
     s2.quit_and_check_clean();
@@ -374,20 +381,42 @@ fn client_reports_a_server_that_dies_while_it_waits() {
 
 #[test]
 fn client_binary_fails_fast_when_server_is_killed() {
+    use std::io::{BufRead, Write};
     let s = ServerProc::start(&["10", "1", "1"]);
     let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
+    let mut child = std::process::Command::new(CLIENT)
+        .args(["--name", &s.name, "0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The client is connected once its first answer comes.
+    writeln!(stdin, "read 1").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "read 1: not found\n");
     stop_and_wait(s.pid());
-    let child = s.spawn_client(&["0", "read", "1"]);
-    // The client attaches and waits; kill the server under it.
-    wait_until(Duration::from_secs(5), || owner_of(&s.name, 0) != 0);
+    writeln!(stdin, "read 2").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let start = Instant::now();
-    let out = finish(child);
-    assert!(start.elapsed() < Duration::from_secs(1));
-    out.fails(3, "read 1: the server died");
-    for o in shm_objects(&s.name) {
-        let _ = std::fs::remove_file(format!("/dev/shm/{o}"));
-    }
+    let end = start + DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "client did not exit");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert_eq!(status.code(), Some(3));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("read 2: the server died"), "{err}");
 }
 
 #[test]

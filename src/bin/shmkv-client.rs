@@ -39,7 +39,7 @@ Operations (any number, run in order, pipelined):
 Keys and values are unsigned 64-bit integers (0..=18446744073709551615).";
 
     const AFTER_HELP: &str = "\
-ID is the client slot (0, 1, ...); give '-' or leave it out to take the first free one.
+ID is the client slot asked for (0, 1, ...); give '-' or leave it out to take any free one.
 
 Without operations, on a terminal, it opens an interactive shell (prompt, line editing,
 history in $SHMKV_HISTORY or ~/.shmkv_history, Tab completion; 'help', 'exit' or Ctrl-D).
@@ -76,9 +76,13 @@ Several operations on one line are sent together, as on the command line.";
         after_help = format!("{OPERATIONS}\n\n{AFTER_HELP}")
     )]
     struct Args {
-        /// Server name.
+        /// Server name: connects to its socket, <dir>/<name>.sock, dir $XDG_RUNTIME_DIR/shmkv or
+        /// /tmp/shmkv-<uid>.
         #[arg(long, default_value = "shmkv")]
         name: String,
+        /// Connect to this socket path instead (the server's --socket).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
         /// Print one JSON object per operation instead of text lines.
         #[arg(long)]
         json: bool,
@@ -453,6 +457,7 @@ Several operations on one line are sent together, as on the command line.";
     /// `--timeout`, set once in `main` (a static keeps it out of the signatures of the three
     /// ways of running operations, which all connect here).
     static TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    static SOCKET: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
     fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
         match s.parse::<f64>() {
@@ -470,6 +475,7 @@ Several operations on one line are sent together, as on the command line.";
         if let Some(t) = TIMEOUT.get() {
             config.timeout = *t;
         }
+        config.socket = SOCKET.get().cloned();
         Client::connect(&config).map_err(|e| {
             eprintln!("shmkv-client: {e}");
             ExitCode::from(match e {
@@ -492,6 +498,9 @@ Several operations on one line are sent together, as on the command line.";
             }
         };
         let _ = TIMEOUT.set(args.timeout);
+        if let Some(p) = &args.socket {
+            let _ = SOCKET.set(p.clone());
+        }
         let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
         let (slot, rest) = match split_id(&words) {
             Ok(x) => x,

@@ -1,4 +1,5 @@
-//! `shmkv-server`: holds the table and serves client processes over POSIX shared memory.
+//! `shmkv-server`: holds the table and serves client processes over shared memory, one sealed
+//! object per session, handed out through its unix socket.
 
 // The binaries need real shared memory; under `--cfg loom` (model checking) they are stubs so
 // that `RUSTFLAGS="--cfg loom" cargo test` still builds the whole package.
@@ -28,7 +29,8 @@ mod app {
 Examples:
   shmkv-server                     5000 buckets, 4 client slots, 1 worker thread per client
   shmkv-server 100 2 3             100 buckets, 2 client slots, 3 worker threads per client
-  shmkv-server 100 2 3 --name t1   the same, objects named /dev/shm/t1-client-<i>
+  shmkv-server 100 2 3 --name t1   the same, socket $XDG_RUNTIME_DIR/shmkv/t1.sock
+                                   (or /tmp/shmkv-<uid>/t1.sock)
   shmkv-server --verbose           log each worker thread too (debug level)
   RUST_LOG=warn shmkv-server       log only clients that died or were dropped
 
@@ -36,8 +38,13 @@ On start it prints one ready line on stdout. It logs to stderr, one line per cli
 and disconnect (with the reason), worker thread change, dropped client and shutdown; RUST_LOG
 (e.g. 'warn', 'shmkv=debug') chooses what, unless --quiet or --verbose is given.
 
-Stop it with Ctrl-C, SIGTERM, or `shmkv-client <id> quit`: it answers the requests it took,
-removes its objects from /dev/shm and exits with status 0.
+Each client that connects gets a session: a fresh shared-memory object, sealed so that
+nobody can resize it, handed over the socket; the session ends when the client's connection
+closes (it detached, or its process died). Only processes of the server's own user (or root)
+may connect.
+
+Stop it with Ctrl-C, SIGTERM, or `shmkv-client quit`: it answers the requests it took,
+removes its socket and exits with status 0.
 
 Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad command line.";
 
@@ -57,7 +64,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// Table buckets [default: 5000, at most 16777216].
         #[arg(long)]
         buckets: Option<usize>,
-        /// Client slots, one shared-memory object each [default: 4, at most 1024].
+        /// Client slots: sessions open at once [default: 4, at most 1024].
         #[arg(long)]
         clients: Option<u32>,
         /// Worker threads per client at start [default: 1, at most --max-threads].
@@ -69,9 +76,12 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         #[arg(
             long,
             default_value = "shmkv",
-            help = "Server name: objects are /dev/shm/<name>-client-<i>"
+            help = "Server name: the socket is <dir>/<name>.sock, dir $XDG_RUNTIME_DIR/shmkv or /tmp/shmkv-<uid> (created 0700)"
         )]
         name: String,
+        /// Listen on this socket path instead (its directory is not checked: pick a private one).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
         /// Slots in each request and response ring (a power of two, 2 to 65536).
         #[arg(long, default_value_t = 1024)]
         ring: u32,
@@ -82,7 +92,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// Log nothing to stderr (connects, disconnects, thread changes, shutdown).
         #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
-        /// Log at debug level too (each worker thread, stale objects, the configuration).
+        /// Log at debug level too (each worker thread, failed handshakes, the configuration).
         #[arg(long, short)]
         verbose: bool,
     }
@@ -126,6 +136,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         init_logging(args.quiet, args.verbose);
         let config = ServerConfig {
             name: args.name,
+            socket: args.socket,
             buckets: args.buckets_pos.or(args.buckets).unwrap_or(5000),
             clients: args.clients_pos.or(args.clients).unwrap_or(4),
             threads: args.threads_pos.or(args.threads).unwrap_or(1),
@@ -168,9 +179,18 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
 
         let c = server.config();
         let last = c.clients - 1;
+        let connect = if c.socket.is_some() {
+            format!("--socket {}", server.socket().display())
+        } else {
+            format!("--name {}", c.name)
+        };
         println!(
-            "shmkv-server: ready: name '{}', {} buckets, {} client slots (/dev/shm/{}-client-0..{last}), {} worker thread(s) per client; connect with: shmkv-client --name {} <0..{last}> <ops...>",
-            c.name, c.buckets, c.clients, c.name, c.threads, c.name
+            "shmkv-server: ready: name '{}', {} buckets, {} client slots (0..{last}), {} worker thread(s) per client, socket {}; connect with: shmkv-client {connect} [0..{last}] <ops...>",
+            c.name,
+            c.buckets,
+            c.clients,
+            c.threads,
+            server.socket().display()
         );
         let _ = std::io::stdout().flush();
         server.wait();

@@ -1,5 +1,5 @@
 //! Helpers for tests that run the real binaries: unique server names, a server process that
-//! is waited for by its ready line, client runs with deadlines, /dev/shm inspection.
+//! is waited for by its ready line, client runs with deadlines, socket-directory inspection.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -57,23 +57,43 @@ pub fn stop_and_wait(pid: u32) {
     });
 }
 
-/// Names in /dev/shm that belong to server `name`.
-pub fn shm_objects(name: &str) -> Vec<String> {
-    let prefix = format!("{name}-");
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
+/// Files in the socket directory that belong to server `name` (its socket and lock file).
+pub fn server_files(name: &str) -> Vec<String> {
+    let prefix = format!("{name}.sock");
+    let Ok(dir) = std::fs::read_dir(shmkv::door::socket_dir()) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(&prefix))
         .collect()
 }
 
-/// The owner pid word of a client object (0: free).
-pub fn owner_of(name: &str, slot: u32) -> u32 {
-    match shmkv::channel::open_object(name, slot) {
-        Ok(Ok((o, _))) => o.owner().load(Ordering::SeqCst),
-        _ => 0,
+/// Remove what a killed server of `name` left in the socket directory.
+pub fn remove_server_files(name: &str) {
+    for f in server_files(name) {
+        let _ = std::fs::remove_file(shmkv::door::socket_dir().join(f));
     }
+}
+
+/// The pid of the client holding slot `slot` of server `name` (0: free), as the server's
+/// statistics tell it to a short-lived client in another slot; `u32::MAX` when no other slot
+/// is free to ask from.
+pub fn owner_of(name: &str, slot: u32) -> u32 {
+    let mut config = shmkv::client::ClientConfig::new(name);
+    config.attach_timeout = Duration::ZERO;
+    let Ok(c) = shmkv::client::Client::connect(&config) else {
+        return u32::MAX;
+    };
+    if c.slot() == slot {
+        // The slot was free: we got it.
+        return 0;
+    }
+    let Ok(st) = c.stats() else { return u32::MAX };
+    st.slots
+        .iter()
+        .find(|s| s.slot == slot)
+        .map_or(u32::MAX, |s| s.owner_pid as u32)
 }
 
 #[derive(Debug)]
@@ -159,7 +179,7 @@ pub fn run_server_expect_fail(args: &[&str]) -> Output {
         a.extend(["--name", &name]);
     }
     let out = run(SERVER, &a);
-    assert!(shm_objects(&name).is_empty());
+    assert!(server_files(&name).is_empty());
     out
 }
 
@@ -271,7 +291,7 @@ impl ServerProc {
         spawn(CLIENT, &a)
     }
 
-    /// Wait for the server to exit by itself; it must exit 0 and leave /dev/shm clean.
+    /// Wait for the server to exit by itself; it must exit 0 and leave nothing behind.
     pub fn wait_exit_and_check_clean(mut self) -> String {
         let mut child = self.child.take().unwrap();
         let end = Instant::now() + DEADLINE;
@@ -285,15 +305,15 @@ impl ServerProc {
         let log = self.stderr.take().unwrap().join().unwrap();
         assert_eq!(status.code(), Some(0), "server log: {log}");
         assert!(
-            shm_objects(&self.name).is_empty(),
+            server_files(&self.name).is_empty(),
             "left behind: {:?}",
-            shm_objects(&self.name)
+            server_files(&self.name)
         );
         log
     }
 
-    /// SIGKILL the server and reap it; its objects stay in /dev/shm (removed when this is
-    /// dropped).
+    /// SIGKILL the server and reap it; its socket file stays (stale; removed when this is
+    /// dropped, or replaced by the next server of the name).
     pub fn kill_hard(&mut self) {
         let mut c = self.child.take().unwrap();
         c.kill().unwrap();
@@ -317,9 +337,7 @@ impl Drop for ServerProc {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for o in shm_objects(&self.name) {
-            let _ = std::fs::remove_file(format!("/dev/shm/{o}"));
-        }
+        remove_server_files(&self.name);
     }
 }
 
