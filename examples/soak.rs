@@ -12,13 +12,15 @@
 //! * 4 steady clients (slots 0..=3) pipelining batches of inserts, reads and deletes over keys
 //!   of their own, each checking every answer against its own model;
 //! * 2 victims (slots 4, 5) doing the same, SIGKILLed at random moments (50 ms to 2 s) and
-//!   replaced by a new process with new keys; each kill must be noticed by the server (the
-//!   slot's owner word changes) within a second;
-//! * 1 hostile writer (slot 6) scribbling over its own object, a different way every 3 s
-//!   (arbitrary values anywhere, futex storms, a ring kept full, garbage floods, owner/closing
-//!   flips), then killed;
-//! * half-way, the server is SIGKILLed and one of the same name started: the steady clients
-//!   must fail with "the server died" within a second, then new ones start on the new server.
+//!   replaced by a new process with new keys; each killed session must be ended by the server
+//!   (its slot open to a new client) within a second;
+//! * 1 hostile client (slot 6) attacking its own session object, a different way every 3 s
+//!   (arbitrary values anywhere, futex storms with and without changing the word, a ring kept
+//!   full, garbage floods, the state word and magic flipped, holes punched, resize attempts),
+//!   then killed;
+//! * half-way, the server is SIGKILLed and one of the same name started (on the stale socket):
+//!   the steady clients must fail with "the server died" within a second, then new ones start
+//!   on the new server.
 //!
 //! At the end of each server lifetime (before the kill, and before the final quit) every client
 //! is stopped and a checker on slot 7 reads every key every client ever used in that lifetime:
@@ -119,11 +121,11 @@ mod soak {
                     let mut r = r.lock().unwrap();
                     if let Some(b) = line.strip_prefix("ACK ") {
                         r.acked = b.parse::<u64>().map_or(r.acked, |b| b + 1);
-                    } else if let Some(rest) = line
-                        .strip_prefix("ATTACHED ")
-                        .or_else(|| line.strip_prefix("READY "))
-                    {
-                        r.pid = rest.split_whitespace().last().and_then(|p| p.parse().ok());
+                    } else if let Some(rest) = line.strip_prefix("ATTACHED ") {
+                        // ATTACHED <slot> <pid>
+                        r.pid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+                    } else if let Some(rest) = line.strip_prefix("READY ") {
+                        r.pid = rest.split_whitespace().next().and_then(|p| p.parse().ok());
                     } else if let Some(e) = line.strip_prefix("ERR ") {
                         r.err.get_or_insert_with(|| e.to_string());
                     }
@@ -237,11 +239,12 @@ mod soak {
         }
     }
 
-    fn owner_of(name: &str, slot: u32) -> u32 {
-        match shmkv::channel::open_object(name, slot) {
-            Ok(Ok((o, _))) => o.owner().load(std::sync::atomic::Ordering::SeqCst),
-            _ => 0,
-        }
+    /// Whether `slot` is free: a client asking for exactly it (no retry) gets it (and leaves
+    /// at once).
+    fn slot_free(name: &str, slot: u32) -> bool {
+        let mut config = ClientConfig::new(name).slot(slot);
+        config.attach_timeout = Duration::ZERO;
+        Client::connect(&config).is_ok()
     }
 
     fn proc_stat(pid: u32) -> Option<(Duration, u64)> {
@@ -344,9 +347,9 @@ mod soak {
                             if let Some(e) = report.err {
                                 tally.failures.push(format!("victim on slot {slot}: {e}"));
                             }
-                            if let Some(pid) = report.pid {
+                            if report.pid.is_some() {
                                 let limit = killed + Duration::from_secs(2);
-                                while owner_of(&self.name, slot) == pid && Instant::now() < limit {
+                                while !slot_free(&self.name, slot) && Instant::now() < limit {
                                     std::thread::sleep(Duration::from_millis(1));
                                 }
                                 let took = killed.elapsed();
@@ -389,8 +392,9 @@ mod soak {
                         hostile = Some(Kid::spawn(&spec, None, Instant::now() + HOSTILE_FOR));
                     }
                     Some(h) if Instant::now() >= h.kill_at || h.report.lock().unwrap().ended => {
-                        // (A hostile that could not attach, because the slot was still being
-                        // repaired, just ends; the next one tries a little later.)
+                        // (A hostile that could not attach, because the previous one's
+                        // session had not ended yet, just ends; the next one tries a little
+                        // later.)
                         let r = h.kill();
                         if r.pid.is_some() {
                             tally.hostiles += 1;
@@ -633,18 +637,22 @@ mod soak {
                 break;
             }
         }
-        let leftover: Vec<String> = std::fs::read_dir("/dev/shm")
+        // The server removes its socket (and lock file) when it exits cleanly.
+        let leftover: Vec<String> = std::fs::read_dir(shmkv::door::socket_dir())
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with(&format!("{}-", soak.name)))
+                    .filter(|n| n.starts_with(&format!("{}.sock", soak.name)))
                     .collect()
             })
             .unwrap_or_default();
         if !leftover.is_empty() {
-            failures.push(format!("left in /dev/shm: {leftover:?}"));
-            for o in leftover {
-                let _ = std::fs::remove_file(format!("/dev/shm/{o}"));
+            failures.push(format!(
+                "left in {}: {leftover:?}",
+                shmkv::door::socket_dir().display()
+            ));
+            for f in leftover {
+                let _ = std::fs::remove_file(shmkv::door::socket_dir().join(f));
             }
         }
         let _ = std::io::stdout().flush();

@@ -1,8 +1,9 @@
-//! Two processes sharing one table over POSIX shared memory.
+//! Two processes sharing one table over shared memory.
 //!
 //! This program starts a shmkv server inside itself, then runs itself again as a second
-//! process that attaches as a client and writes three pairs. When that process has exited, the
-//! first one reads the pairs back through its own client slot and prints the server's
+//! process that connects as a client (through the server's socket, which hands it a sealed
+//! shared-memory object for its session) and writes three pairs. When that process has exited,
+//! the first one reads the pairs back through a session of its own and prints the server's
 //! statistics.
 //!
 //! ```sh
@@ -43,7 +44,10 @@ fn server_process() -> Result<(), Box<dyn std::error::Error>> {
         clients: 2,
         ..ServerConfig::default()
     })?;
-    println!("process {me}: server '{name}' started (objects /dev/shm/{name}-client-0..1)");
+    println!(
+        "process {me}: server '{name}' started (socket {})",
+        server.socket().display()
+    );
 
     // The second process: this very program, with arguments that make it a client.
     let status = std::process::Command::new(std::env::current_exe()?)
@@ -80,7 +84,7 @@ fn client_process(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let me = std::process::id();
     let client = Client::connect(&ClientConfig::new(name))?;
     println!(
-        "process {me}: attached to '{name}' as client {}",
+        "process {me}: connected to '{name}' as client {}",
         client.slot()
     );
     let ops: Vec<Op> = (1..=3)
@@ -99,5 +103,5 @@ fn client_process(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-    // Dropping the client frees its slot.
+    // Dropping the client ends its session.
 }

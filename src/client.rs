@@ -290,7 +290,11 @@ enum Answer {
 
 /// Connect to `path`, check who listens there, and send the hello: nothing is sent to a
 /// process of another user.
-fn knock(config: &ClientConfig, path: &std::path::Path) -> Result<UnixStream, ClientError> {
+fn knock(
+    config: &ClientConfig,
+    path: &std::path::Path,
+    probe: bool,
+) -> Result<UnixStream, ClientError> {
     let shown = path.display().to_string();
     let stream = UnixStream::connect(path).map_err(|e| {
         match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
@@ -324,14 +328,19 @@ fn knock(config: &ClientConfig, path: &std::path::Path) -> Result<UnixStream, Cl
         .map_err(os)?;
     let hello = Hello {
         slot: config.slot.unwrap_or(ANY_SLOT),
+        probe,
     };
     std::io::Write::write_all(&mut &stream, &hello.encode()).map_err(os)?;
     Ok(stream)
 }
 
-/// One handshake: knock, read the welcome, map the object.
-fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, ClientError> {
-    let stream = knock(config, path)?;
+/// Knock (a probe or not) and read the welcome, with the descriptor it carries.
+fn ask(
+    config: &ClientConfig,
+    path: &std::path::Path,
+    probe: bool,
+) -> Result<(UnixStream, Welcome, Option<std::os::fd::OwnedFd>), ClientError> {
+    let stream = knock(config, path, probe)?;
     let mut buf = [0u8; WELCOME_LEN];
     let (n, fd) = door::recv_with_fd(&stream, &mut buf).map_err(|errno| match errno {
         Errno::EAGAIN => ClientError::Timeout(config.attach_timeout),
@@ -345,8 +354,54 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
             path: path.display().to_string(),
         });
     }
-    let welcome = Welcome::decode(&buf[..n])
-        .ok_or_else(|| ClientError::Protocol("the server's handshake answer is not understood".into()))?;
+    let welcome = Welcome::decode(&buf[..n]).ok_or_else(|| {
+        ClientError::Protocol("the server's handshake answer is not understood".into())
+    })?;
+    Ok((stream, welcome, fd))
+}
+
+/// The checks of the socket path every connection makes: the default directory must be ours
+/// and private.
+fn door_path(config: &ClientConfig) -> Result<PathBuf, ClientError> {
+    channel::validate_name(&config.name).map_err(ClientError::InvalidName)?;
+    if config.socket.is_none() {
+        let dir = door::socket_dir();
+        if !dir.exists() {
+            return Err(ClientError::NoServer {
+                name: config.name.clone(),
+            });
+        }
+        door::prepare_dir(&dir, false).map_err(ClientError::Door)?;
+    }
+    Ok(config.socket_path())
+}
+
+/// Which process holds slot `slot` of the server `config` names (`None`: the slot is free),
+/// asked without opening a session: nothing on the server changes.
+pub fn slot_holder(config: &ClientConfig, slot: u32) -> Result<Option<u32>, ClientError> {
+    let path = door_path(config)?;
+    let config = ClientConfig {
+        slot: Some(slot),
+        ..config.clone()
+    };
+    match ask(&config, &path, true)?.1 {
+        Welcome::Free { .. } => Ok(None),
+        Welcome::SlotBusy { pid, .. } => Ok(Some(pid)),
+        Welcome::OutOfRange { slot, clients } => Err(ClientError::SlotOutOfRange {
+            name: config.name.clone(),
+            slot,
+            slots: clients,
+        }),
+        Welcome::Stopping => Err(ClientError::ServerGone("is shutting down")),
+        _ => Err(ClientError::Protocol(
+            "the server's answer to a probe is not understood".into(),
+        )),
+    }
+}
+
+/// One handshake: knock, read the welcome, map the object.
+fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, ClientError> {
+    let (stream, welcome, fd) = ask(config, path, false)?;
     let name = config.name.clone();
     match welcome {
         Welcome::Session { slot } => {
@@ -376,7 +431,7 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
             slots: clients,
         }),
         Welcome::Stopping => Err(ClientError::ServerGone("is shutting down")),
-        Welcome::Failed => Err(ClientError::Protocol(
+        Welcome::Failed | Welcome::Free { .. } => Err(ClientError::Protocol(
             "the server could not open a session (see its log)".into(),
         )),
     }
@@ -387,17 +442,7 @@ impl Client {
     /// free one). A slot that is held is asked for again until `attach_timeout`: its previous
     /// client may be leaving.
     pub fn connect(config: &ClientConfig) -> Result<Client, ClientError> {
-        channel::validate_name(&config.name).map_err(ClientError::InvalidName)?;
-        let path = config.socket_path();
-        if config.socket.is_none() {
-            let dir = door::socket_dir();
-            if !dir.exists() {
-                return Err(ClientError::NoServer {
-                    name: config.name.clone(),
-                });
-            }
-            door::prepare_dir(&dir, false).map_err(ClientError::Door)?;
-        }
+        let path = door_path(config)?;
         let deadline = Instant::now() + config.attach_timeout;
         loop {
             match handshake(config, &path)? {

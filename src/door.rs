@@ -10,7 +10,8 @@
 //!
 //! 1. The client connects and checks the server's credentials (`SO_PEERCRED`): its own user or
 //!    root, else it refuses before sending a byte.
-//! 2. The client sends a [`Hello`] (16 bytes, one write): magic, version, the slot it asks for.
+//! 2. The client sends a [`Hello`] (24 bytes, one write): magic, version, the slot it asks for,
+//!    and whether it only asks who holds that slot (a probe: no session is opened).
 //! 3. The server checks the client's credentials the same way, creates a fresh sealed object
 //!    for the session, and answers with a [`Welcome`] (32 bytes) carrying the object's
 //!    descriptor, or with a refusal and no descriptor.
@@ -33,7 +34,7 @@ pub const HANDSHAKE_VERSION: u32 = 1;
 /// The slot number a [`Hello`] carries to ask for any free slot.
 pub const ANY_SLOT: u32 = u32::MAX;
 /// Bytes of a [`Hello`].
-pub const HELLO_LEN: usize = 16;
+pub const HELLO_LEN: usize = 24;
 /// Bytes of a [`Welcome`].
 pub const WELCOME_LEN: usize = 32;
 /// The one byte a client writes on its connection after the hello, just before it closes it:
@@ -292,33 +293,42 @@ impl Mode0600 for std::fs::OpenOptions {
     }
 }
 
-/// The client's request for a session.
+/// The client's request for a session (or, as a probe, for who holds a slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello {
     /// The slot asked for, or [`ANY_SLOT`].
     pub slot: u32,
+    /// Only ask who holds `slot`: the answer is [`Welcome::Free`] or [`Welcome::SlotBusy`],
+    /// and no session is opened.
+    pub probe: bool,
 }
 
 impl Hello {
-    /// The 16 bytes sent: magic, [`HANDSHAKE_VERSION`], slot (little-endian).
+    /// The 24 bytes sent: magic, [`HANDSHAKE_VERSION`], slot, flags (bit 0: probe), zero
+    /// (little-endian).
     pub fn encode(&self) -> [u8; HELLO_LEN] {
         let mut b = [0u8; HELLO_LEN];
         b[..8].copy_from_slice(&HELLO_MAGIC.to_le_bytes());
         b[8..12].copy_from_slice(&HANDSHAKE_VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&self.slot.to_le_bytes());
+        b[16..20].copy_from_slice(&u32::from(self.probe).to_le_bytes());
         b
     }
 
-    /// Decode a hello: `None` unless it is exactly one of this version.
+    /// Decode a hello: `None` unless it is exactly one of this version with known flags.
     pub fn decode(b: &[u8]) -> Option<Hello> {
+        let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
         if b.len() != HELLO_LEN
             || u64::from_le_bytes(b[..8].try_into().ok()?) != HELLO_MAGIC
-            || u32::from_le_bytes(b[8..12].try_into().ok()?) != HANDSHAKE_VERSION
+            || u32_at(8)? != HANDSHAKE_VERSION
+            || u32_at(16)? > 1
+            || u32_at(20)? != 0
         {
             return None;
         }
         Some(Hello {
-            slot: u32::from_le_bytes(b[12..16].try_into().ok()?),
+            slot: u32_at(12)?,
+            probe: u32_at(16)? == 1,
         })
     }
 }
@@ -355,6 +365,11 @@ pub enum Welcome {
     /// The server could not make the session (a system call failed, or the hello was not
     /// understood).
     Failed,
+    /// Answer to a probe: the slot is free.
+    Free {
+        /// The slot.
+        slot: u32,
+    },
 }
 
 impl Welcome {
@@ -367,6 +382,7 @@ impl Welcome {
             Welcome::AllBusy { clients } => (3, 0, clients),
             Welcome::Stopping => (4, 0, 0),
             Welcome::Failed => (5, 0, 0),
+            Welcome::Free { slot } => (6, slot, 0),
         };
         let mut out = [0u8; WELCOME_LEN];
         out[..8].copy_from_slice(&WELCOME_MAGIC.to_le_bytes());
@@ -397,6 +413,7 @@ impl Welcome {
             3 => Welcome::AllBusy { clients: n },
             4 => Welcome::Stopping,
             5 => Welcome::Failed,
+            6 => Welcome::Free { slot: a },
             _ => return None,
         })
     }
@@ -470,8 +487,10 @@ mod tests {
     #[test]
     fn messages_round_trip_and_reject_garbage() {
         for slot in [0, 7, ANY_SLOT] {
-            let h = Hello { slot };
-            assert_eq!(Hello::decode(&h.encode()), Some(h));
+            for probe in [false, true] {
+                let h = Hello { slot, probe };
+                assert_eq!(Hello::decode(&h.encode()), Some(h));
+            }
         }
         for w in [
             Welcome::Session { slot: 3 },
@@ -483,20 +502,28 @@ mod tests {
             Welcome::AllBusy { clients: 4 },
             Welcome::Stopping,
             Welcome::Failed,
+            Welcome::Free { slot: 5 },
         ] {
             assert_eq!(Welcome::decode(&w.encode()), Some(w));
         }
-        let mut h = Hello { slot: 1 }.encode();
+        let hello = Hello {
+            slot: 1,
+            probe: false,
+        };
+        let mut h = hello.encode();
         assert_eq!(Hello::decode(&h[..15]), None);
         h[8] = 9;
         assert_eq!(Hello::decode(&h), None, "other version");
-        h = Hello { slot: 1 }.encode();
+        h = hello.encode();
         h[0] ^= 1;
         assert_eq!(Hello::decode(&h), None, "bad magic");
+        h = hello.encode();
+        h[16] = 2;
+        assert_eq!(Hello::decode(&h), None, "unknown flag");
         let mut w = Welcome::Stopping.encode();
         w[12] = 77;
         assert_eq!(Welcome::decode(&w), None, "unknown status");
-        assert_eq!(Welcome::decode(&Hello { slot: 0 }.encode()), None);
+        assert_eq!(Welcome::decode(&hello.encode()[..WELCOME_LEN]), None);
     }
 
     #[test]

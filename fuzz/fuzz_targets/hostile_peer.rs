@@ -4,34 +4,46 @@
 //! words the client can write, serving steps with a zero wait (`Some(Duration::ZERO)`, which
 //! never sleeps), and draining of responses with a real `Consumer`.
 //!
-//! Each input runs twice:
+//! A *session* is what the server gives one client: fresh rings and a fresh `Lane` (never
+//! reused), over the server's one table. Each input runs twice:
 //!
-//! 1. **Hostile**: counters included. Nothing may panic or hang; a `Step::Corrupt` is handled
-//!    as the server does (the slot is reset). Afterwards the lane is reset as for a departed
-//!    client, and valid requests sent through the same lane must be answered correctly.
-//! 2. **Checked**: a fresh lane and table, the same actions without the counter stores (garbage
-//!    only in slot bytes). Every request must be answered, in order, with exactly what a
-//!    `HashMap` model predicts (an answer may come a few steps late: a lone worker leaves up to
-//!    `PUBLISH_BATCH` answers unpublished while more requests wait, never when the ring is
-//!    empty); every slot that does not decode with `ErrorCode::Malformed`
-//!    and the id in its bytes 0..8.
+//! 1. **Hostile**: counters included. Nothing may panic or hang. A `Step::Corrupt` is handled
+//!    as the server does: the session ends (the lane is abandoned, nudged and drained of what
+//!    its ring still holds, with every answer dropped) and the client starts a new session.
+//!    At the end the server refuses what is left (`Lane::refuse_pending`, as at shutdown), the
+//!    hostile client leaves (its session ends), and a new client, in a new session over the
+//!    same table, must be answered correctly, starting with one worker.
+//! 2. **Checked**: a fresh table and one session, the same actions without the counter stores
+//!    (garbage only in slot bytes). Every request must be answered, in order, with exactly what
+//!    a `HashMap` model predicts (an answer may come a few steps late: a lone worker leaves up
+//!    to `PUBLISH_BATCH` answers unpublished while more requests wait, never when the ring is
+//!    empty); every slot that does not decode with `ErrorCode::Malformed` and the id in its
+//!    bytes 0..8. The table and the lane's worker count must match the model whenever every
+//!    answer has come. Finally requests left in the ring are refused with
+//!    `ErrorCode::ShuttingDown`, in order, without touching the table.
 //!
 //! The client drains the response ring before each step and, in the hostile run, skips
 //! responses (stores `head = tail`) when the server could otherwise find no room for its
 //! largest possible answer: a server worker rightly waits for a live client to read its
 //! responses, and this single-threaded harness has nobody to read them meanwhile. A worker that
 //! waits anyway reaches `Control::peer_gone`, which panics here.
+//!
+//! The client is another process in the real system: its mapping lets it build ring halves at
+//! will (`ShmRingMem::claim` always agrees), e.g. to re-read counters after its view of a ring
+//! broke. Here its halves work on `ClientMem`, the same heap memory without the per-process
+//! claim, while the lane's halves claim the heap memory itself (so a lane built twice over one
+//! session's memory would panic).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shmkv::protocol::{
-    ErrorCode, Op, Reply, Request, StatId, decode_request, decode_response, encode_request,
-    request_id,
+    ErrorCode, Op, Reply, Request, Response, StatId, decode_request, decode_response,
+    encode_request, request_id,
 };
-use shmkv::region::{HeapRingMem, RingMem, Slot};
+use shmkv::region::{HeapRingMem, RingCtrl, RingMem, Side, Slot};
 use shmkv::ring::{Consumer, Producer, RingError};
 use shmkv::serve::{Control, Lane, PUBLISH_BATCH, RESPOND_POLL, ServedTable, Step};
-use shmkv::wait::SpinPolicy;
+use shmkv::wait::{ModelFutex, SpinPolicy};
 use shmkv_fuzz::{Bytes, check_response_reencodes};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,9 +58,14 @@ const RESP_CAP: usize = 128;
 const BUCKETS: usize = 4;
 /// Worker limit of the lane.
 const MAX_WORKERS: u32 = 4;
-/// Serving steps per run chosen by the input. Each takes at most one request, so the table
-/// never holds more than this plus a request ring's worth of keys (see `RESP_CAP`).
+/// Serving steps per run chosen by the input.
 const MAX_SERVES: usize = 48;
+/// Largest request ring.
+const MAX_REQ_CAP: usize = 16;
+/// Serving steps per run that drain ending sessions (a ring's worth). Each serving step takes
+/// at most one request, so the table never holds more than `MAX_SERVES + MAX_DRAINS` keys plus
+/// the two of the last session's checks (see `RESP_CAP`).
+const MAX_DRAINS: usize = MAX_REQ_CAP;
 
 /// The server side seen by the lane. No thread is really started: a ThStart is counted.
 struct Ctl {
@@ -76,63 +93,125 @@ impl Control for Ctl {
     }
 }
 
-/// Zero a ring's counters and waiter flags, as `channel::Object::reset_rings` does.
-fn zero(mem: &HeapRingMem) {
-    let c = mem.ctrl();
-    c.producer.0.tail.store(0, Ordering::SeqCst);
-    c.consumer.0.head.store(0, Ordering::SeqCst);
-    c.wake.0.data_waiting.store(0, Ordering::SeqCst);
-    c.wake.0.space_waiting.store(0, Ordering::SeqCst);
+/// The client's view of a ring's memory: the lane's heap memory, with halves built at will.
+#[derive(Debug, Clone)]
+struct ClientMem(Mem);
+
+impl RingMem for ClientMem {
+    type Waker = ModelFutex;
+
+    fn ctrl(&self) -> &RingCtrl {
+        self.0.ctrl()
+    }
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+    fn waker(&self) -> &ModelFutex {
+        self.0.waker()
+    }
+    fn claim(&self, _side: Side) -> bool {
+        // A client process may rebuild its halves (see the module docs); the old half is never
+        // used again, and nothing here runs concurrently (below).
+        true
+    }
+    unsafe fn read_slot(&self, index: usize) -> Slot {
+        // SAFETY: `index < capacity` as the caller promises. This harness is single-threaded
+        // (the lane runs in the calling thread and no worker thread is ever started), so no
+        // access to a slot is ever concurrent with another, whichever halves exist.
+        unsafe { self.0.read_slot(index) }
+    }
+    unsafe fn write_slot(&self, index: usize, slot: &Slot) {
+        // SAFETY: as for `read_slot`.
+        unsafe { self.0.write_slot(index, slot) }
+    }
 }
 
-/// One client slot: the rings, the server's lane and table, and the client's ring halves.
-struct Rig {
+/// One session: fresh rings, the server's lane over them, and the client's ring halves.
+struct Session {
     req: Mem,
     resp: Mem,
     lane: Lane<Mem>,
-    ctl: Ctl,
-    table: ServedTable,
-    client_p: Producer<Mem>,
-    client_c: Consumer<Mem>,
-    serves: usize,
-    next_id: u64,
+    client_p: Producer<ClientMem>,
+    client_c: Consumer<ClientMem>,
 }
 
-impl Rig {
+impl Session {
     fn new(req_cap: usize) -> Self {
         let req = Arc::new(HeapRingMem::new(req_cap));
         let resp = Arc::new(HeapRingMem::new(RESP_CAP));
         let mut lane = Lane::new(req.clone(), resp.clone(), 1, MAX_WORKERS);
         lane.set_policy(SpinPolicy::BLOCK);
-        Rig {
-            client_p: Producer::new(req.clone()),
-            client_c: Consumer::new(resp.clone()),
+        Session {
+            client_p: Producer::new(ClientMem(req.clone())),
+            client_c: Consumer::new(ClientMem(resp.clone())),
             req,
             resp,
             lane,
+        }
+    }
+}
+
+/// The server (its table and control) and the current session.
+struct Rig {
+    s: Session,
+    req_cap: usize,
+    ctl: Ctl,
+    table: ServedTable,
+    /// Serving steps chosen by the input so far (see `MAX_SERVES`).
+    serves: usize,
+    /// Serving steps that drained ending sessions so far (see `MAX_DRAINS`).
+    drains: usize,
+    next_id: u64,
+}
+
+impl Rig {
+    fn new(req_cap: usize) -> Self {
+        Rig {
+            s: Session::new(req_cap),
+            req_cap,
             ctl: Ctl {
                 quit: AtomicBool::new(false),
             },
             table: ServedTable::new(BUCKETS).unwrap(),
             serves: 0,
+            drains: 0,
             next_id: 0x5EED_0000_0000_0000,
         }
     }
 
-    /// What the server does with a slot whose counters are corrupt, or whose client left:
-    /// reset it. The client's halves are rebuilt too (a new client attaches).
-    fn reset(&mut self) {
-        let (req, resp) = (self.req.clone(), self.resp.clone());
-        assert!(self.lane.reset(
-            || true,
-            || {
-                zero(&req);
-                zero(&resp);
+    /// End the session as the server does when it drops the client or sees it hang up: answers
+    /// are dropped from now on, the workers are woken, and they take what the ring still holds
+    /// (at most a ring's worth; nothing more is published), then the session's memory goes.
+    /// The client then starts a new session, which starts with one worker.
+    fn new_session(&mut self) {
+        let lane = &self.s.lane;
+        lane.abandon();
+        lane.nudge();
+        let published = self.s.resp.ctrl().producer.0.tail.load(Ordering::SeqCst);
+        for _ in 0..self.req_cap {
+            if self.drains >= MAX_DRAINS {
+                break;
             }
-        ));
-        assert!(!self.lane.is_abandoned());
-        self.client_p = Producer::new(self.req.clone());
-        self.client_c = Consumer::new(self.resp.clone());
+            self.drains += 1;
+            match self.serve() {
+                Step::Served | Step::Exit => {}
+                // (A ring whose counters are corrupt cannot be drained: stop.)
+                Step::Idle | Step::Corrupt(_) => break,
+            }
+            assert_eq!(
+                self.s.lane.in_flight(),
+                0,
+                "a step left a request in flight"
+            );
+        }
+        assert_eq!(
+            self.s.resp.ctrl().producer.0.tail.load(Ordering::SeqCst),
+            published,
+            "an ended session published answers"
+        );
+        self.s = Session::new(self.req_cap);
+        assert_eq!(self.s.lane.workers(), 1);
+        assert!(!self.s.lane.is_abandoned());
     }
 
     fn valid_request(&mut self, b: &mut Bytes) -> Slot {
@@ -174,14 +253,14 @@ impl Rig {
     /// client whose own view broke re-reads the counters).
     fn drain_any(&mut self) {
         for _ in 0..2 * RESP_CAP {
-            match self.client_c.try_pop() {
+            match self.s.client_c.try_pop() {
                 Ok(s) => {
                     if let Ok(r) = decode_response(&s) {
                         check_response_reencodes(&s, &r);
                     }
                 }
                 Err(RingError::Corrupt { .. }) => {
-                    self.client_c = Consumer::new(self.resp.clone());
+                    self.s.client_c = Consumer::new(ClientMem(self.s.resp.clone()));
                     return;
                 }
                 Err(_) => return,
@@ -189,29 +268,37 @@ impl Rig {
         }
     }
 
-    /// Hostile run: skip unread responses when the server might not find room for the largest
-    /// answer (see the module docs).
-    fn make_room(&self) {
-        let c = self.resp.ctrl();
+    /// Hostile run: skip unread responses when the server might not find room for `need`
+    /// answer slots (see the module docs).
+    fn make_room(&self, need: u64) {
+        let c = self.s.resp.ctrl();
         let tail = c.producer.0.tail.load(Ordering::SeqCst);
         let head = c.consumer.0.head.load(Ordering::SeqCst);
         // (Up to PUBLISH_BATCH answers may be written and not yet published: they take room
         // the published counters do not show.)
-        if head <= tail && tail - head + self.largest_answer() + PUBLISH_BATCH > RESP_CAP as u64 {
+        if head <= tail && tail - head + need + PUBLISH_BATCH > RESP_CAP as u64 {
             c.consumer.0.head.store(tail, Ordering::SeqCst);
         }
     }
 
     fn serve(&self) -> Step {
-        self.lane
-            .serve_one(&self.table, &self.ctl, Some(Duration::ZERO))
+        let step = self
+            .s
+            .lane
+            .serve_one(&self.table, &self.ctl, Some(Duration::ZERO));
+        let workers = self.s.lane.workers();
+        assert!(
+            (1..=MAX_WORKERS).contains(&workers),
+            "{workers} workers counted"
+        );
+        step
     }
 
     /// Checked run: every response slot now in the ring; the client's view must never break.
     fn drain_checked(&mut self) -> Vec<Slot> {
         let mut out = Vec::new();
         loop {
-            match self.client_c.try_pop() {
+            match self.s.client_c.try_pop() {
                 Ok(s) => {
                     assert!(out.len() <= RESP_CAP, "more responses than the ring holds");
                     out.push(s);
@@ -228,17 +315,17 @@ impl Rig {
 fn push(rig: &mut Rig, slots: &[Slot], hostile: bool) -> Vec<Slot> {
     let mut sent = Vec::new();
     for s in slots {
-        match rig.client_p.write(s) {
+        match rig.s.client_p.write(s) {
             Ok(()) => sent.push(*s),
             Err(RingError::WouldBlock) => break,
             Err(_) if hostile => {
-                rig.client_p = Producer::new(rig.req.clone());
+                rig.s.client_p = Producer::new(ClientMem(rig.s.req.clone()));
                 break;
             }
             Err(e) => panic!("client's request ring broke without hostile counters: {e}"),
         }
     }
-    rig.client_p.publish();
+    rig.s.client_p.publish();
     sent
 }
 
@@ -269,7 +356,7 @@ impl Store {
     }
 
     fn apply(&self, rig: &Rig) {
-        let (rq, rs) = (rig.req.ctrl(), rig.resp.ctrl());
+        let (rq, rs) = (rig.s.req.ctrl(), rig.s.resp.ctrl());
         let counter = match self.word % 8 {
             0 | 1 => &rq.producer.0.tail,
             2 => &rq.consumer.0.head,
@@ -453,7 +540,7 @@ impl Model {
         }
         if self.served.is_empty() {
             assert!(self.unmatched.is_empty(), "responses without a request");
-            assert_eq!(rig.lane.workers(), self.workers);
+            assert_eq!(rig.s.lane.workers(), self.workers);
             if self.whole {
                 assert_eq!(rig.table.len(), self.map.len());
             }
@@ -543,9 +630,9 @@ fn run(data: &[u8], hostile: bool) {
                 rig.serves += 1;
                 if hostile {
                     rig.drain_any();
-                    rig.make_room();
+                    rig.make_room(rig.largest_answer());
                     if let Step::Corrupt(_) = rig.serve() {
-                        rig.reset();
+                        rig.new_session();
                     }
                 } else {
                     model.serve(&mut rig);
@@ -562,16 +649,23 @@ fn run(data: &[u8], hostile: bool) {
     }
     if !hostile {
         model.flush(&mut rig);
+        check_refusals(&mut rig);
         return;
     }
-    // After the hostile client leaves, the slot is reset and the next client must be served
-    // correctly by the same lane and table.
+    // What the ring still holds is refused, as at shutdown (one answer slot each, at most a
+    // ring's worth), whatever the counters say; then the hostile client leaves, its session
+    // ends, and the next client, in a new session over the same table, must be served
+    // correctly.
     rig.drain_any();
-    rig.reset();
+    rig.make_room(rig.req_cap as u64);
+    let refused = rig.s.lane.refuse_pending(&rig.ctl);
+    assert!(refused <= rig.req_cap, "refused {refused} requests");
+    rig.drain_any();
+    rig.new_session();
     let mut after = Model {
         map: HashMap::new(),
         whole: false,
-        workers: rig.lane.workers(),
+        workers: 1,
         pending: VecDeque::new(),
         served: VecDeque::new(),
         unmatched: VecDeque::new(),
@@ -599,6 +693,60 @@ fn run(data: &[u8], hostile: bool) {
     garbage[8] = 0; // no such op tag
     after.pending.extend(push(&mut rig, &[garbage], false));
     after.flush(&mut rig);
+}
+
+/// Checked run, once every request is answered: requests left in the ring when the server
+/// shuts down are refused (`Lane::refuse_pending`), each with `ShuttingDown` and its id, in
+/// order, and none is executed.
+fn check_refusals(rig: &mut Rig) {
+    const KEY: u64 = 5;
+    let (entries, value, workers) = (rig.table.len(), rig.table.get(&KEY), rig.s.lane.workers());
+    let mut garbage = [0xEEu8; 32];
+    garbage[8] = 0; // no such op tag
+    let requests = [
+        Op::Insert {
+            key: KEY,
+            value: 0xD00D,
+        },
+        Op::ThStart { n: 1 },
+        Op::Delete { key: KEY },
+        Op::Stats,
+    ]
+    .map(|op| {
+        rig.next_id += 1;
+        encode_request(&Request {
+            id: rig.next_id,
+            op,
+        })
+    });
+    let sent = push(
+        rig,
+        &[&requests[..2], &[garbage], &requests[2..]].concat(),
+        false,
+    );
+    let refused = rig.s.lane.refuse_pending(&rig.ctl);
+    assert_eq!(refused, sent.len(), "refused what was left, no more");
+    let got = rig.drain_checked();
+    assert_eq!(got.len(), sent.len(), "one refusal per request");
+    for (raw, s) in sent.iter().zip(&got) {
+        let r = decode_response(s).expect("the server's response slot decodes");
+        check_response_reencodes(s, &r);
+        assert_eq!(
+            r,
+            Response {
+                id: request_id(raw),
+                reply: Reply::Error(ErrorCode::ShuttingDown),
+            },
+            "request {raw:?}"
+        );
+    }
+    assert_eq!(rig.table.len(), entries, "a refused request was executed");
+    assert_eq!(rig.table.get(&KEY), value, "a refused request was executed");
+    assert_eq!(
+        rig.s.lane.workers(),
+        workers,
+        "a refused ThStart was executed"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

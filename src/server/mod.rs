@@ -176,8 +176,8 @@ struct Shared {
     share_backlog: bool,
     /// The open sessions, by slot.
     slots: Mutex<Vec<Option<Arc<Session>>>>,
-    /// Counters of the sessions that have ended.
-    retired: Arc<Retired>,
+    /// Counters of the sessions that have finished (changed with `slots` locked).
+    retired: Mutex<Retired>,
     stopping: AtomicBool,
     stop_lock: Mutex<bool>,
     stop_cond: Condvar,
@@ -230,7 +230,7 @@ impl Server {
             latency: Latency::default(),
             started: Instant::now(),
             share_backlog,
-            retired: Arc::new(Retired::default()),
+            retired: Mutex::new(Retired::default()),
             stopping: AtomicBool::new(false),
             stop_lock: Mutex::new(false),
             stop_cond: Condvar::new(),
@@ -316,7 +316,8 @@ impl Server {
             let _ = h.join();
         }
         workers::join_all(shared);
-        for s in std::mem::take(&mut *shared.slots.lock()).into_iter().flatten() {
+        let open: Vec<_> = shared.slots.lock().iter_mut().filter_map(Option::take).collect();
+        for s in open {
             s.hang_up();
         }
         log_event!(shared, info, "shut down");

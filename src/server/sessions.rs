@@ -16,7 +16,7 @@ use crate::door::{self, ANY_SLOT, GOODBYE, HELLO_LEN, Hello, Peer, Welcome};
 use crate::serve::Lane;
 use crate::shm::ShmRingMem;
 use crate::stats::{ErrorCounts, OpCounts};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -28,26 +28,16 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most connections waiting for their hello at once; more are closed at once.
 pub const MAX_PENDING: usize = 64;
 
-/// Counters of the sessions that have ended, kept for the server's statistics.
+/// Counters of the sessions that have finished, kept for the server's statistics. Changed
+/// only with the slots' lock held, so that a session's counts are either in its slot or here.
 #[derive(Debug, Default)]
 pub(super) struct Retired {
-    totals: Mutex<RetiredTotals>,
-}
-
-#[derive(Debug, Default)]
-struct RetiredTotals {
-    ops: OpCounts,
-    errors: ErrorCounts,
+    /// Requests by kind.
+    pub ops: OpCounts,
+    /// Refusals by reason.
+    pub errors: ErrorCounts,
     /// Requests taken, by slot.
-    by_slot: std::collections::HashMap<u32, u64>,
-}
-
-impl Retired {
-    /// Totals of ended sessions: requests by kind, refusals by reason, and requests of `slot`.
-    pub(super) fn totals(&self, slot: u32) -> (OpCounts, ErrorCounts, u64) {
-        let t = self.totals.lock();
-        (t.ops, t.errors, t.by_slot.get(&slot).copied().unwrap_or(0))
-    }
+    pub by_slot: Vec<u64>,
 }
 
 /// One client's session.
@@ -66,7 +56,10 @@ pub(super) struct Session {
     ended: AtomicBool,
     /// Its record under the abuse policy.
     pub abuse: Abuse,
-    retired: Arc<Retired>,
+    /// Its worker threads alive (the last one out of an ended session finishes it).
+    threads: AtomicU32,
+    /// The session is finished: its slot freed, its counts moved to [`Retired`].
+    finished: AtomicBool,
 }
 
 impl Session {
@@ -109,14 +102,39 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        let c = self.lane.counters();
-        let mut t = self.retired.totals.lock();
-        t.ops += c.op_counts();
-        t.errors += c.error_counts();
-        *t.by_slot.entry(self.slot).or_default() += c.requests();
+/// A worker thread of `session` is starting.
+pub(super) fn worker_starts(session: &Session) {
+    session.threads.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A worker thread of `session` has exited (or never started): the last one out of an ended
+/// session finishes it.
+pub(super) fn worker_exits(shared: &Shared, session: &Arc<Session>) {
+    if session.threads.fetch_sub(1, Ordering::SeqCst) == 1 && session.ended() {
+        finish(shared, session);
     }
+}
+
+/// Finish an ended session whose workers have all exited (once): free its slot and keep its
+/// counts. Until then the slot stays taken, so that a new session of the slot never runs
+/// beside the old one's workers.
+fn finish(shared: &Shared, session: &Arc<Session>) {
+    if session.finished.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut slots = shared.slots.lock();
+    let i = session.slot as usize;
+    if slots[i].as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
+        slots[i] = None;
+    }
+    let mut r = shared.retired.lock();
+    let c = session.lane.counters();
+    r.ops += c.op_counts();
+    r.errors += c.error_counts();
+    if r.by_slot.len() <= i {
+        r.by_slot.resize(i + 1, 0);
+    }
+    r.by_slot[i] += c.requests();
 }
 
 /// A connection that has not sent its hello yet.
@@ -263,11 +281,31 @@ impl FrontDoor {
             let _ = door::send_with_fd(&p.stream, &Welcome::Failed.encode(), None);
             return;
         };
+        if hello.probe {
+            let _ = door::send_with_fd(&p.stream, &self.probe(hello.slot).encode(), None);
+            return;
+        }
         match self.open_session(hello, &p) {
             Ok(session) => self.welcome(session, p),
             Err(refusal) => {
                 let _ = door::send_with_fd(&p.stream, &refusal.encode(), None);
             }
+        }
+    }
+
+    /// Who holds `slot`, without opening a session.
+    fn probe(&self, slot: u32) -> Welcome {
+        let slots = self.shared.slots.lock();
+        match slots.get(slot as usize) {
+            None => Welcome::OutOfRange {
+                slot,
+                clients: self.shared.config.clients,
+            },
+            Some(None) => Welcome::Free { slot },
+            Some(Some(s)) => Welcome::SlotBusy {
+                slot,
+                pid: s.peer.pid,
+            },
         }
     }
 
@@ -331,7 +369,8 @@ impl FrontDoor {
             stream,
             ended: AtomicBool::new(false),
             abuse: Abuse::new(),
-            retired: shared.retired.clone(),
+            threads: AtomicU32::new(0),
+            finished: AtomicBool::new(false),
         });
         slots[slot as usize] = Some(session.clone());
         Ok((session, fd))
@@ -362,14 +401,11 @@ impl FrontDoor {
         }
     }
 
-    /// End a session and free its slot.
+    /// End a session; finish it at once if no worker is left to.
     fn close(&self, session: &Arc<Session>) {
         session.end();
-        let mut slots = self.shared.slots.lock();
-        if let Some(s) = &slots[session.slot as usize] {
-            if Arc::ptr_eq(s, session) {
-                slots[session.slot as usize] = None;
-            }
+        if session.threads.load(Ordering::SeqCst) == 0 {
+            finish(&self.shared, session);
         }
     }
 

@@ -4,7 +4,7 @@
 //! server.
 
 use super::abuse::Pointless;
-use super::sessions::Session;
+use super::sessions::{self, Session};
 use super::{IDLE_POLL, SHUTDOWN_GRACE, Shared, log_event};
 use crate::protocol::Stat;
 use crate::serve::{Control, Misbehavior, ServedTable, Step};
@@ -28,11 +28,24 @@ pub(super) fn spawn(shared: &Arc<Shared>, session: &Arc<Session>) -> std::io::Re
         }
     }
     let (me, s) = (shared.clone(), session.clone());
-    let h = std::thread::Builder::new()
+    sessions::worker_starts(session);
+    let spawned = std::thread::Builder::new()
         .name(format!("shmkv-s{}", session.slot))
-        .spawn(move || run(&me, &s))?;
-    threads.push(h);
-    Ok(())
+        .spawn(move || {
+            run(&me, &s);
+            sessions::worker_exits(&me, &s);
+        });
+    match spawned {
+        Ok(h) => {
+            threads.push(h);
+            Ok(())
+        }
+        Err(e) => {
+            drop(threads);
+            sessions::worker_exits(shared, session);
+            Err(e)
+        }
+    }
 }
 
 /// Join every worker (the server is stopping): wait up to [`SHUTDOWN_GRACE`] for clients to
@@ -232,15 +245,15 @@ impl Control for SessionControl<'_> {
 
     fn stats(&self, table: &ServedTable) -> Vec<Stat> {
         let shared = self.shared;
-        let open = shared.slots.lock().clone();
-        let (mut ops, mut errors, _) = shared.retired.totals(u32::MAX);
+        // Under the slots' lock a session's counts are in its slot or retired, never both.
+        let open = shared.slots.lock();
+        let retired = shared.retired.lock();
+        let (mut ops, mut errors) = (retired.ops, retired.errors);
         let mut slots = Vec::with_capacity(open.len());
         for (i, s) in open.iter().enumerate() {
-            let slot = i as u32;
-            let (_, _, earlier) = shared.retired.totals(slot);
             let mut st = SlotStats {
-                slot,
-                requests: earlier,
+                slot: i as u32,
+                requests: retired.by_slot.get(i).copied().unwrap_or(0),
                 ..SlotStats::default()
             };
             if let Some(s) = s {
@@ -253,6 +266,7 @@ impl Control for SessionControl<'_> {
             }
             slots.push(st);
         }
+        drop((retired, open));
         let (entries, buckets, longest_bucket) = table_stats(table);
         let mut latency = shared.latency.snapshot();
         latency.sample_every = self.session.lane.sample_every();
@@ -262,7 +276,7 @@ impl Control for SessionControl<'_> {
             entries,
             buckets,
             longest_bucket,
-            client_slots: open.len() as u64,
+            client_slots: slots.len() as u64,
             slots,
             latency,
             uptime_ms: shared.started.elapsed().as_millis() as u64,

@@ -76,24 +76,15 @@ pub fn remove_server_files(name: &str) {
     }
 }
 
-/// The pid of the client holding slot `slot` of server `name` (0: free), as the server's
-/// statistics tell it to a short-lived client in another slot; `u32::MAX` when no other slot
-/// is free to ask from.
+/// The pid of the client holding slot `slot` of server `name` (0: free), asked without
+/// opening a session; `u32::MAX` when it cannot be told.
 pub fn owner_of(name: &str, slot: u32) -> u32 {
-    let mut config = shmkv::client::ClientConfig::new(name);
-    config.attach_timeout = Duration::ZERO;
-    let Ok(c) = shmkv::client::Client::connect(&config) else {
-        return u32::MAX;
-    };
-    if c.slot() == slot {
-        // The slot was free: we got it.
-        return 0;
+    let config = shmkv::client::ClientConfig::new(name);
+    match shmkv::client::slot_holder(&config, slot) {
+        Ok(None) => 0,
+        Ok(Some(pid)) => pid,
+        Err(_) => u32::MAX,
     }
-    let Ok(st) = c.stats() else { return u32::MAX };
-    st.slots
-        .iter()
-        .find(|s| s.slot == slot)
-        .map_or(u32::MAX, |s| s.owner_pid as u32)
 }
 
 #[derive(Debug)]

@@ -1,24 +1,26 @@
 //! Workloads and child-process roles shared by `tests/faults.rs` and `examples/soak.rs`
 //! (included by both with `#[path]`): a pipelining client checked against a sequential model,
-//! what a killed client may have left in the table, a hostile writer that scribbles over its
-//! own client object, and a slot claimant for races.
+//! what a killed client may have left in the table, a hostile client that attacks its own
+//! session object (scribbles over it, storms its futex words, punches holes in it, tries to
+//! resize it), a slot claimant for races, and a listener that counts what a client sends it.
 //!
 //! A role runs until its `stop` flag is set; in a child process nobody sets it, the parent
 //! kills the child. Roles report on stdout, one line per event, each starting with a word the
-//! parent looks for (`ATTACHED`, `ACK`, `ERR`, `READY`, `WON`, `LOST`), flushed at once so that
-//! a killed child has reported everything it did.
+//! parent looks for (`ATTACHED`, `ACK`, `ERR`, `READY`, `WON`, `LOST`, `LISTENING`, `READ`),
+//! flushed at once so that a killed child has reported everything it did.
 #![allow(dead_code)]
 
-use shmkv::channel::{self, REQ_CTRL, RESP_CTRL, SLOTS};
+use shmkv::channel::{MAGIC, REQ_CTRL, RESP_CTRL, SLOTS};
 use shmkv::client::{Client, ClientConfig, Outcome};
-use shmkv::protocol::Op;
+use shmkv::protocol::{Op, Request, encode_request};
 use shmkv::region::SLOT_SIZE;
 use shmkv::shm::Mapping;
 use shmkv::wait::{SysFutex, Wake};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// xorshift64*: small, deterministic, good enough to pick operations and offsets.
 #[derive(Debug, Clone)]
@@ -210,17 +212,20 @@ pub fn run_role(spec: &str, stop: &AtomicBool) -> i32 {
     let slot = |s: &str| -> Option<u32> { s.parse().ok() };
     let num = |i: usize| -> u64 { w.get(i).and_then(|s| s.parse().ok()).unwrap_or(0) };
     match w.first().copied() {
-        Some("pipeline") if w.len() == 7 => {
+        // An optional last word: the client's timeout in seconds (default 1 s).
+        Some("pipeline") if w.len() == 7 || w.len() == 8 => {
             let work = Workload {
                 base: num(3),
                 keys: num(4),
                 seed: num(5),
                 batch: num(6) as usize,
             };
-            pipeline(w[1], slot(w[2]), &work, stop)
+            let timeout = (w.len() == 8).then(|| Duration::from_secs(num(7)));
+            pipeline(w[1], slot(w[2]), &work, timeout, stop)
         }
         Some("hostile") if w.len() == 5 => hostile(w[1], num(2) as u32, w[3], num(4), stop),
         Some("claim") if w.len() == 3 => claim(w[1], num(2) as u32),
+        Some("listen") if w.len() == 2 => listen(w[1], stop),
         _ => {
             say(&format!("ERR bad role spec {spec:?}"));
             2
@@ -231,9 +236,18 @@ pub fn run_role(spec: &str, stop: &AtomicBool) -> i32 {
 /// Connect, report `ATTACHED <slot> <pid>`, then run batches forever, reporting `ACK <b>` after
 /// each one is complete and checked. `ERR <what>` and status 1 on a wrong answer, status 3 on
 /// a connection error.
-fn pipeline(name: &str, slot: Option<u32>, w: &Workload, stop: &AtomicBool) -> i32 {
+fn pipeline(
+    name: &str,
+    slot: Option<u32>,
+    w: &Workload,
+    timeout: Option<Duration>,
+    stop: &AtomicBool,
+) -> i32 {
     let mut config = ClientConfig::new(name);
     config.slot = slot;
+    if let Some(t) = timeout {
+        config.timeout = t;
+    }
     let c = match Client::connect(&config) {
         Ok(c) => c,
         Err(e) => {
@@ -254,44 +268,68 @@ fn pipeline(name: &str, slot: Option<u32>, w: &Workload, stop: &AtomicBool) -> i
     }
 }
 
-/// How a hostile writer misbehaves.
+/// How a hostile client misbehaves, always in its own session object (the descriptor it was
+/// handed, mapped a second time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hostility {
     /// Arbitrary values at arbitrary places: header, counters, futex words, slots.
     Random,
-    /// Bump and wake the futex words the server sleeps on, as fast as it can.
+    /// A futex storm that changes the words: bump (fetch_add) the request ring's data futex and
+    /// the response ring's space futex, then FUTEX_WAKE them, as fast as it can.
     Futex,
+    /// A futex storm that leaves the words alone: FUTEX_WAKE only, on the same two words.
+    WakeOnly,
     /// Keep the request ring full of garbage, never read a response, and keep waking the
-    /// server's wait for room to answer.
+    /// server's wait for room to answer (changing the word or not).
     Full,
     /// Garbage requests as fast as the server takes them, responses "read" by moving the
     /// response ring's head.
     Flood,
-    /// Flip the owner and closing words and nudge the server.
-    Toggle,
+    /// Flip the header's session state word and magic, and wake the server.
+    State,
+    /// Queue valid requests, then punch a hole over the whole object (`fallocate` PUNCH_HOLE,
+    /// which zeroes every page: header, ring counters, slots), over and over.
+    Punch,
+    /// Try to resize the object every way there is (truncate to 0 and to a page, grow to
+    /// 512 MiB with `ftruncate`, `fallocate` and a write past the end, change the seals): each
+    /// must fail with EPERM (else `ERR`, status 1). Meanwhile it uses its session normally,
+    /// which must keep working (else `ERR`, status 3).
+    Resize,
 }
 
 impl Hostility {
-    pub const ALL: [Hostility; 5] = [
+    pub const ALL: [Hostility; 8] = [
         Hostility::Random,
         Hostility::Futex,
+        Hostility::WakeOnly,
         Hostility::Full,
         Hostility::Flood,
-        Hostility::Toggle,
+        Hostility::State,
+        Hostility::Punch,
+        Hostility::Resize,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Hostility::Random => "random",
             Hostility::Futex => "futex",
+            Hostility::WakeOnly => "wake-only",
             Hostility::Full => "full",
             Hostility::Flood => "flood",
-            Hostility::Toggle => "toggle",
+            Hostility::State => "state",
+            Hostility::Punch => "punch",
+            Hostility::Resize => "resize",
         }
     }
 
     pub fn parse(s: &str) -> Option<Hostility> {
         Hostility::ALL.into_iter().find(|h| h.name() == s)
+    }
+
+    /// Whether the server must drop a client doing this (it makes the server work for
+    /// nothing, or breaks its rings). The others are refused by the kernel and harm nobody.
+    pub fn must_be_dropped(self) -> bool {
+        self != Hostility::Resize
     }
 }
 
@@ -300,12 +338,83 @@ const TAIL: usize = 0;
 const HEAD: usize = 64;
 const DATA_FUTEX: usize = 132;
 const SPACE_FUTEX: usize = 140;
-/// Header words.
-const OWNER: usize = 64;
-const CLOSING: usize = 68;
+/// The header's session state word (1 running, 2 stopping, 3 dropped).
+const STATE: usize = 44;
+/// The largest size a resize attempt asks for.
+pub const GROW_TO: i64 = 512 << 20;
 
-/// Claim `slot` as a client (legitimately), then write into the object through a mapping of
-/// its own until stopped. Reports `READY <pid>` once attached.
+/// Every way to resize the sealed object behind `fd` (of `len` bytes): each must fail with
+/// EPERM. Returns what did not.
+pub fn resize_attempts(fd: std::os::fd::BorrowedFd<'_>, len: i64) -> Vec<String> {
+    use nix::errno::Errno;
+    use nix::fcntl::{FallocateFlags, FcntlArg, SealFlag, fcntl};
+    let raw = fd.as_raw_fd();
+    let reopened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{raw}"));
+    let mut attempts: Vec<(String, Result<(), Errno>)> = [0, 4096, GROW_TO]
+        .into_iter()
+        .map(|size| {
+            (
+                format!("ftruncate to {size}"),
+                nix::unistd::ftruncate(fd, size),
+            )
+        })
+        .collect();
+    attempts.extend([
+        (
+            "fallocate to 512 MiB".to_string(),
+            nix::fcntl::fallocate(raw, FallocateFlags::empty(), 0, GROW_TO),
+        ),
+        (
+            "fallocate past the end".to_string(),
+            nix::fcntl::fallocate(raw, FallocateFlags::empty(), len, 4096),
+        ),
+        (
+            "a write past the end".to_string(),
+            nix::sys::uio::pwrite(fd, b"x", len).map(drop),
+        ),
+        (
+            "adding a write seal".to_string(),
+            fcntl(raw, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_WRITE)).map(drop),
+        ),
+        // A new open file description of the same object (through /proc) changes nothing.
+        (
+            "ftruncate through a descriptor reopened from /proc".to_string(),
+            match &reopened {
+                Ok(f) => nix::unistd::ftruncate(f, 0),
+                Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+            },
+        ),
+    ]);
+    let mut wrong: Vec<String> = attempts
+        .into_iter()
+        .filter(|(_, r)| *r != Err(Errno::EPERM))
+        .map(|(what, r)| format!("{what}: {r:?}, expected EPERM"))
+        .collect();
+    match nix::sys::stat::fstat(raw) {
+        Ok(st) if st.st_size == len => {}
+        Ok(st) => wrong.push(format!("the size is now {}, was {len}", st.st_size)),
+        Err(e) => wrong.push(format!("fstat: {e}")),
+    }
+    wrong
+}
+
+/// Zero every page of the object behind `fd` (of `len` bytes) with a hole punch.
+pub fn punch_hole(fd: std::os::fd::BorrowedFd<'_>, len: i64) -> nix::Result<()> {
+    use nix::fcntl::FallocateFlags;
+    nix::fcntl::fallocate(
+        fd.as_raw_fd(),
+        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        0,
+        len,
+    )
+}
+
+/// Take `slot` as a client (legitimately), then attack its own session object until stopped:
+/// through a second mapping of the descriptor it was handed, or the descriptor itself. Reports
+/// `READY <pid>` once attached.
 ///
 /// One thing it never writes: a request slot whose op tag is Quit (7) or ThStart (5). Quit is a
 /// request any client of the server's user may send (it stops the server by design), and
@@ -323,7 +432,8 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
             return 3;
         }
     };
-    let map = match Mapping::open(&channel::object_name(name, slot)) {
+    let fd = client.object_fd();
+    let map = match Mapping::open_sealed(&fd) {
         Ok(m) => m,
         Err(e) => {
             say(&format!("ERR map: {e}"));
@@ -341,6 +451,7 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
         w.fetch_add(1, Ordering::SeqCst);
         SysFutex.wake(w);
     };
+    let wake_only = |off: usize| SysFutex.wake(u32_at(off));
     // Keep a request slot's op tag away from Quit and ThStart (see above).
     let tame = |off: usize, value: u64, size: usize| -> u64 {
         if off < req_slots || off >= resp_slots {
@@ -359,8 +470,8 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
     };
     say(&format!("READY {}", std::process::id()));
     let mut rng = Rng::new(seed);
-    let me = std::process::id();
     let mut n = 0u64;
+    let mut id = 1u64 << 62;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         match mode {
@@ -394,11 +505,20 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
                 bump(REQ_CTRL + DATA_FUTEX);
                 bump(RESP_CTRL + SPACE_FUTEX);
             }
+            Hostility::WakeOnly => {
+                wake_only(REQ_CTRL + DATA_FUTEX);
+                wake_only(RESP_CTRL + SPACE_FUTEX);
+            }
             Hostility::Full => {
                 let head = u64_at(REQ_CTRL + HEAD).load(Ordering::Acquire);
                 u64_at(REQ_CTRL + TAIL).store(head.wrapping_add(cap), Ordering::Release);
-                bump(REQ_CTRL + DATA_FUTEX);
-                bump(RESP_CTRL + SPACE_FUTEX);
+                if rng.below(2) == 0 {
+                    bump(REQ_CTRL + DATA_FUTEX);
+                    bump(RESP_CTRL + SPACE_FUTEX);
+                } else {
+                    wake_only(REQ_CTRL + DATA_FUTEX);
+                    wake_only(RESP_CTRL + SPACE_FUTEX);
+                }
             }
             Hostility::Flood => {
                 let head = u64_at(REQ_CTRL + HEAD).load(Ordering::Acquire);
@@ -415,15 +535,57 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
                 u64_at(RESP_CTRL + HEAD).store(rtail, Ordering::Release);
                 bump(RESP_CTRL + SPACE_FUTEX);
             }
-            Hostility::Toggle => {
-                let owner = if rng.below(2) == 0 {
-                    me
-                } else {
-                    rng.next() as u32
-                };
-                u32_at(OWNER).store(owner, Ordering::SeqCst);
-                u32_at(CLOSING).store(1, Ordering::SeqCst);
+            Hostility::State => {
+                u32_at(STATE).store(rng.below(5) as u32, Ordering::SeqCst);
+                let magic = if rng.below(2) == 0 { MAGIC } else { rng.next() };
+                u64_at(0).store(magic, Ordering::SeqCst);
                 bump(REQ_CTRL + DATA_FUTEX);
+            }
+            Hostility::Punch => {
+                // A few valid requests where the tail says, so that the server has taken some
+                // (and moved its head) when the punch sets every counter back to zero.
+                let tail = u64_at(REQ_CTRL + TAIL).load(Ordering::Relaxed);
+                let head = u64_at(REQ_CTRL + HEAD).load(Ordering::Acquire);
+                let room = cap.saturating_sub(tail.wrapping_sub(head)).min(cap / 2);
+                for i in 0..room {
+                    id += 1;
+                    let slot = encode_request(&Request {
+                        id,
+                        op: Op::Read { key: rng.below(64) },
+                    });
+                    let at = req_slots + (tail.wrapping_add(i) % cap) as usize * SLOT_SIZE;
+                    for (w, chunk) in slot.chunks_exact(8).enumerate() {
+                        let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                        u64_at(at + w * 8).store(v, Ordering::Relaxed);
+                    }
+                }
+                u64_at(REQ_CTRL + TAIL).store(tail.wrapping_add(room), Ordering::Release);
+                bump(REQ_CTRL + DATA_FUTEX);
+                // Let the server take them before the punch, now and then.
+                if rng.below(4) == 0 {
+                    std::thread::yield_now();
+                }
+                if let Err(e) = punch_hole(fd, len as i64) {
+                    say(&format!("ERR punch: {e}"));
+                    return 3;
+                }
+            }
+            Hostility::Resize => {
+                let wrong = resize_attempts(fd, len as i64);
+                if !wrong.is_empty() {
+                    say(&format!("ERR the object changed: {}", wrong.join("; ")));
+                    return 1;
+                }
+                // Its session is unaffected.
+                let (key, value) = (n % 64, rng.next() >> 1);
+                let ok = client
+                    .insert(key, value)
+                    .and_then(|_| client.read(key))
+                    .map(|got| got == Some(value));
+                if ok != Ok(true) {
+                    say(&format!("ERR its own session broke: {ok:?}"));
+                    return 3;
+                }
             }
         }
     }
@@ -452,5 +614,55 @@ fn claim(name: &str, slot: u32) -> i32 {
     };
     while stdin.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {}
     drop(held);
+    0
+}
+
+/// Listen on a unix socket at `path` (as whatever user this process runs as: a socket planted
+/// for a client to find), report `LISTENING <pid>`, accept one connection, count the bytes the
+/// client sends until it closes, and report `READ <n>`. Gives up after 20 s, or when stopped.
+fn listen(path: &str, stop: &AtomicBool) -> i32 {
+    let _ = std::fs::remove_file(path);
+    let listener = match std::os::unix::net::UnixListener::bind(path) {
+        Ok(l) => l,
+        Err(e) => {
+            say(&format!("ERR bind {path}: {e}"));
+            return 3;
+        }
+    };
+    let _ = listener.set_nonblocking(true);
+    say(&format!("LISTENING {}", std::process::id()));
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stop.load(Ordering::Relaxed) || Instant::now() > end {
+                    say("ERR nobody connected");
+                    return 3;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => {
+                say(&format!("ERR accept: {e}"));
+                return 3;
+            }
+        }
+    };
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut total = 0usize;
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                say(&format!("ERR read after {total} bytes: {e}"));
+                return 3;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    say(&format!("READ {total}"));
     0
 }

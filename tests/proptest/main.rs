@@ -156,6 +156,7 @@ proptest! {
             ring_capacity: 16,
             log: false,
             share_backlog: Some(true),
+            ..ServerConfig::default()
         }).unwrap();
         let client = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
         // The oracle needs the server's bucket function: learn it from Print of a lone key.
