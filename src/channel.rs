@@ -244,7 +244,6 @@ impl Object {
             SysFutex.wake(&ctrl.wake.0.data_futex);
         }
     }
-
 }
 
 /// Parameters of a session object, chosen by the server.

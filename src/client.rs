@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 /// connection has not been hung up).
 pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
 
-
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -283,7 +282,7 @@ impl std::fmt::Debug for Client {
 /// What one handshake gave.
 enum Answer {
     /// A session.
-    Session(Client),
+    Session(Box<Client>),
     /// Not now (the slot, or every slot, is held): try again until the deadline.
     Busy(ClientError),
 }
@@ -301,7 +300,9 @@ fn knock(
             Errno::ENOENT | Errno::ECONNREFUSED => ClientError::NoServer {
                 name: config.name.clone(),
             },
-            Errno::EACCES | Errno::EPERM => ClientError::PermissionDenied { path: shown.clone() },
+            Errno::EACCES | Errno::EPERM => ClientError::PermissionDenied {
+                path: shown.clone(),
+            },
             errno => ClientError::Os {
                 path: shown.clone(),
                 errno,
@@ -405,20 +406,19 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
     let name = config.name.clone();
     match welcome {
         Welcome::Session { slot } => {
-            let fd = fd.ok_or_else(|| {
-                ClientError::Protocol("the server sent no session object".into())
-            })?;
+            let fd = fd
+                .ok_or_else(|| ClientError::Protocol("the server sent no session object".into()))?;
             let (object, info) =
                 channel::open_object(&fd).map_err(|reason| ClientError::BadObject { reason })?;
             stream.set_read_timeout(None).ok();
             stream.set_nonblocking(true).ok();
-            Ok(Answer::Session(Client::attached(
+            Ok(Answer::Session(Box::new(Client::attached(
                 object,
                 info,
                 slot,
                 (stream, fd),
                 config.timeout,
-            )))
+            ))))
         }
         Welcome::SlotBusy { slot, pid } => Ok(Answer::Busy(ClientError::SlotBusy { slot, pid })),
         Welcome::AllBusy { clients } => Ok(Answer::Busy(ClientError::AllSlotsBusy {
@@ -446,7 +446,7 @@ impl Client {
         let deadline = Instant::now() + config.attach_timeout;
         loop {
             match handshake(config, &path)? {
-                Answer::Session(c) => return Ok(c),
+                Answer::Session(c) => return Ok(*c),
                 Answer::Busy(e) if Instant::now() >= deadline => return Err(e),
                 Answer::Busy(_) => std::thread::sleep(Duration::from_millis(5)),
             }

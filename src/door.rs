@@ -48,7 +48,9 @@ const WELCOME_MAGIC: u64 = u64::from_le_bytes(*b"SHMKVWE\x01");
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DoorError {
     /// The socket directory is not private to this user.
-    #[error("{dir}: {reason}; refusing to use it (it must be a directory owned by uid {uid} with mode 0700)")]
+    #[error(
+        "{dir}: {reason}; refusing to use it (it must be a directory owned by uid {uid} with mode 0700)"
+    )]
     UnsafeDir {
         /// The directory.
         dir: String,
@@ -256,7 +258,7 @@ impl Listener {
         Ok(Listener {
             listener,
             path: path.to_path_buf(),
-            lock_path: PathBuf::from(lock_path),
+            lock_path,
             _lock: lock,
         })
     }
@@ -430,7 +432,13 @@ pub fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: Option<&OwnedFd>) -> 
         }
         None => &[],
     };
-    let n = sendmsg::<()>(stream.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
+    let n = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
     if n != bytes.len() {
         return Err(Errno::EMSGSIZE);
     }
@@ -439,7 +447,10 @@ pub fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: Option<&OwnedFd>) -> 
 
 /// Receive one message into `buf`, with the descriptor it carries, if any (close-on-exec).
 /// Returns the bytes received (0: the peer hung up). Any further descriptors are closed.
-pub fn recv_with_fd(stream: &UnixStream, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), Errno> {
+pub fn recv_with_fd(
+    stream: &UnixStream,
+    buf: &mut [u8],
+) -> Result<(usize, Option<OwnedFd>), Errno> {
     let mut iov = [IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let msg = recvmsg::<()>(
@@ -468,10 +479,7 @@ pub fn recv_with_fd(stream: &UnixStream, buf: &mut [u8]) -> Result<(usize, Optio
 /// misbehaving peer does), without blocking.
 pub fn hung_up(stream: &UnixStream) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(
-        stream.as_fd(),
-        PollFlags::POLLIN,
-    )];
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
         Ok(0) => false,
         Ok(_) => true,
@@ -523,7 +531,9 @@ mod tests {
         let mut w = Welcome::Stopping.encode();
         w[12] = 77;
         assert_eq!(Welcome::decode(&w), None, "unknown status");
-        assert_eq!(Welcome::decode(&hello.encode()[..WELCOME_LEN]), None);
+        let mut w = [0u8; WELCOME_LEN];
+        w[..HELLO_LEN].copy_from_slice(&hello.encode());
+        assert_eq!(Welcome::decode(&w), None, "a hello is no welcome");
     }
 
     #[test]
@@ -585,14 +595,22 @@ mod tests {
     fn descriptors_travel_with_their_message() {
         let (a, b) = UnixStream::pair().unwrap();
         let (fd, map) = crate::shm::Mapping::create_sealed(4096).unwrap();
-        map.atomic_u64(0).unwrap().store(77, std::sync::atomic::Ordering::SeqCst);
+        map.atomic_u64(0)
+            .unwrap()
+            .store(77, std::sync::atomic::Ordering::SeqCst);
         send_with_fd(&a, &Welcome::Session { slot: 2 }.encode(), Some(&fd)).unwrap();
         let mut buf = [0u8; 64];
         let (n, got) = recv_with_fd(&b, &mut buf).unwrap();
-        assert_eq!(Welcome::decode(&buf[..n]), Some(Welcome::Session { slot: 2 }));
+        assert_eq!(
+            Welcome::decode(&buf[..n]),
+            Some(Welcome::Session { slot: 2 })
+        );
         let other = crate::shm::Mapping::open_sealed(&got.unwrap()).unwrap();
         assert_eq!(
-            other.atomic_u64(0).unwrap().load(std::sync::atomic::Ordering::SeqCst),
+            other
+                .atomic_u64(0)
+                .unwrap()
+                .load(std::sync::atomic::Ordering::SeqCst),
             77
         );
         assert!(!hung_up(&b));

@@ -23,9 +23,7 @@ use crate::protocol::{
 use crate::region::{RingMem, Slot};
 use crate::ring::{Consumer, Producer, RingError};
 use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats, table_stats};
-use crate::sync::{
-    AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence,
-};
+use crate::sync::{AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence};
 use crate::table::Table;
 use crate::wait::SpinPolicy;
 use std::time::{Duration, Instant};
@@ -149,7 +147,7 @@ pub struct Lane<M: RingMem> {
 /// (which keeps the ring while the client sends one request at a time): a system call and a
 /// context switch per request, on the core the client needs. With 16 workers on 2 cores that
 /// cut synchronous throughput to a quarter. A spare is let through when the holder hands the
-/// ring over (more requests wait), leaves it (ThStop, exit), after a reset, or when the lane
+/// ring over (more requests wait), leaves it (ThStop, exit), or when the lane
 /// is nudged; otherwise it times out like an idle worker. A lost signal only delays: the
 /// holder serves on by itself.
 #[derive(Debug)]
@@ -458,7 +456,7 @@ impl<M: RingMem + Clone> Lane<M> {
         if consumer.unreleased() >= RELEASE_BATCH {
             consumer.release();
         }
-        // Counted in flight only when the ring is handed over: a reset or a Stats waits for
+        // Counted in flight only when the ring is handed over: a Stats waits for
         // the counted ones; the others finish before their worker lets go of the ring (two
         // locked instructions saved on every request of a synchronous client).
         if hand {
@@ -881,10 +879,20 @@ mod tests {
         let mut c = Consumer::new(resp);
         for (id, n, want) in [
             (1, 3, Reply::Threads(5)),
-            (2, 4, Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 })),
+            (
+                2,
+                4,
+                Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 }),
+            ),
         ] {
-            p.push(&encode_request(&Request { id, op: Op::ThStart { n } }), None)
-                .unwrap();
+            p.push(
+                &encode_request(&Request {
+                    id,
+                    op: Op::ThStart { n },
+                }),
+                None,
+            )
+            .unwrap();
             assert!(matches!(
                 lane.serve_one(&table, &Grants, None),
                 Step::Served
@@ -892,7 +900,11 @@ mod tests {
             assert_eq!(decode_response(&c.pop(None).unwrap()).unwrap().reply, want);
         }
         assert_eq!(lane.workers(), 5);
-        let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Consumer::new(req.clone())));
-        assert!(second.is_err(), "a second consumer of heap memory must panic");
+        let second =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Consumer::new(req.clone())));
+        assert!(
+            second.is_err(),
+            "a second consumer of heap memory must panic"
+        );
     }
 }

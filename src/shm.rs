@@ -119,8 +119,8 @@ impl Mapping {
     /// [`REQUIRED_SEALS`] and that its size is in range. Its size cannot change afterwards.
     pub fn open_sealed(fd: &impl AsFd) -> Result<Mapping, SealError> {
         let fd = fd.as_fd();
-        let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS)
-            .map_err(|_| SealError::Unsealed(0))?;
+        let seals =
+            fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|_| SealError::Unsealed(0))?;
         if !SealFlag::from_bits_truncate(seals).contains(REQUIRED_SEALS) {
             return Err(SealError::Unsealed(seals));
         }

@@ -412,7 +412,11 @@ fn client_binary_fails_fast_when_server_is_killed() {
         assert!(Instant::now() < end, "client did not exit");
         std::thread::sleep(Duration::from_millis(2));
     };
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(status.code(), Some(3));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();

@@ -434,7 +434,10 @@ fn a_resized_or_hole_punched_object_harms_only_its_session() {
     let len = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap().st_size;
     assert_eq!(nix::unistd::ftruncate(fd, 0), Err(Errno::EPERM));
     assert_eq!(nix::unistd::ftruncate(fd, 4096), Err(Errno::EPERM));
-    assert_eq!(nix::unistd::ftruncate(fd, roles::GROW_TO), Err(Errno::EPERM));
+    assert_eq!(
+        nix::unistd::ftruncate(fd, roles::GROW_TO),
+        Err(Errno::EPERM)
+    );
     for round in 0..100u64 {
         let wrong = roles::resize_attempts(fd, len);
         assert!(wrong.is_empty(), "round {round}: {wrong:?}");
@@ -488,7 +491,15 @@ fn a_resized_or_hole_punched_object_harms_only_its_session() {
     assert!(alive(spid), "the server died");
     let c = connect_within(&s.name, 0, DEADLINE);
     let stop = AtomicBool::new(false);
-    let ran = roles::run_checked(&c, &honest(0, 1), &mut Model::default(), 0, 3, &stop, |_| {});
+    let ran = roles::run_checked(
+        &c,
+        &honest(0, 1),
+        &mut Model::default(),
+        0,
+        3,
+        &stop,
+        |_| {},
+    );
     assert_eq!(ran, Ok(3));
     drop(c);
     for slot in 1..4 {
@@ -558,8 +569,7 @@ fn another_user_can_neither_connect_nor_take_the_socket() {
         a.extend_from_slice(args);
         run_as(other, CLIENT, &a).fails(3, "permission denied");
     }
-    run_as(other, CLIENT, &["--name", &s.name, "0", "read", "1"])
-        .fails(3, "no shmkv server named");
+    run_as(other, CLIENT, &["--name", &s.name, "0", "read", "1"]).fails(3, "no shmkv server named");
     let out = run_as(other, SERVER, &["--name", &s.name, "--socket", sock_s]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("EACCES"), "{out:?}");
@@ -583,7 +593,11 @@ fn another_user_can_neither_connect_nor_take_the_socket() {
     run_as(other, CLIENT, &["--socket", path_s, "0", "read", "1"]).fails(3, "permission denied");
     // Writable for everyone: the server itself refuses another user.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = run_as(other, CLIENT, &["--socket", path_s, "0", "insert", "5", "6"]);
+    let out = run_as(
+        other,
+        CLIENT,
+        &["--socket", path_s, "0", "insert", "5", "6"],
+    );
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     assert!(!out.stderr.contains("panicked"), "{out:?}");
@@ -609,7 +623,10 @@ fn another_user_can_neither_connect_nor_take_the_socket() {
     s.wait_exit_and_check_clean();
     assert!(!path.exists());
     std::fs::remove_dir_all(&open).unwrap();
-    eprintln!("another user's client, the server refusing it: {}", out.stderr.trim());
+    eprintln!(
+        "another user's client, the server refusing it: {}",
+        out.stderr.trim()
+    );
 }
 
 /// A socket planted by another user (a listener running as uid 1, where a client is pointed
@@ -714,7 +731,7 @@ fn freed_after(
 #[test]
 fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
     let _g = serial();
-    let s = ServerProc::start(&[
+    let mut args = vec![
         "--buckets",
         "256",
         "--clients",
@@ -723,7 +740,11 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
         "2",
         "--ring",
         "64",
-    ]);
+    ];
+    if std::env::var_os("SHOWKILLS").is_some() {
+        args.push("--verbose");
+    }
+    let s = ServerProc::start(&args);
     let mut others: Vec<Checker> = (1..3)
         .map(|slot| Checker::start(&s.name, slot, honest(slot, 0)))
         .collect();
@@ -736,7 +757,10 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
             base: (round + 1) << 32,
             keys: 64,
             seed: 1000 + round,
-            batch: 100,
+            batch: std::env::var("KBATCH")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(100),
         };
         let mut kid = Kid::spawn(&w.spec(&s.name, Some(0)));
         kid.expect("ATTACHED", DEADLINE);
@@ -753,7 +777,9 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
         noticed.push(seen);
         freed.push(took);
         if std::env::var_os("SHOWKILLS").is_some() {
-            eprintln!("round {round}: acked {want}, logged after {seen:?}, slot free after {took:?}");
+            eprintln!(
+                "round {round}: acked {want}, logged after {seen:?}, slot free after {took:?}, pid {pid}"
+            );
         }
         let lines = kid.kill();
         assert!(
@@ -782,6 +808,20 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
         }
     }
     let elapsed = t0.elapsed();
+    if std::env::var_os("SHOWKILLS").is_some() {
+        for t in std::fs::read_dir(format!("/proc/{}/task", s.pid())).unwrap() {
+            let p = t.unwrap().path();
+            let comm = std::fs::read_to_string(p.join("comm")).unwrap();
+            let stat = std::fs::read_to_string(p.join("stat")).unwrap();
+            let f: Vec<&str> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .collect();
+            eprintln!("thread {} utime {} stime {}", comm.trim(), f[11], f[12]);
+        }
+    }
     let batches: Vec<u64> = others.into_iter().map(Checker::finish).collect();
     // Every slot still answers (no worker is stuck on a dead client's ring).
     for slot in 0..3 {
@@ -789,6 +829,9 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
             .ok("read 1: not found\n");
     }
     let log = s.quit_and_check_clean();
+    if std::env::var_os("SHOWKILLS").is_some() {
+        std::fs::write("/tmp/killlog.txt", &log).unwrap();
+    }
     assert!(!log.contains("panicked"), "{log}");
     let deaths = log
         .lines()
@@ -805,7 +848,10 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
         seen_max < Duration::from_millis(100),
         "a death was noticed after {seen_max:?}"
     );
-    assert!(max < Duration::from_millis(100), "a slot was freed after {max:?}");
+    assert!(
+        max < Duration::from_millis(100),
+        "a slot was freed after {max:?}"
+    );
 }
 
 /// A server SIGKILLed under several waiting clients (it is SIGSTOPped first, so that their calls
@@ -869,7 +915,11 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
             let r = c2
                 .submit_all(&[Op::Read { key: 1 }; 8])
                 .and_then(|ts| c2.wait(ts[0]).map(drop));
-            (format!("client {i}: waiting for answers"), r, Instant::now())
+            (
+                format!("client {i}: waiting for answers"),
+                r,
+                Instant::now(),
+            )
         }));
         wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 8);
         if i < 2 {
@@ -1030,11 +1080,11 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
     let idle = Client::connect(&ClientConfig::new(&s.name).slot(3)).unwrap();
     assert_eq!(idle.insert(1, 1).unwrap(), None);
     let baseline = server_share(spid, Duration::from_secs(1));
-    let mut figures = vec![format!(
-        "idle: {:.2}% of a core",
-        baseline * 100.0
-    )];
-    for (i, h) in [Hostility::Futex, Hostility::WakeOnly].into_iter().enumerate() {
+    let mut figures = vec![format!("idle: {:.2}% of a core", baseline * 100.0)];
+    for (i, h) in [Hostility::Futex, Hostility::WakeOnly]
+        .into_iter()
+        .enumerate()
+    {
         let mut kid = Kid::spawn(&format!("hostile {} 0 {} {i}", s.name, h.name()));
         let pid: u32 = kid.expect("READY", DEADLINE)[6..].parse().unwrap();
         let (cpu0, t0) = (cpu_time(spid), Instant::now());
@@ -1083,7 +1133,8 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         batch: 16 * ring,
     };
     let mut kid = Kid::spawn(&format!("{} 60", w.spec(&s.name, Some(0))));
-    let pid: u32 = kid.expect("ATTACHED", DEADLINE)
+    let pid: u32 = kid
+        .expect("ATTACHED", DEADLINE)
         .split_whitespace()
         .nth(2)
         .unwrap()

@@ -223,7 +223,11 @@ mod tests {
         }
         assert_eq!(s.strike(t0, 10), 21, "10 paid off, one added");
         assert_eq!(s.strike(t0, 1000), 1, "never below one after a strike");
-        assert_eq!(s.strike(t0, 1000), 2, "requests already counted pay nothing");
+        assert_eq!(
+            s.strike(t0, 1000),
+            2,
+            "requests already counted pay nothing"
+        );
     }
 
     #[test]
@@ -233,7 +237,11 @@ mod tests {
         for _ in 0..40 {
             s.strike(t0, 0);
         }
-        assert_eq!(s.strike(t0 + Duration::from_secs(2), 0), 21, "20 leaked in 2 s");
+        assert_eq!(
+            s.strike(t0 + Duration::from_secs(2), 0),
+            21,
+            "20 leaked in 2 s"
+        );
         assert_eq!(
             s.strike(t0 + Duration::from_millis(2050), 0),
             22,

@@ -316,7 +316,12 @@ impl Server {
             let _ = h.join();
         }
         workers::join_all(shared);
-        let open: Vec<_> = shared.slots.lock().iter_mut().filter_map(Option::take).collect();
+        let open: Vec<_> = shared
+            .slots
+            .lock()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for s in open {
             s.hang_up();
         }

@@ -176,7 +176,8 @@ impl FrontDoor {
     /// end the listening socket is removed; the sessions stay open for the shutdown.
     pub(super) fn run(mut self) {
         while !self.shared.stopping() {
-            let open: Vec<Arc<Session>> = self.shared.slots.lock().iter().flatten().cloned().collect();
+            let open: Vec<Arc<Session>> =
+                self.shared.slots.lock().iter().flatten().cloned().collect();
             let (ready, bell, listener) = self.wait(&open);
             if bell {
                 let mut buf = [0u8; 64];
@@ -202,7 +203,10 @@ impl FrontDoor {
         let watch = PollFlags::POLLIN;
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(open.len() + self.pending.len() + 2);
         fds.push(PollFd::new(self.bell.as_fd(), PollFlags::POLLIN));
-        fds.push(PollFd::new(self.listener.socket().as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(
+            self.listener.socket().as_fd(),
+            PollFlags::POLLIN,
+        ));
         for s in open {
             fds.push(PollFd::new(s.stream.as_fd(), watch));
         }
@@ -277,7 +281,12 @@ impl FrontDoor {
             Err(_) => None,
         };
         let Some(hello) = hello else {
-            log_event!(self.shared, debug, pid = p.peer.pid, "handshake failed: no valid hello");
+            log_event!(
+                self.shared,
+                debug,
+                pid = p.peer.pid,
+                "handshake failed: no valid hello"
+            );
             let _ = door::send_with_fd(&p.stream, &Welcome::Failed.encode(), None);
             return;
         };
@@ -395,7 +404,13 @@ impl FrontDoor {
         if started < shared.config.threads as usize
             || door::send_with_fd(&p.stream, &welcome.encode(), Some(&fd)).is_err()
         {
-            log_event!(shared, warn, slot = session.slot, started, "cannot start a session");
+            log_event!(
+                shared,
+                warn,
+                slot = session.slot,
+                started,
+                "cannot start a session"
+            );
             self.close(&session);
             let _ = door::send_with_fd(&p.stream, &Welcome::Failed.encode(), None);
         }

@@ -88,7 +88,13 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
         if shared.stopping() {
             let refused = session.lane.refuse_pending(&ctl);
             session.lane.leave();
-            log_event!(shared, debug, slot = session.slot, refused, "worker thread exits: shutting down");
+            log_event!(
+                shared,
+                debug,
+                slot = session.slot,
+                refused,
+                "worker thread exits: shutting down"
+            );
             return;
         }
         let ended = session.ended();
@@ -122,7 +128,12 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
         }
     }
     session.lane.leave();
-    log_event!(shared, debug, slot = session.slot, "worker thread exits: the session ended");
+    log_event!(
+        shared,
+        debug,
+        slot = session.slot,
+        "worker thread exits: the session ended"
+    );
 }
 
 /// What a session's lane sees of the server.
