@@ -184,7 +184,6 @@ impl Rig {
     /// (at most a ring's worth; nothing more is published), then the session's memory goes.
     /// The client then starts a new session, which starts with one worker.
     fn new_session(&mut self) {
-        if std::env::var_os("HP_DEBUG").is_some() { eprintln!("new session after {} serves {} drains, pending {:?}", self.serves, self.drains, self.s.req.ctrl().producer.0.tail.load(Ordering::SeqCst).wrapping_sub(self.s.req.ctrl().consumer.0.head.load(Ordering::SeqCst))); }
         let lane = &self.s.lane;
         lane.abandon();
         lane.nudge();
