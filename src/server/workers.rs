@@ -124,7 +124,12 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
                 );
                 return;
             }
-            Step::Corrupt(e) => ctl.drop_client(format!("its ring is corrupt: {e}")),
+            Step::Corrupt(e) => {
+                // A ring whose counters are corrupt cannot be drained: every later take would
+                // fail the same way at once.
+                ctl.drop_client(format!("its ring is corrupt: {e}"));
+                break;
+            }
         }
     }
     session.lane.leave();
