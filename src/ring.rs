@@ -784,6 +784,53 @@ mod tests {
 
     /// A wait that runs out reports `TimedOut`, whatever the policy (not `Ok` after a spin or
     /// a yield finds no room, nor `WouldBlock` when the futex word did not change).
+    /// A wake-up that does not change the futex word (any peer can issue one) ends the wait
+    /// with WouldBlock before its deadline, so that the waiter's caller sees and counts it,
+    /// instead of going back to sleep unseen.
+    #[test]
+    fn wakes_without_a_changed_word_are_reported() {
+        let wait_for_flag = |flag: &crate::sync::AtomicU32| {
+            let end = Instant::now() + Duration::from_secs(10);
+            while flag.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < end, "the waiter never slept");
+                std::thread::yield_now();
+            }
+        };
+        let mem = Arc::new(HeapRingMem::new(1));
+        let (mut p, mut c) = channel(mem.clone());
+        c.set_policy(SpinPolicy::BLOCK);
+        p.set_policy(SpinPolicy::BLOCK);
+        let long = Some(Duration::from_secs(30));
+        let waiter = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let r = c.wait_data(long);
+            (r, t0.elapsed(), c)
+        });
+        wait_for_flag(&mem.ctrl().wake.0.data_waiting);
+        // Wake until it returns: a wake that comes before it sleeps is lost, as with futex(2).
+        let wake_until_done = |word: &crate::sync::AtomicU32, done: &dyn Fn() -> bool| {
+            let end = Instant::now() + Duration::from_secs(10);
+            while !done() {
+                assert!(Instant::now() < end, "the waiter slept on through the wake-ups");
+                mem.waker().wake(word);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wake_until_done(&mem.ctrl().wake.0.data_futex, &|| waiter.is_finished());
+        let (r, took, _c) = waiter.join().unwrap();
+        assert_eq!(r, Err(RingError::WouldBlock));
+        assert!(took < Duration::from_secs(20), "{took:?}");
+
+        p.try_push(&slot(1)).unwrap();
+        let waiter = std::thread::spawn(move || {
+            let r = p.wait_space(long);
+            (r, p)
+        });
+        wait_for_flag(&mem.ctrl().wake.0.space_waiting);
+        wake_until_done(&mem.ctrl().wake.0.space_futex, &|| waiter.is_finished());
+        assert_eq!(waiter.join().unwrap().0, Err(RingError::WouldBlock));
+    }
+
     #[test]
     fn direct_waits_report_their_timeout() {
         for policy in [SpinPolicy::BLOCK, SpinPolicy::DEFAULT] {
