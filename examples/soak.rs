@@ -239,12 +239,12 @@ mod soak {
         }
     }
 
-    /// Whether `slot` is free: a client asking for exactly it (no retry) gets it (and leaves
-    /// at once).
+    /// Whether `slot` is free (asked with a probe: no session is opened).
     fn slot_free(name: &str, slot: u32) -> bool {
-        let mut config = ClientConfig::new(name).slot(slot);
-        config.attach_timeout = Duration::ZERO;
-        Client::connect(&config).is_ok()
+        matches!(
+            shmkv::client::slot_holder(&ClientConfig::new(name), slot),
+            Ok(None)
+        )
     }
 
     fn proc_stat(pid: u32) -> Option<(Duration, u64)> {

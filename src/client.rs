@@ -146,6 +146,13 @@ pub enum ClientError {
     /// The socket's directory is not private to this user, or the socket is not ours to use.
     #[error("{0}")]
     Door(DoorError),
+    /// The server closed the connection before answering the handshake (it died, or shut
+    /// down).
+    #[error("{path}: the server closed the connection during the handshake")]
+    HungUp {
+        /// The socket.
+        path: String,
+    },
     /// The server runs as another user: only that user may connect.
     #[error(
         "{path}: permission denied (the server runs as another user; only that user may connect)"
@@ -325,14 +332,23 @@ fn knock(
         errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
     };
     stream
-        .set_read_timeout(Some(config.attach_timeout.max(Duration::from_millis(100))))
+        .set_read_timeout(Some(handshake_wait(config)))
         .map_err(os)?;
     let hello = Hello {
         slot: config.slot.unwrap_or(ANY_SLOT),
         probe,
     };
-    std::io::Write::write_all(&mut &stream, &hello.encode()).map_err(os)?;
+    match std::io::Write::write_all(&mut &stream, &hello.encode()) {
+        // The server may have answered and closed already (a refusal): read its answer.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {}
+        r => r.map_err(os)?,
+    }
     Ok(stream)
+}
+
+/// How long a handshake waits for the server's answer: `attach_timeout`, at least 100 ms.
+fn handshake_wait(config: &ClientConfig) -> Duration {
+    config.attach_timeout.max(Duration::from_millis(100))
 }
 
 /// Knock (a probe or not) and read the welcome, with the descriptor it carries.
@@ -343,17 +359,19 @@ fn ask(
 ) -> Result<(UnixStream, Welcome, Option<std::os::fd::OwnedFd>), ClientError> {
     let stream = knock(config, path, probe)?;
     let mut buf = [0u8; WELCOME_LEN];
+    let shown = path.display().to_string();
     let (n, fd) = door::recv_with_fd(&stream, &mut buf).map_err(|errno| match errno {
-        Errno::EAGAIN => ClientError::Timeout(config.attach_timeout),
+        Errno::EAGAIN => ClientError::Timeout(handshake_wait(config)),
+        Errno::ECONNRESET => ClientError::HungUp {
+            path: shown.clone(),
+        },
         errno => ClientError::Os {
-            path: path.display().to_string(),
+            path: shown.clone(),
             errno,
         },
     })?;
     if n == 0 {
-        return Err(ClientError::PermissionDenied {
-            path: path.display().to_string(),
-        });
+        return Err(ClientError::HungUp { path: shown });
     }
     let welcome = Welcome::decode(&buf[..n]).ok_or_else(|| {
         ClientError::Protocol("the server's handshake answer is not understood".into())
@@ -394,6 +412,9 @@ pub fn slot_holder(config: &ClientConfig, slot: u32) -> Result<Option<u32>, Clie
             slots: clients,
         }),
         Welcome::Stopping => Err(ClientError::ServerGone("is shutting down")),
+        Welcome::Refused => Err(ClientError::PermissionDenied {
+            path: path.display().to_string(),
+        }),
         _ => Err(ClientError::Protocol(
             "the server's answer to a probe is not understood".into(),
         )),
@@ -404,6 +425,7 @@ pub fn slot_holder(config: &ClientConfig, slot: u32) -> Result<Option<u32>, Clie
 fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, ClientError> {
     let (stream, welcome, fd) = ask(config, path, false)?;
     let name = config.name.clone();
+    let shown = path.display().to_string();
     match welcome {
         Welcome::Session { slot } => {
             let fd = fd
@@ -431,6 +453,7 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
             slots: clients,
         }),
         Welcome::Stopping => Err(ClientError::ServerGone("is shutting down")),
+        Welcome::Refused => Err(ClientError::PermissionDenied { path: shown }),
         Welcome::Failed | Welcome::Free { .. } => Err(ClientError::Protocol(
             "the server could not open a session (see its log)".into(),
         )),

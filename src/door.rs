@@ -372,6 +372,8 @@ pub enum Welcome {
         /// The slot.
         slot: u32,
     },
+    /// The client runs as another user (neither the server's nor root): no session.
+    Refused,
 }
 
 impl Welcome {
@@ -385,6 +387,7 @@ impl Welcome {
             Welcome::Stopping => (4, 0, 0),
             Welcome::Failed => (5, 0, 0),
             Welcome::Free { slot } => (6, slot, 0),
+            Welcome::Refused => (7, 0, 0),
         };
         let mut out = [0u8; WELCOME_LEN];
         out[..8].copy_from_slice(&WELCOME_MAGIC.to_le_bytes());
@@ -416,6 +419,7 @@ impl Welcome {
             4 => Welcome::Stopping,
             5 => Welcome::Failed,
             6 => Welcome::Free { slot: a },
+            7 => Welcome::Refused,
             _ => return None,
         })
     }
@@ -511,6 +515,7 @@ mod tests {
             Welcome::Stopping,
             Welcome::Failed,
             Welcome::Free { slot: 5 },
+            Welcome::Refused,
         ] {
             assert_eq!(Welcome::decode(&w.encode()), Some(w));
         }

@@ -240,6 +240,16 @@ impl<M: RingMem> Producer<M> {
     /// yields, then sleeps on the futex. Returns [`RingError::WouldBlock`] when woken before
     /// the deadline while still full, [`RingError::TimedOut`] on timeout.
     pub fn wait_space(&mut self, timeout: Option<Duration>) -> Result<(), RingError> {
+        self.wait_space_or(timeout, &|| false)
+    }
+
+    /// As [`Producer::wait_space`], but returns [`RingError::WouldBlock`] instead of sleeping
+    /// once `cancel` holds (looked at after each yield and just before each sleep).
+    pub fn wait_space_or(
+        &mut self,
+        timeout: Option<Duration>,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<(), RingError> {
         if self.free()? > 0 {
             return Ok(());
         }
@@ -253,6 +263,9 @@ impl<M: RingMem> Producer<M> {
             thread::yield_now();
             if self.free()? > 0 {
                 return Ok(());
+            }
+            if cancel() {
+                return Err(RingError::WouldBlock);
             }
         }
         let deadline = deadline_of(timeout);
@@ -273,6 +286,15 @@ impl<M: RingMem> Producer<M> {
                     .space_waiting
                     .store(0, Ordering::Relaxed);
                 return Ok(());
+            }
+            if cancel() {
+                self.mem
+                    .ctrl()
+                    .wake
+                    .0
+                    .space_waiting
+                    .store(0, Ordering::Relaxed);
+                return Err(RingError::WouldBlock);
             }
             let left = match remaining(deadline) {
                 Ok(left) => left,
@@ -467,6 +489,9 @@ impl<M: RingMem> Consumer<M> {
             thread::yield_now();
             if self.available()? > 0 {
                 return Ok(());
+            }
+            if cancel() {
+                return Err(RingError::WouldBlock);
             }
         }
         let deadline = deadline_of(timeout);
@@ -811,7 +836,10 @@ mod tests {
         let wake_until_done = |word: &crate::sync::AtomicU32, done: &dyn Fn() -> bool| {
             let end = Instant::now() + Duration::from_secs(10);
             while !done() {
-                assert!(Instant::now() < end, "the waiter slept on through the wake-ups");
+                assert!(
+                    Instant::now() < end,
+                    "the waiter slept on through the wake-ups"
+                );
                 mem.waker().wake(word);
                 std::thread::sleep(Duration::from_millis(1));
             }

@@ -25,7 +25,7 @@ use crate::ring::{Consumer, Producer, RingError};
 use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats, table_stats};
 use crate::sync::{AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence};
 use crate::table::Table;
-use crate::wait::SpinPolicy;
+use crate::wait::{SpinPolicy, Wake};
 use std::time::{Duration, Instant};
 
 /// The table a server serves: u64 keys to u64 values.
@@ -116,6 +116,8 @@ pub enum Step {
 /// The state shared by one client's workers. Lives in server-private memory.
 #[derive(Debug)]
 pub struct Lane<M: RingMem> {
+    /// The response ring's memory, to wake a worker waiting for room (see [`Lane::nudge`]).
+    responses: M,
     requests: M,
     policy: SpinPolicy,
     consumer: Mutex<Consumer<M>>,
@@ -234,6 +236,7 @@ impl<M: RingMem + Clone> Lane<M> {
     pub fn new(requests: M, responses: M, workers: u32, max_workers: u32) -> Self {
         Self {
             requests: requests.clone(),
+            responses: responses.clone(),
             policy: SpinPolicy::DEFAULT,
             consumer: Mutex::new(Consumer::new(requests)),
             producer: Mutex::new(Producer::new(responses)),
@@ -350,6 +353,11 @@ impl<M: RingMem + Clone> Lane<M> {
     /// (set that condition first).
     pub fn nudge(&self) {
         Consumer::nudge(&self.requests);
+        // A worker waiting for room for answers, too: it sees the lane abandoned at once
+        // instead of after RESPOND_POLL.
+        let wake = &self.responses.ctrl().wake.0;
+        wake.space_futex.fetch_add(1, Ordering::SeqCst);
+        self.responses.waker().wake(&wake.space_futex);
         self.gate.nudge();
     }
 
@@ -680,8 +688,11 @@ impl<M: RingMem + Clone> Lane<M> {
                     Ok(()) => break,
                     Err(RingError::WouldBlock) => {
                         p.publish();
-                        match p.wait_space(Some(RESPOND_POLL)) {
+                        // Cut short once the lane is abandoned (see `Lane::nudge`).
+                        match p.wait_space_or(Some(RESPOND_POLL), &|| self.is_abandoned()) {
                             Ok(()) => {}
+                            // (Woken by a nudge: the loop looks at `abandoned` first.)
+                            Err(RingError::WouldBlock) if self.is_abandoned() => {}
                             Err(RingError::WouldBlock) => {
                                 if ctl.misbehaved(Misbehavior::SpuriousWake) {
                                     self.abandon();

@@ -474,6 +474,7 @@ Several operations on one line are sent together, as on the command line.";
         config.slot = slot;
         if let Some(t) = TIMEOUT.get() {
             config.timeout = *t;
+            config.attach_timeout = *t;
         }
         config.socket = SOCKET.get().cloned();
         Client::connect(&config).map_err(|e| {

@@ -176,8 +176,17 @@ impl FrontDoor {
     /// end the listening socket is removed; the sessions stay open for the shutdown.
     pub(super) fn run(mut self) {
         while !self.shared.stopping() {
-            let open: Vec<Arc<Session>> =
-                self.shared.slots.lock().iter().flatten().cloned().collect();
+            // An ended session is finished by its last worker: its connection (at end of
+            // file, readable for ever) needs no more watching.
+            let open: Vec<Arc<Session>> = self
+                .shared
+                .slots
+                .lock()
+                .iter()
+                .flatten()
+                .filter(|s| !s.ended())
+                .cloned()
+                .collect();
             let (ready, bell, listener) = self.wait(&open);
             if bell {
                 let mut buf = [0u8; 64];
@@ -237,6 +246,8 @@ impl FrontDoor {
                 Err(_) => continue,
             };
             if !door::trusted(peer.uid) {
+                let _ = stream.set_nonblocking(true);
+                let _ = door::send_with_fd(&stream, &Welcome::Refused.encode(), None);
                 log_event!(
                     self.shared,
                     warn,

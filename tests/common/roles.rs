@@ -6,8 +6,8 @@
 //!
 //! A role runs until its `stop` flag is set; in a child process nobody sets it, the parent
 //! kills the child. Roles report on stdout, one line per event, each starting with a word the
-//! parent looks for (`ATTACHED`, `ACK`, `ERR`, `READY`, `WON`, `LOST`, `LISTENING`, `READ`),
-//! flushed at once so that a killed child has reported everything it did.
+//! parent looks for (`ATTACHED`, `ACK`, `ERR`, `READY`, `ROUNDS`, `WON`, `LOST`, `LISTENING`,
+//! `READ`), flushed at once so that a killed child has reported everything it did.
 #![allow(dead_code)]
 
 use shmkv::channel::{MAGIC, REQ_CTRL, RESP_CTRL, SLOTS};
@@ -569,6 +569,9 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
                     say(&format!("ERR punch: {e}"));
                     return 3;
                 }
+                if n % 100 == 0 {
+                    say(&format!("ROUNDS {n}"));
+                }
             }
             Hostility::Resize => {
                 let wrong = resize_attempts(fd, len as i64);
@@ -576,8 +579,8 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
                     say(&format!("ERR the object changed: {}", wrong.join("; ")));
                     return 1;
                 }
-                // Its session is unaffected.
-                let (key, value) = (n % 64, rng.next() >> 1);
+                // Its session is unaffected (keys of its own, at the top of the key space).
+                let (key, value) = (u64::MAX - n % 64, rng.next() >> 1);
                 let ok = client
                     .insert(key, value)
                     .and_then(|_| client.read(key))
@@ -585,6 +588,9 @@ fn hostile(name: &str, slot: u32, mode: &str, seed: u64, stop: &AtomicBool) -> i
                 if ok != Ok(true) {
                     say(&format!("ERR its own session broke: {ok:?}"));
                     return 3;
+                }
+                if n % 100 == 0 {
+                    say(&format!("ROUNDS {n}"));
                 }
             }
         }
