@@ -364,7 +364,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
 
     /// CPU time of process `pid` in nanoseconds: the sum of its live threads' run time from
     /// `/proc/<pid>/task/*/schedstat` (nanosecond resolution; threads that already exited are
-    /// not counted, which the benchmark avoids by not stopping threads during a run).
+    /// not counted: see [`pid_cpu_ns_all`]).
     fn pid_cpu_ns(pid: u32) -> u64 {
         let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             return 0;
@@ -373,6 +373,26 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
             .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
             .sum()
+    }
+
+    /// CPU time of process `pid` in nanoseconds, threads that have exited included: user +
+    /// system time from `/proc/<pid>/stat` (clock-tick resolution, 10 ms here). A session's
+    /// worker threads exit when its client leaves, so a run's server time is taken this way;
+    /// [`pid_cpu_ns`] (live threads, nanoseconds) serves the idle measurement, whose sessions
+    /// stay open.
+    fn pid_cpu_ns_all(pid: u32) -> u64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0;
+        };
+        // "pid (comm) S ppid ...": utime and stime are fields 14 and 15, 11 and 12 after ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        (ticks(11) + ticks(12)) * 1_000_000_000 / hz
     }
 
     /// One measured run, as printed and as written to JSON.
@@ -865,7 +885,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             for &mode in modes {
                 for &routine in routines {
                     let z = (routine == Routine::Zipf).then_some(zipf);
-                    let srv0 = pid_cpu_ns(server.pid());
+                    let srv0 = pid_cpu_ns_all(server.pid());
                     let (p, secs) = run_mode(args, &name, routine, mode, z).map_err(|e| {
                         format!(
                             "{} {} with {t} server threads: {e}",
@@ -873,7 +893,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                             mode.name()
                         )
                     })?;
-                    let srv = pid_cpu_ns(server.pid()).saturating_sub(srv0);
+                    let srv = pid_cpu_ns_all(server.pid()).saturating_sub(srv0);
                     let r = record_of("shmkv", routine, mode, t, args, &p, secs, srv);
                     if let Some(b) = bar {
                         b.suspend(|| print_record(&r));
