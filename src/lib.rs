@@ -9,6 +9,7 @@
 //! | sync facade | [`sync`], [`wait`] | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
 //! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
 //! | ring | [`ring`] | the lock-free SPSC ring with its spin-then-futex wait/wake protocol |
+//! | record ring | [`record`] | the same protocol over variable-length records with padding at the wrap (not yet used by the protocol) |
 //! | protocol | [`protocol`] | requests and responses in fixed 32-byte slots |
 //! | channel | [`channel`] | the session object: header, layout version, the two rings |
 //! | front door | [`door`] | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
@@ -48,6 +49,7 @@
 
 pub mod lincheck;
 pub mod protocol;
+pub mod record;
 pub mod region;
 pub mod ring;
 pub mod serve;

@@ -76,9 +76,11 @@ Several operations on one line are sent together, as on the command line.";
         after_help = format!("{OPERATIONS}\n\n{AFTER_HELP}")
     )]
     struct Args {
-        /// Server name: connects to its socket, <dir>/<name>.sock, dir $XDG_RUNTIME_DIR/shmkv or
-        /// /tmp/shmkv-<uid>.
-        #[arg(long, default_value = "shmkv")]
+        #[arg(
+            long,
+            default_value = "shmkv",
+            help = "Server name: connects to its socket, <dir>/<name>.sock, dir $XDG_RUNTIME_DIR/shmkv or /tmp/shmkv-<uid>"
+        )]
         name: String,
         /// Connect to this socket path instead (the server's --socket).
         #[arg(long, value_name = "PATH")]

@@ -4,11 +4,11 @@
 //! what it took).
 //!
 //! It is three modules, one vocabulary each:
-//! - [`sessions`](self::sessions): the session lifecycle: the front door's accept, handshake
+//! - `sessions`: the session lifecycle: the front door's accept, handshake
 //!   and hang-up (words: *session*, *slot*, *hang-up*, *front door*);
-//! - [`workers`](self::workers): the threads that serve a session's lane, and the one narrow
+//! - `workers`: the threads that serve a session's lane, and the one narrow
 //!   trait through which serving code reaches the server ([`crate::serve::Control`]);
-//! - [`abuse`](self::abuse): the policy that drops a client making the server work for nothing
+//! - `abuse`: the policy that drops a client making the server work for nothing
 //!   (words: *pointless event*, *strike*, *drop*).
 //!
 //! # Logging

@@ -7,6 +7,8 @@
 //! changed with `LOOM_MAX_PREEMPTIONS`.
 #![cfg(loom)]
 
+mod records;
+
 use shmkv::protocol::{Op, Reply, Request, Response, decode_response, encode_request};
 use shmkv::region::{HeapRingMem, SLOT_SIZE, Slot};
 use shmkv::ring::{self, Consumer, Producer};

@@ -1,0 +1,1785 @@
+//! A lock-free single-producer/single-consumer ring of variable-length byte records, with the
+//! same spin-then-futex wait/wake protocol as [`crate::ring`], generic over the memory it lives
+//! in ([`RecordMem`]: [`HeapRecordMem`] for tests, Miri and loom, `ShmRecordMem` for a shared
+//! mapping).
+//!
+//! This is a building block for byte-string keys and values; the protocol does not use it yet.
+//!
+//! # Prior art
+//!
+//! The record format and the wrap rule follow Aeron's one-to-one ring buffer (agrona's
+//! `org.agrona.concurrent.ringbuffer.OneToOneRingBuffer`: 8-byte aligned records with a length
+//! and type header, a padding record when a record does not fit before the end, a maximum
+//! record length that is a fraction of the capacity) and `bbqueue` (a Rust bipartite buffer that
+//! hands out contiguous grants with the same "never wrap, skip to the start" rule, generic over
+//! its storage so that loom can run it over heap memory). The code is written for this crate;
+//! two things differ from Aeron: a record is published by the producer's `tail` counter (so a
+//! batch of records costs one publication, as in [`crate::ring`]), not by an ordered store of
+//! its length, and the consumer therefore does not zero the bytes it consumed.
+//!
+//! # Layout
+//!
+//! The ring is a control block ([`RingCtrl`], the one [`crate::ring`] uses) and `capacity` bytes
+//! of data, read and written as 64-bit words. `tail` (producer) and `head` (consumer) count
+//! BYTES ever published and consumed, always multiples of 8; the byte at counter `n` lives at
+//! offset `n & (capacity - 1)`; the invariant is `head <= tail <= head + capacity`.
+//!
+//! A record is an 8-byte header word followed by its payload padded with zeros to a multiple of
+//! 8 bytes:
+//!
+//! | bits of the header word | field |
+//! |---|---|
+//! | 0..32  | payload length in bytes (`u32`) |
+//! | 32..64 | kind: [`KIND_DATA`] (1) or [`KIND_PADDING`] (2) |
+//!
+//! Payload byte `i` is byte `i % 8` (little endian) of word `i / 8` after the header. A record
+//! never wraps: when one does not fit between the write position and the end of the data area,
+//! the producer fills the rest with a padding record (whose length covers exactly the bytes up
+//! to the end) and writes the record at offset 0; both must fit in the free space, or the write
+//! waits. A record that ends exactly at the end needs no padding.
+//!
+//! # Maximum record
+//!
+//! A payload may hold at most [`max_payload`]`(capacity) = capacity / 2 - 8` bytes, so a record
+//! (header included) takes at most `capacity / 2` bytes. That bound makes an EMPTY ring always
+//! able to take the largest record, wherever its write position is: at offset `o`, either the
+//! record (`r <= capacity / 2` bytes) fits in the `capacity - o` bytes before the end, or
+//! `capacity - o < r <= capacity / 2`, so `o > capacity / 2 >= r` and the padding (`capacity -
+//! o` bytes) plus the record take `capacity - o + r <= capacity` bytes. So a producer waiting
+//! for room always gets it once the consumer has caught up. A larger payload is
+//! [`RecordError::TooLarge`], never a panic.
+//!
+//! # Validation
+//!
+//! Everything read from shared memory may be a lie from a hostile peer. The consumer copies a
+//! record out exactly once (the header word, then the payload words) and decides only from the
+//! copy; it refuses, with [`RecordError::Corrupt`] and without copying anything or moving its
+//! counter, a header whose kind is unknown, whose length exceeds the maximum, whose record
+//! would cross the end of the data area or the published bytes, or a padding record that does
+//! not end exactly at the end (or starts at offset 0). A peer's counter must be a multiple of 8
+//! and respect `head <= tail <= head + capacity` (wrapping arithmetic, as in [`crate::ring`]).
+//! Every word index is reduced below the capacity before use, and shared memory is only
+//! accessed through atomics, so a lie can garble data but never cause an out-of-bounds access
+//! or undefined behaviour.
+//!
+//! # Publication and waiting
+//!
+//! Exactly as in [`crate::ring`] (see design.md §3 and §4): the producer writes records
+//! unpublished ([`RecordProducer::write`]) and stores `tail` once with `Release` in
+//! [`RecordProducer::publish`], then a `SeqCst` fence and a look at the consumer's waiter flag;
+//! the consumer reads records ([`RecordConsumer::read_into`]) and gives their bytes back with
+//! one `Release` store of `head` in [`RecordConsumer::release`], likewise followed by a fence
+//! and a look at the producer's waiter flag. A side that must wait spins, yields, raises its
+//! flag, executes a `SeqCst` fence, looks again, and sleeps on its futex word (Dekker). The
+//! loom models in `tests/loom/records.rs` check this code.
+
+use crate::region::{RingCtrl, Side};
+use crate::sync::{AtomicU32, Ordering, UnsafeCell, fence, spin_hint, thread};
+use crate::wait::{ModelFutex, SpinPolicy, Wake};
+use std::time::{Duration, Instant};
+
+/// Bytes of a record header (one word).
+pub const HEADER_SIZE: usize = 8;
+/// Header kind of a record that carries a payload.
+pub const KIND_DATA: u32 = 1;
+/// Header kind of the record that fills the data area up to its end when the next record does
+/// not fit there; the consumer skips it.
+pub const KIND_PADDING: u32 = 2;
+/// Smallest data area: room for two headers (its maximum payload is 0 bytes).
+pub const MIN_CAPACITY: usize = 16;
+/// Largest data area (1 GiB), so that every payload length fits the header's `u32`.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// The largest payload a ring of `capacity` bytes carries: `capacity / 2 - 8` (so that an empty
+/// ring always has room for it, see the module documentation); 0 for a capacity below
+/// [`MIN_CAPACITY`].
+pub const fn max_payload(capacity: usize) -> usize {
+    (capacity / 2).saturating_sub(HEADER_SIZE)
+}
+
+/// Bytes a record with a `payload_len`-byte payload takes in the ring: the header plus the
+/// payload rounded up to a multiple of 8 (saturating at `usize::MAX`).
+pub const fn record_size(payload_len: usize) -> usize {
+    HEADER_SIZE.saturating_add(payload_len.saturating_add(7) & !7)
+}
+
+/// Whether `capacity` is a valid data area size: a power of two (hence a multiple of 8) in
+/// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`].
+pub const fn valid_capacity(capacity: usize) -> bool {
+    capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
+}
+
+/// A header word from its fields.
+const fn header(len: u32, kind: u32) -> u64 {
+    ((kind as u64) << 32) | len as u64
+}
+
+/// Why a record ring operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordError {
+    /// No room for the record (write) or no record to read (read), and the call does not wait;
+    /// or a wait was woken before its deadline with nothing to do.
+    WouldBlock,
+    /// A waiting call's timeout passed first.
+    TimedOut,
+    /// The payload is larger than the ring's maximum ([`max_payload`]); nothing was written.
+    TooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The ring's maximum payload.
+        max: usize,
+    },
+    /// Something read from the peer is impossible: the peer is broken or hostile. Nothing was
+    /// written or copied out, and the offending record (if any) was not consumed.
+    Corrupt {
+        /// What was wrong.
+        what: &'static str,
+        /// Our own counter.
+        ours: u64,
+        /// The offending value as read (the peer's counter, or the record header word).
+        theirs: u64,
+    },
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::WouldBlock => f.write_str("record ring would block"),
+            RecordError::TimedOut => f.write_str("timed out waiting on the record ring"),
+            RecordError::TooLarge { len, max } => write!(
+                f,
+                "a record of {len} bytes is larger than the ring's maximum of {max}"
+            ),
+            RecordError::Corrupt { what, ours, theirs } => write!(
+                f,
+                "record ring corrupt: {what} (our counter {ours}, read {theirs:#x}; peer broken \
+                 or hostile)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The memory a record ring lives in: a control block, a data area of `capacity` bytes read and
+/// written as 64-bit words, and the way to sleep on and wake its futex words. The counterpart of
+/// [`crate::region::RingMem`] for byte records.
+pub trait RecordMem: Send + Sync {
+    /// How a side sleeps on a word of [`RingCtrl::wake`].
+    type Waker: Wake;
+
+    /// The control block (its counters count bytes).
+    fn ctrl(&self) -> &RingCtrl;
+
+    /// Bytes in the data area: [`valid_capacity`], fixed for the memory's life, and known to this
+    /// process independently of anything a peer can write.
+    fn capacity(&self) -> usize;
+
+    /// The futex implementation for this memory.
+    fn waker(&self) -> &Self::Waker;
+
+    /// Register the one producer or the one consumer of this memory in this process: true the
+    /// first time for each side (see [`crate::region::RingMem::claim`]). The halves panic on
+    /// false, so that safe code cannot build two producers (or two consumers) over memory whose
+    /// word accessors rely on the single-producer/single-consumer protocol, as heap memory's
+    /// do. Memory whose accessors are atomics may always return true.
+    fn claim(&self, side: Side) -> bool;
+
+    /// Read data word `index` (bytes `8 * index .. 8 * index + 8` of the data area).
+    ///
+    /// # Safety
+    ///
+    /// `index < self.capacity() / 8`, and no thread of this process writes word `index` at the
+    /// same time (the ring's single-producer/single-consumer protocol guarantees it).
+    unsafe fn read_word(&self, index: usize) -> u64;
+
+    /// Write data word `index`.
+    ///
+    /// # Safety
+    ///
+    /// `index < self.capacity() / 8`, and no thread of this process reads or writes word
+    /// `index` at the same time (the ring's single-producer/single-consumer protocol guarantees
+    /// it).
+    unsafe fn write_word(&self, index: usize, value: u64);
+}
+
+impl<T: RecordMem> RecordMem for crate::sync::Arc<T> {
+    type Waker = T::Waker;
+
+    fn ctrl(&self) -> &RingCtrl {
+        (**self).ctrl()
+    }
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+    fn waker(&self) -> &Self::Waker {
+        (**self).waker()
+    }
+    fn claim(&self, side: Side) -> bool {
+        (**self).claim(side)
+    }
+    unsafe fn read_word(&self, index: usize) -> u64 {
+        // SAFETY: forwarded; the caller upholds the same contract.
+        unsafe { (**self).read_word(index) }
+    }
+    unsafe fn write_word(&self, index: usize, value: u64) {
+        // SAFETY: forwarded; the caller upholds the same contract.
+        unsafe { (**self).write_word(index, value) }
+    }
+}
+
+/// A record ring's memory on the heap, with an emulated futex ([`ModelFutex`]). Each data word
+/// is an [`UnsafeCell`] from the facade, so under loom every word access is checked for data
+/// races: a flaw in the publication protocol shows up as a race report.
+///
+/// Its control block is public atomics ([`RecordMem::ctrl`]) so that tests can play a hostile
+/// peer; like [`crate::region::HeapRingMem`], it relies on nobody but the two halves writing the
+/// counters while both halves run.
+#[derive(Debug)]
+pub struct HeapRecordMem {
+    ctrl: RingCtrl,
+    words: Box<[UnsafeCell<u64>]>,
+    futex: ModelFutex,
+    /// The sides claimed so far (bit 1 producer, bit 2 consumer): each at most once.
+    claimed: AtomicU32,
+}
+
+// SAFETY: the data words are only accessed through `read_word`/`write_word`, whose contracts
+// forbid concurrent conflicting access; everything else is atomics and a facade mutex.
+unsafe impl Sync for HeapRecordMem {}
+// SAFETY: all fields are owned data that may move between threads.
+unsafe impl Send for HeapRecordMem {}
+
+impl HeapRecordMem {
+    /// Heap memory for a record ring with a data area of `capacity` bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is not [`valid_capacity`].
+    pub fn new(capacity: usize) -> Self {
+        assert!(
+            valid_capacity(capacity),
+            "record ring capacity must be a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"
+        );
+        Self {
+            ctrl: RingCtrl::default(),
+            words: (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect(),
+            futex: ModelFutex::new(),
+            claimed: AtomicU32::new(0),
+        }
+    }
+}
+
+fn side_bit(side: Side) -> u32 {
+    match side {
+        Side::Producer => 1,
+        Side::Consumer => 2,
+    }
+}
+
+impl RecordMem for HeapRecordMem {
+    type Waker = ModelFutex;
+
+    fn ctrl(&self) -> &RingCtrl {
+        &self.ctrl
+    }
+    fn capacity(&self) -> usize {
+        self.words.len() * 8
+    }
+    fn waker(&self) -> &ModelFutex {
+        &self.futex
+    }
+    fn claim(&self, side: Side) -> bool {
+        let bit = side_bit(side);
+        self.claimed.fetch_or(bit, Ordering::SeqCst) & bit == 0
+    }
+    unsafe fn read_word(&self, index: usize) -> u64 {
+        // SAFETY: slice indexing checks `index`; the caller promises no concurrent write to
+        // this word.
+        self.words[index].with(|p| unsafe { *p })
+    }
+    unsafe fn write_word(&self, index: usize, value: u64) {
+        // SAFETY: slice indexing checks `index`; the caller promises no concurrent access to
+        // this word.
+        self.words[index].with_mut(|p| unsafe { *p = value })
+    }
+}
+
+#[cfg(not(loom))]
+pub use shm_mem::ShmRecordMem;
+
+#[cfg(not(loom))]
+mod shm_mem {
+    use super::{RecordMem, valid_capacity};
+    use crate::region::{RING_CTRL_SIZE, RingCtrl, Side};
+    use crate::shm::Mapping;
+    use crate::sync::{Arc, AtomicU64, Ordering};
+    use crate::wait::SysFutex;
+
+    /// A record ring's memory inside a [`Mapping`]: a control block and a data area of
+    /// `capacity` bytes at offsets checked when it is built. Every data word is accessed as a
+    /// `Relaxed` 64-bit atomic through [`Mapping::atomic_u64`] (bounds- and alignment-checked),
+    /// so a peer writing the same word at the same time (a hostile peer can) is a race on
+    /// atomics, never undefined behaviour.
+    #[derive(Debug, Clone)]
+    pub struct ShmRecordMem {
+        map: Arc<Mapping>,
+        ctrl_offset: usize,
+        data_offset: usize,
+        capacity: usize,
+        waker: SysFutex,
+    }
+
+    impl ShmRecordMem {
+        /// The record ring whose control block is at `ctrl_offset` and whose `capacity`-byte
+        /// data area starts at `data_offset`. `None` when `capacity` is not
+        /// [`valid_capacity`], when a part lies outside the mapping or is misaligned (64 for the
+        /// control block, 8 for the data area), or when the two overlap.
+        pub fn new(
+            map: Arc<Mapping>,
+            ctrl_offset: usize,
+            data_offset: usize,
+            capacity: usize,
+        ) -> Option<Self> {
+            if !valid_capacity(capacity) {
+                return None;
+            }
+            map.ring_ctrl(ctrl_offset)?;
+            // The first and the last word in bounds and aligned: so is every word between.
+            let last = data_offset.checked_add(capacity - 8)?;
+            map.atomic_u64(data_offset)?;
+            map.atomic_u64(last)?;
+            let (ctrl_end, data_end) = (ctrl_offset + RING_CTRL_SIZE, last + 8);
+            if ctrl_offset < data_end && data_offset < ctrl_end {
+                return None;
+            }
+            Some(Self {
+                map,
+                ctrl_offset,
+                data_offset,
+                capacity,
+                waker: SysFutex,
+            })
+        }
+
+        fn word(&self, index: usize) -> &AtomicU64 {
+            let index = index & (self.capacity / 8 - 1);
+            self.map
+                .atomic_u64(self.data_offset + index * 8)
+                .expect("data offsets were checked when the ring was built")
+        }
+    }
+
+    impl RecordMem for ShmRecordMem {
+        type Waker = SysFutex;
+
+        fn ctrl(&self) -> &RingCtrl {
+            self.map
+                .ring_ctrl(self.ctrl_offset)
+                .expect("control offset was checked when the ring was built")
+        }
+        fn capacity(&self) -> usize {
+            self.capacity
+        }
+        fn waker(&self) -> &SysFutex {
+            &self.waker
+        }
+        fn claim(&self, _side: Side) -> bool {
+            // Every word access is atomic: a second half in this process (or a hostile peer's
+            // writes) can garble data but never cause undefined behaviour.
+            true
+        }
+        unsafe fn read_word(&self, index: usize) -> u64 {
+            self.word(index).load(Ordering::Relaxed)
+        }
+        unsafe fn write_word(&self, index: usize, value: u64) {
+            self.word(index).store(value, Ordering::Relaxed)
+        }
+    }
+}
+
+/// Create both halves of a record ring over `mem`, whose counters must be equal multiples of 8
+/// (a fresh or reset ring). Used for heap rings; shared-memory rings build each half in its own
+/// process.
+///
+/// # Panics
+///
+/// As [`RecordProducer::new`] and [`RecordConsumer::new`].
+pub fn record_channel<M: RecordMem + Clone>(
+    mem: M,
+) -> Result<(RecordProducer<M>, RecordConsumer<M>), RecordError> {
+    Ok((RecordProducer::new(mem.clone())?, RecordConsumer::new(mem)?))
+}
+
+fn remaining(deadline: Option<Instant>) -> Result<Option<Duration>, RecordError> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                Err(RecordError::TimedOut)
+            } else {
+                Ok(Some(d - now))
+            }
+        }
+    }
+}
+
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// The capacity of `mem`, checked once when a half is built.
+fn checked_capacity<M: RecordMem>(mem: &M) -> u64 {
+    let cap = mem.capacity();
+    assert!(
+        valid_capacity(cap),
+        "record ring capacity {cap} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}"
+    );
+    cap as u64
+}
+
+/// The writing half of a record ring. Exactly one may exist per ring at a time (in all
+/// processes together).
+#[derive(Debug)]
+pub struct RecordProducer<M: RecordMem> {
+    mem: M,
+    /// Our authoritative `tail`: bytes published so far.
+    tail: u64,
+    /// Bytes written (records and padding) but not yet published.
+    unpublished: u64,
+    /// Last `head` read from the consumer.
+    cached_head: u64,
+    /// Bytes in the data area (a power of two).
+    cap: u64,
+    policy: SpinPolicy,
+}
+
+impl<M: RecordMem> RecordProducer<M> {
+    /// The producer half over `mem`, starting from the `tail` the memory holds now (taken as the
+    /// truth; the consumer's `head` is validated when first used). Fails with
+    /// [`RecordError::Corrupt`] when that `tail` is not a multiple of 8.
+    ///
+    /// # Panics
+    ///
+    /// If `mem` already has a producer in this process (see [`RecordMem::claim`]), or if its
+    /// capacity is not [`valid_capacity`].
+    pub fn new(mem: M) -> Result<Self, RecordError> {
+        let cap = checked_capacity(&mem);
+        let tail = mem.ctrl().producer.0.tail.load(Ordering::Acquire);
+        if tail % 8 != 0 {
+            return Err(RecordError::Corrupt {
+                what: "the producer's tail is not a multiple of 8",
+                ours: tail,
+                theirs: tail,
+            });
+        }
+        assert!(
+            mem.claim(Side::Producer),
+            "this record ring memory already has a producer"
+        );
+        Ok(Self {
+            mem,
+            tail,
+            unpublished: 0,
+            cached_head: tail,
+            cap,
+            policy: SpinPolicy::DEFAULT,
+        })
+    }
+
+    /// Set how long waits spin before sleeping.
+    pub fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+    }
+
+    /// Bytes in the data area.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// The largest payload this ring carries ([`max_payload`] of its capacity).
+    pub fn max_payload(&self) -> usize {
+        max_payload(self.cap as usize)
+    }
+
+    /// The memory this half works on.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Bytes (records and padding) written and not yet published.
+    pub fn unpublished(&self) -> u64 {
+        self.unpublished
+    }
+
+    /// Reload the consumer's `head` and check it: a multiple of 8 that never goes back nor
+    /// passes what we published (wrapping arithmetic: the starting value came from shared
+    /// memory and may be anything).
+    fn refresh_head(&mut self) -> Result<(), RecordError> {
+        let head = self.mem.ctrl().consumer.0.head.load(Ordering::Acquire);
+        if head % 8 != 0
+            || head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head)
+        {
+            return Err(RecordError::Corrupt {
+                what: "the consumer's head is misaligned, went back, or passed our tail",
+                ours: self.tail,
+                theirs: head,
+            });
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    /// Whether `need` bytes are free after the write position, refreshing the consumer's
+    /// counter when our cache says no.
+    fn room(&mut self, need: u64) -> Result<bool, RecordError> {
+        let pos = self.tail.wrapping_add(self.unpublished);
+        let cap = self.cap;
+        let free = |cached_head: u64| cap.saturating_sub(pos.wrapping_sub(cached_head));
+        if free(self.cached_head) >= need {
+            return Ok(true);
+        }
+        self.refresh_head()?;
+        Ok(free(self.cached_head) >= need)
+    }
+
+    /// Bytes of padding and bytes of record that a `len`-byte payload takes at the write
+    /// position.
+    fn plan(&self, len: usize) -> Result<(u64, u64), RecordError> {
+        let max = self.max_payload();
+        if len > max {
+            return Err(RecordError::TooLarge { len, max });
+        }
+        let rec = record_size(len) as u64;
+        let off = self.tail.wrapping_add(self.unpublished) & (self.cap - 1);
+        let to_end = self.cap - off;
+        Ok((if rec <= to_end { 0 } else { to_end }, rec))
+    }
+
+    /// Whether a record with a `len`-byte payload fits now.
+    fn fits(&mut self, len: usize) -> Result<bool, RecordError> {
+        let (pad, rec) = self.plan(len)?;
+        self.room(pad + rec)
+    }
+
+    /// Append one record without publishing it (see [`RecordProducer::publish`]). Fails with
+    /// [`RecordError::TooLarge`] when `payload` is longer than [`RecordProducer::max_payload`]
+    /// and with [`RecordError::WouldBlock`] when the ring has no room for it (and the padding
+    /// it may need) now.
+    pub fn write(&mut self, payload: &[u8]) -> Result<(), RecordError> {
+        let (pad, rec) = self.plan(payload.len())?;
+        if !self.room(pad + rec)? {
+            return Err(RecordError::WouldBlock);
+        }
+        let mask = self.cap - 1;
+        let mut pos = self.tail.wrapping_add(self.unpublished);
+        if pad > 0 {
+            // SAFETY: the index is below `cap / 8`. The `pad + rec` bytes from `pos` are free:
+            // the consumer gave them back (its `head`, loaded with Acquire, is at least
+            // `pos + pad + rec - cap`) and will not read them until we publish a `tail` past
+            // them. We are the only producer (claimed in `new`).
+            unsafe {
+                self.mem.write_word(
+                    ((pos & mask) / 8) as usize,
+                    header((pad - 8) as u32, KIND_PADDING),
+                )
+            };
+            pos = pos.wrapping_add(pad);
+        }
+        let first = ((pos & mask) / 8) as usize;
+        for (i, chunk) in payload.chunks(8).enumerate() {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: the record's `rec` bytes lie before the end of the data area (`plan`
+            // padded otherwise), so `first + 1 + i < cap / 8`; they are free, as above.
+            unsafe {
+                self.mem
+                    .write_word(first + 1 + i, u64::from_le_bytes(bytes))
+            };
+        }
+        // SAFETY: `first < cap / 8`; the word is free, as above.
+        unsafe {
+            self.mem
+                .write_word(first, header(payload.len() as u32, KIND_DATA))
+        };
+        self.unpublished += pad + rec;
+        Ok(())
+    }
+
+    /// Publish every record written since the last publish (one `Release` store of `tail`), and
+    /// wake the consumer if it sleeps for data.
+    pub fn publish(&mut self) {
+        if self.unpublished == 0 {
+            return;
+        }
+        self.tail = self.tail.wrapping_add(self.unpublished);
+        self.unpublished = 0;
+        let ctrl = self.mem.ctrl();
+        ctrl.producer.0.tail.store(self.tail, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let wake = &ctrl.wake.0;
+        if wake.data_waiting.load(Ordering::Relaxed) != 0 {
+            wake.data_waiting.store(0, Ordering::Relaxed);
+            wake.data_futex.fetch_add(1, Ordering::SeqCst);
+            self.mem.waker().wake(&wake.data_futex);
+        }
+    }
+
+    /// Write and publish one record without waiting.
+    pub fn try_push(&mut self, payload: &[u8]) -> Result<(), RecordError> {
+        self.write(payload)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Write and publish one record, waiting for room up to `timeout` (`None`: no limit).
+    pub fn push(&mut self, payload: &[u8], timeout: Option<Duration>) -> Result<(), RecordError> {
+        let deadline = deadline_of(timeout);
+        loop {
+            match self.try_push(payload) {
+                Err(RecordError::WouldBlock) => {}
+                other => return other,
+            }
+            match self.wait_space(payload.len(), remaining(deadline)?) {
+                Ok(()) | Err(RecordError::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Publish what was written, then wait until a record with a `len`-byte payload fits or
+    /// `timeout` passes (`None`: no limit). Spins, yields, then sleeps on the futex. Returns
+    /// [`RecordError::WouldBlock`] when woken before the deadline without room,
+    /// [`RecordError::TimedOut`] on timeout, [`RecordError::TooLarge`] when `len` can never fit.
+    pub fn wait_space(&mut self, len: usize, timeout: Option<Duration>) -> Result<(), RecordError> {
+        self.wait_space_or(len, timeout, &|| false)
+    }
+
+    /// As [`RecordProducer::wait_space`], but returns [`RecordError::WouldBlock`] instead of
+    /// sleeping once `cancel` holds (looked at after each yield and just before each sleep).
+    pub fn wait_space_or(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<(), RecordError> {
+        // Never wait holding records the consumer may be waiting for.
+        self.publish();
+        if self.fits(len)? {
+            return Ok(());
+        }
+        for _ in 0..self.policy.spins {
+            spin_hint();
+            if self.fits(len)? {
+                return Ok(());
+            }
+        }
+        for _ in 0..self.policy.yields {
+            thread::yield_now();
+            if self.fits(len)? {
+                return Ok(());
+            }
+            if cancel() {
+                return Err(RecordError::WouldBlock);
+            }
+        }
+        let deadline = deadline_of(timeout);
+        loop {
+            let wake = &self.mem.ctrl().wake.0;
+            let seq = wake.space_futex.load(Ordering::SeqCst);
+            wake.space_waiting.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let done = match self.fits(len) {
+                Ok(true) => Some(Ok(())),
+                Ok(false) if cancel() => Some(Err(RecordError::WouldBlock)),
+                Ok(false) => remaining(deadline).err().map(Err),
+                Err(e) => Some(Err(e)),
+            };
+            let wake = &self.mem.ctrl().wake.0;
+            if let Some(r) = done {
+                wake.space_waiting.store(0, Ordering::Relaxed);
+                return r;
+            }
+            let left = remaining(deadline)?;
+            self.mem.waker().wait(&wake.space_futex, seq, left);
+            if self.fits(len)? {
+                return Ok(());
+            }
+            // Woken before the deadline (by anyone waking the word, changed or not) and still
+            // no room: let the caller look around, and count it.
+            let wake = &self.mem.ctrl().wake.0;
+            if wake.space_futex.load(Ordering::SeqCst) != seq || remaining(deadline).is_ok() {
+                return Err(RecordError::WouldBlock);
+            }
+        }
+    }
+}
+
+/// The reading half of a record ring. Exactly one may exist per ring at a time.
+#[derive(Debug)]
+pub struct RecordConsumer<M: RecordMem> {
+    mem: M,
+    /// Our authoritative `head`: bytes read so far (released or not).
+    head: u64,
+    /// The `head` last published to the producer (`released <= head`).
+    released: u64,
+    /// Last `tail` read from the producer.
+    cached_tail: u64,
+    /// Bytes in the data area (a power of two).
+    cap: u64,
+    policy: SpinPolicy,
+}
+
+impl<M: RecordMem> RecordConsumer<M> {
+    /// The consumer half over `mem`, starting from the `head` the memory holds now (taken as the
+    /// truth; the producer's `tail` is validated when used). Fails with
+    /// [`RecordError::Corrupt`] when that `head` is not a multiple of 8.
+    ///
+    /// # Panics
+    ///
+    /// If `mem` already has a consumer in this process (see [`RecordMem::claim`]), or if its
+    /// capacity is not [`valid_capacity`].
+    pub fn new(mem: M) -> Result<Self, RecordError> {
+        let cap = checked_capacity(&mem);
+        let head = mem.ctrl().consumer.0.head.load(Ordering::Acquire);
+        if head % 8 != 0 {
+            return Err(RecordError::Corrupt {
+                what: "the consumer's head is not a multiple of 8",
+                ours: head,
+                theirs: head,
+            });
+        }
+        assert!(
+            mem.claim(Side::Consumer),
+            "this record ring memory already has a consumer"
+        );
+        Ok(Self {
+            mem,
+            head,
+            released: head,
+            cached_tail: head,
+            cap,
+            policy: SpinPolicy::DEFAULT,
+        })
+    }
+
+    /// Set how long waits spin before sleeping.
+    pub fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+    }
+
+    /// Bytes in the data area.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// The largest payload this ring carries ([`max_payload`] of its capacity).
+    pub fn max_payload(&self) -> usize {
+        max_payload(self.cap as usize)
+    }
+
+    /// The memory this half works on.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Published bytes not yet read, refreshing the producer's counter when our cache says
+    /// none. Its `tail` must be a multiple of 8, never go back, and never run more than the
+    /// capacity ahead of what we released (wrapping arithmetic: the starting value may be
+    /// anything).
+    pub fn available(&mut self) -> Result<u64, RecordError> {
+        let ready = self.cached_tail.wrapping_sub(self.head);
+        if ready > 0 {
+            return Ok(ready);
+        }
+        let tail = self.mem.ctrl().producer.0.tail.load(Ordering::Acquire);
+        let ahead = tail.wrapping_sub(self.released);
+        if tail % 8 != 0 || ahead > self.cap || ahead < self.cached_tail.wrapping_sub(self.released)
+        {
+            return Err(RecordError::Corrupt {
+                what: "the producer's tail is misaligned, went back, or ran past the capacity",
+                ours: self.head,
+                theirs: tail,
+            });
+        }
+        self.cached_tail = tail;
+        Ok(tail.wrapping_sub(self.head))
+    }
+
+    /// Copy the next record's payload into `buf` (replacing its contents) and return its
+    /// length, skipping a padding record, without giving its bytes back yet (see
+    /// [`RecordConsumer::release`]). [`RecordError::WouldBlock`] when no record is published;
+    /// [`RecordError::Corrupt`] when the header lies (then `buf` and our counter are untouched).
+    ///
+    /// The header word and each payload word are read from the ring exactly once; every
+    /// decision is made on the copy.
+    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecordError> {
+        // At most two rounds: a padding record is never at offset 0, where the round after it
+        // starts.
+        loop {
+            let avail = self.available()?;
+            if avail == 0 {
+                return Err(RecordError::WouldBlock);
+            }
+            let off = self.head & (self.cap - 1);
+            let to_end = self.cap - off;
+            // SAFETY: `off / 8 < cap / 8`. The producer published this word (`head` and `tail`
+            // are multiples of 8 and `avail > 0`, so at least these 8 bytes are published; we
+            // loaded `tail` with Acquire) and will not write it again before we publish a
+            // `head` past it (`release` publishes at most `self.head`, which passes it only
+            // after this copy). We are the only consumer (claimed in `new`).
+            let word = unsafe { self.mem.read_word((off / 8) as usize) };
+            let (len, kind) = (word & 0xffff_ffff, word >> 32);
+            let ours = self.head;
+            let corrupt = move |what| RecordError::Corrupt {
+                what,
+                ours,
+                theirs: word,
+            };
+            match kind as u32 {
+                KIND_PADDING => {
+                    if off == 0 || len + 8 != to_end || to_end > avail {
+                        return Err(corrupt(
+                            "a padding record at offset 0, not ending at the end of the data \
+                             area, or not published",
+                        ));
+                    }
+                    // Skipped at once: our counter stays on a record boundary.
+                    self.head = self.head.wrapping_add(to_end);
+                    continue;
+                }
+                KIND_DATA => {}
+                _ => return Err(corrupt("a record of unknown kind")),
+            }
+            if len > self.max_payload() as u64 {
+                return Err(corrupt("a record longer than the maximum"));
+            }
+            let rec = record_size(len as usize) as u64;
+            if rec > to_end || rec > avail {
+                return Err(corrupt(
+                    "a record crossing the end of the data area or the published bytes",
+                ));
+            }
+            let len = len as usize;
+            buf.clear();
+            buf.reserve(len);
+            let first = (off / 8) as usize + 1;
+            let mut left = len;
+            for i in 0..(rec as usize - HEADER_SIZE) / 8 {
+                // SAFETY: `first + i < (off + rec) / 8 <= cap / 8` (the record ends before the
+                // end of the data area, checked above); the word is published and not yet
+                // released, as for the header (the record ends within `avail`).
+                let w = unsafe { self.mem.read_word(first + i) }.to_le_bytes();
+                let n = left.min(8);
+                buf.extend_from_slice(&w[..n]);
+                left -= n;
+            }
+            self.head = self.head.wrapping_add(rec);
+            return Ok(len);
+        }
+    }
+
+    /// Read one record and give its bytes back at once, without waiting.
+    pub fn try_pop_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecordError> {
+        let n = self.read_into(buf)?;
+        self.release();
+        Ok(n)
+    }
+
+    /// Read one record and give its bytes back, waiting up to `timeout` (`None`: no limit).
+    pub fn pop_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<usize, RecordError> {
+        let deadline = deadline_of(timeout);
+        loop {
+            match self.try_pop_into(buf) {
+                Err(RecordError::WouldBlock) => {}
+                other => return other,
+            }
+            match self.wait_data(remaining(deadline)?) {
+                Ok(()) | Err(RecordError::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Bytes read and not yet given back.
+    pub fn unreleased(&self) -> u64 {
+        self.head.wrapping_sub(self.released)
+    }
+
+    /// Give every record read so far back to the producer (one `Release` store of `head`), and
+    /// wake it if it sleeps for room.
+    pub fn release(&mut self) {
+        if self.released == self.head {
+            return;
+        }
+        self.released = self.head;
+        let ctrl = self.mem.ctrl();
+        ctrl.consumer.0.head.store(self.head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let wake = &ctrl.wake.0;
+        if wake.space_waiting.load(Ordering::Relaxed) != 0 {
+            wake.space_waiting.store(0, Ordering::Relaxed);
+            wake.space_futex.fetch_add(1, Ordering::SeqCst);
+            self.mem.waker().wake(&wake.space_futex);
+        }
+    }
+
+    /// Release what was read, then wait until a record is published or `timeout` passes
+    /// (`None`: no limit). Spins, yields, then sleeps on the futex. Returns
+    /// [`RecordError::WouldBlock`] when woken before the deadline with nothing to read (a
+    /// nudge, a wake-up without a publish, a signal), [`RecordError::TimedOut`] on timeout.
+    pub fn wait_data(&mut self, timeout: Option<Duration>) -> Result<(), RecordError> {
+        self.wait_data_or(timeout, self.policy, &|| false)
+    }
+
+    /// [`RecordConsumer::wait_data`] with an explicit spin policy that also gives up, with
+    /// [`RecordError::WouldBlock`], once `cancel()` returns true. `cancel` is checked after each
+    /// yield and after the waiter flag is raised, before sleeping, so a canceller that sets its
+    /// condition (with `SeqCst`) and then bumps and wakes `data_futex` (as
+    /// [`RecordConsumer::nudge`] does) is never missed.
+    pub fn wait_data_or(
+        &mut self,
+        timeout: Option<Duration>,
+        policy: SpinPolicy,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<(), RecordError> {
+        // Never wait holding bytes the producer may be waiting for.
+        self.release();
+        if self.available()? > 0 {
+            return Ok(());
+        }
+        for _ in 0..policy.spins {
+            spin_hint();
+            if self.available()? > 0 {
+                return Ok(());
+            }
+        }
+        for _ in 0..policy.yields {
+            thread::yield_now();
+            if self.available()? > 0 {
+                return Ok(());
+            }
+            if cancel() {
+                return Err(RecordError::WouldBlock);
+            }
+        }
+        let deadline = deadline_of(timeout);
+        loop {
+            let wake = &self.mem.ctrl().wake.0;
+            let seq = wake.data_futex.load(Ordering::SeqCst);
+            wake.data_waiting.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let done = match self.available() {
+                Ok(n) if n > 0 => Some(Ok(())),
+                Ok(_) if cancel() => Some(Err(RecordError::WouldBlock)),
+                Ok(_) => remaining(deadline).err().map(Err),
+                Err(e) => Some(Err(e)),
+            };
+            let wake = &self.mem.ctrl().wake.0;
+            if let Some(r) = done {
+                wake.data_waiting.store(0, Ordering::Relaxed);
+                return r;
+            }
+            let left = remaining(deadline)?;
+            self.mem.waker().wait(&wake.data_futex, seq, left);
+            if self.available()? > 0 {
+                return Ok(());
+            }
+            // Woken before the deadline with nothing to read (a nudge, or anyone waking the
+            // word, changed or not): let the caller look around and count a wake-up that had
+            // no reason.
+            let wake = &self.mem.ctrl().wake.0;
+            if wake.data_futex.load(Ordering::SeqCst) != seq || remaining(deadline).is_ok() {
+                return Err(RecordError::WouldBlock);
+            }
+        }
+    }
+
+    /// Wake a consumer sleeping on `mem`'s data futex without publishing anything (its wait
+    /// returns [`RecordError::WouldBlock`]). Set the condition the waiter's `cancel` checks
+    /// first.
+    pub fn nudge(mem: &M) {
+        let wake = &mem.ctrl().wake.0;
+        wake.data_futex.fetch_add(1, Ordering::SeqCst);
+        mem.waker().wake(&wake.data_futex);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Arc;
+
+    type Heap = Arc<HeapRecordMem>;
+
+    fn pair(cap: usize) -> (RecordProducer<Heap>, RecordConsumer<Heap>, Heap) {
+        let mem = Arc::new(HeapRecordMem::new(cap));
+        let (p, c) = record_channel(mem.clone()).unwrap();
+        (p, c, mem)
+    }
+
+    /// `len` bytes that depend on `seed` and on their position.
+    fn payload(seed: u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8)
+            .collect()
+    }
+
+    /// A small deterministic generator (xorshift64).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn word(mem: &HeapRecordMem, index: usize) -> u64 {
+        // SAFETY: in bounds (the caller's test knows the capacity) and no other thread runs.
+        unsafe { mem.read_word(index) }
+    }
+
+    fn poke(mem: &HeapRecordMem, index: usize, value: u64) {
+        // SAFETY: as for `word`: a single-threaded test playing a hostile peer.
+        unsafe { mem.write_word(index, value) }
+    }
+
+    fn tail(mem: &HeapRecordMem) -> u64 {
+        mem.ctrl().producer.0.tail.load(Ordering::SeqCst)
+    }
+
+    fn corrupt(r: Result<usize, RecordError>) -> &'static str {
+        match r {
+            Err(RecordError::Corrupt { what, .. }) => what,
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes_and_limits() {
+        assert_eq!(max_payload(16), 0);
+        assert_eq!(max_payload(64), 24);
+        assert_eq!(max_payload(1 << 20), (1 << 19) - 8);
+        assert_eq!(max_payload(0), 0);
+        assert_eq!(record_size(0), 8);
+        assert_eq!(record_size(1), 16);
+        assert_eq!(record_size(8), 16);
+        assert_eq!(record_size(9), 24);
+        assert_eq!(record_size(usize::MAX), usize::MAX);
+        for cap in [16, 32, 1024, MAX_CAPACITY] {
+            assert!(valid_capacity(cap), "{cap}");
+            // The largest record takes half the ring.
+            assert_eq!(record_size(max_payload(cap)), cap / 2);
+        }
+        for cap in [0, 8, 24, 1000, MAX_CAPACITY * 2] {
+            assert!(!valid_capacity(cap), "{cap}");
+        }
+        assert_eq!(header(5, KIND_DATA), (1 << 32) | 5);
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn heap_capacity_is_checked() {
+        let _ = HeapRecordMem::new(8);
+    }
+
+    #[test]
+    #[should_panic(expected = "already has a producer")]
+    fn a_second_producer_panics() {
+        let (_p, _c, mem) = pair(64);
+        let _ = RecordProducer::new(mem);
+    }
+
+    #[test]
+    #[should_panic(expected = "already has a consumer")]
+    fn a_second_consumer_panics() {
+        let (_p, _c, mem) = pair(64);
+        let _ = RecordConsumer::new(mem);
+    }
+
+    #[test]
+    fn fifo_with_mixed_sizes_including_empty_payloads() {
+        let (mut p, mut c, _mem) = pair(256);
+        assert_eq!((p.capacity(), c.capacity()), (256, 256));
+        assert_eq!((p.max_payload(), c.max_payload()), (120, 120));
+        let sizes = [0, 1, 7, 8, 9, 0, 15, 16, 17, 100, 120, 0, 0, 3, 64, 33];
+        let mut buf = vec![0xEE; 5];
+        assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+        assert_eq!(buf, vec![0xEE; 5], "a failed read leaves the buffer alone");
+        let mut seed = 0u64;
+        for round in 0..40 {
+            // Write what fits, unpublished.
+            let mut written = Vec::new();
+            for (i, &n) in sizes.iter().enumerate().skip(round % sizes.len()) {
+                let data = payload(seed + i as u64, n);
+                match p.write(&data) {
+                    Ok(()) => written.push(data),
+                    Err(RecordError::WouldBlock) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(!written.is_empty());
+            seed += 100;
+            assert!(p.unpublished() > 0);
+            assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+            p.publish();
+            assert_eq!(p.unpublished(), 0);
+            for data in &written {
+                assert_eq!(c.read_into(&mut buf), Ok(data.len()));
+                assert_eq!(&buf, data);
+            }
+            assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+            assert!(c.unreleased() > 0);
+            c.release();
+            assert_eq!(c.unreleased(), 0);
+        }
+        // Many rounds of up to 256 bytes each: the counters went around the ring many times.
+        assert!(tail(p.mem()) > 20 * 256);
+    }
+
+    #[test]
+    fn a_record_that_exactly_fills_the_end_needs_no_padding() {
+        let (mut p, mut c, mem) = pair(64);
+        let mut buf = Vec::new();
+        // 24 + 8 = 32 bytes each: [0, 32) and [32, 64).
+        p.try_push(&payload(1, 24)).unwrap();
+        p.try_push(&payload(2, 20)).unwrap();
+        assert_eq!(tail(&mem), 64, "no padding");
+        assert_eq!(word(&mem, 4), header(20, KIND_DATA));
+        // Full: not even an empty record fits.
+        assert_eq!(p.write(&[]), Err(RecordError::WouldBlock));
+        assert_eq!(c.read_into(&mut buf), Ok(24));
+        assert_eq!(buf, payload(1, 24));
+        assert_eq!(p.write(&[]), Err(RecordError::WouldBlock), "not released");
+        c.release();
+        // The next record starts at offset 0.
+        p.try_push(&[]).unwrap();
+        assert_eq!(tail(&mem), 72);
+        assert_eq!(word(&mem, 0), header(0, KIND_DATA));
+        assert_eq!(c.read_into(&mut buf), Ok(20));
+        assert_eq!(buf, payload(2, 20));
+        assert_eq!(c.read_into(&mut buf), Ok(0));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_before_the_end_is_padded() {
+        let (mut p, mut c, mem) = pair(64);
+        let mut buf = Vec::new();
+        p.try_push(&payload(1, 8)).unwrap(); // [0, 16)
+        p.try_push(&payload(2, 16)).unwrap(); // [16, 40)
+        // 24 bytes would need 32 at offset 40: padding [40, 64) and the record at [0, 32),
+        // 56 bytes in all, with only 24 free.
+        assert_eq!(p.write(&payload(3, 24)), Err(RecordError::WouldBlock));
+        assert_eq!(p.unpublished(), 0, "nothing written, not even the padding");
+        assert_eq!(c.read_into(&mut buf), Ok(8));
+        c.release();
+        // 40 free now, still not 56.
+        assert_eq!(p.write(&payload(3, 24)), Err(RecordError::WouldBlock));
+        assert_eq!(c.read_into(&mut buf), Ok(16));
+        assert_eq!(buf, payload(2, 16));
+        c.release();
+        p.write(&payload(3, 24)).unwrap();
+        assert_eq!(p.unpublished(), 24 + 32);
+        assert_eq!(word(&mem, 5), header(16, KIND_PADDING));
+        assert_eq!(word(&mem, 0), header(24, KIND_DATA));
+        p.publish();
+        assert_eq!(tail(&mem), 40 + 24 + 32);
+        assert_eq!(c.read_into(&mut buf), Ok(24));
+        assert_eq!(buf, payload(3, 24));
+        assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+        c.release();
+        // A record that fits exactly in the 8 bytes at the end: an empty one, no padding.
+        p.try_push(&payload(4, 16)).unwrap(); // [32, 56)
+        p.try_push(&[]).unwrap(); // [56, 64)
+        assert_eq!(tail(&mem), 96 + 32);
+        assert_eq!(word(&mem, 7), header(0, KIND_DATA));
+        // And a one-word padding: a 0-length padding record.
+        assert_eq!(c.try_pop_into(&mut buf), Ok(16));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(0));
+        p.try_push(&payload(5, 1)).unwrap(); // [0, 16)
+        p.try_push(&payload(6, 16)).unwrap(); // [16, 40)
+        p.try_push(&payload(7, 8)).unwrap(); // [40, 56)
+        assert_eq!(c.try_pop_into(&mut buf), Ok(1));
+        p.try_push(&payload(8, 8)).unwrap(); // padding [56, 64), then [0, 16)
+        assert_eq!(word(&mem, 7), header(0, KIND_PADDING));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(16));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(8));
+        assert_eq!(buf, payload(7, 8));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(8));
+        assert_eq!(buf, payload(8, 8));
+    }
+
+    #[test]
+    fn the_largest_record_fits_an_empty_ring_at_every_offset_and_one_more_byte_never() {
+        for cap in [16, 32, 64, 256] {
+            let max = max_payload(cap);
+            for start in (0..cap as u64).step_by(8) {
+                let mem = Arc::new(HeapRecordMem::new(cap));
+                mem.ctrl().producer.0.tail.store(start, Ordering::SeqCst);
+                mem.ctrl().consumer.0.head.store(start, Ordering::SeqCst);
+                let (mut p, mut c) = record_channel(mem).unwrap();
+                let mut buf = Vec::new();
+                for round in 0..4 {
+                    let data = payload(round, max);
+                    p.try_push(&data)
+                        .unwrap_or_else(|e| panic!("{cap} {start}: {e}"));
+                    assert_eq!(c.try_pop_into(&mut buf), Ok(max));
+                    assert_eq!(buf, data);
+                }
+                let too_large = Err(RecordError::TooLarge { len: max + 1, max });
+                assert_eq!(p.write(&payload(0, max + 1)), too_large);
+                assert_eq!(p.try_push(&payload(0, max + 1)), too_large);
+                assert_eq!(p.push(&payload(0, max + 1), None), too_large);
+                assert_eq!(p.wait_space(max + 1, None), too_large.map(|_| ()));
+                assert_eq!(
+                    p.wait_space(usize::MAX, None),
+                    Err(RecordError::TooLarge {
+                        len: usize::MAX,
+                        max
+                    })
+                );
+                assert_eq!(p.unpublished(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn counters_starting_near_u64_max_wrap_cleanly() {
+        let mem = Arc::new(HeapRecordMem::new(64));
+        let start = u64::MAX - 39; // a multiple of 8, at offset 24
+        mem.ctrl().producer.0.tail.store(start, Ordering::SeqCst);
+        mem.ctrl().consumer.0.head.store(start, Ordering::SeqCst);
+        let (mut p, mut c) = record_channel(mem.clone()).unwrap();
+        let mut buf = Vec::new();
+        let mut rng = Rng(7);
+        for i in 0..200 {
+            let data = payload(i, (rng.next() % 25) as usize);
+            p.try_push(&data).unwrap();
+            if i % 3 == 0 {
+                p.try_push(&[]).unwrap_or(());
+                assert!(c.read_into(&mut buf).is_ok());
+            }
+            // Drain.
+            while let Ok(n) = c.try_pop_into(&mut buf) {
+                assert_eq!(buf.len(), n);
+            }
+        }
+        assert!(tail(&mem) < start, "the counter wrapped");
+    }
+
+    #[test]
+    fn misaligned_starting_counters_are_refused() {
+        let mem = Arc::new(HeapRecordMem::new(64));
+        mem.ctrl().producer.0.tail.store(12, Ordering::SeqCst);
+        assert!(matches!(
+            RecordProducer::new(mem.clone()),
+            Err(RecordError::Corrupt { theirs: 12, .. })
+        ));
+        mem.ctrl().consumer.0.head.store(4, Ordering::SeqCst);
+        assert!(matches!(
+            RecordConsumer::new(mem.clone()),
+            Err(RecordError::Corrupt { theirs: 4, .. })
+        ));
+        // A refusal does not claim the side.
+        mem.ctrl().producer.0.tail.store(16, Ordering::SeqCst);
+        mem.ctrl().consumer.0.head.store(16, Ordering::SeqCst);
+        assert!(record_channel(mem).is_ok());
+    }
+
+    #[test]
+    fn lying_producer_counters_are_refused() {
+        let mut buf = Vec::new();
+        // More than the capacity ahead of what we released.
+        let (mut p, mut c, mem) = pair(64);
+        p.try_push(&payload(1, 8)).unwrap();
+        assert_eq!(c.read_into(&mut buf), Ok(8));
+        p.try_push(&payload(2, 8)).unwrap();
+        mem.ctrl().producer.0.tail.store(72, Ordering::SeqCst);
+        // The cached tail says nothing is left: the lie is seen, nothing is read.
+        corrupt(c.read_into(&mut buf));
+        assert_eq!(buf, payload(1, 8));
+        // Waiting releases the 16 bytes read first: then 72 is possible, 88 is not.
+        mem.ctrl().producer.0.tail.store(88, Ordering::SeqCst);
+        assert!(matches!(
+            c.wait_data(Some(Duration::ZERO)),
+            Err(RecordError::Corrupt { theirs: 88, .. })
+        ));
+        // Not a multiple of 8.
+        let (_p, mut c, mem) = pair(64);
+        mem.ctrl().producer.0.tail.store(12, Ordering::SeqCst);
+        corrupt(c.read_into(&mut buf));
+        // Going back.
+        let (mut p, mut c, mem) = pair(64);
+        p.try_push(&[]).unwrap();
+        p.try_push(&[]).unwrap();
+        assert_eq!(c.read_into(&mut buf), Ok(0));
+        assert_eq!(c.read_into(&mut buf), Ok(0));
+        mem.ctrl().producer.0.tail.store(8, Ordering::SeqCst);
+        corrupt(c.read_into(&mut buf));
+        // Far behind (wrapping: looks like far ahead).
+        mem.ctrl()
+            .producer
+            .0
+            .tail
+            .store(u64::MAX - 7, Ordering::SeqCst);
+        corrupt(c.read_into(&mut buf));
+    }
+
+    #[test]
+    fn lying_consumer_counters_are_refused() {
+        // Past our published tail (a full ring makes the producer look).
+        let (mut p, _c, mem) = pair(64);
+        p.try_push(&payload(1, 24)).unwrap();
+        p.write(&payload(2, 24)).unwrap();
+        mem.ctrl().consumer.0.head.store(40, Ordering::SeqCst);
+        assert!(matches!(
+            p.write(&[]),
+            Err(RecordError::Corrupt {
+                ours: 32,
+                theirs: 40,
+                ..
+            })
+        ));
+        // Waiting publishes our 64 bytes first: then a head of 40 is possible, 72 is not.
+        mem.ctrl().consumer.0.head.store(72, Ordering::SeqCst);
+        assert!(matches!(
+            p.wait_space(0, Some(Duration::ZERO)),
+            Err(RecordError::Corrupt { theirs: 72, .. })
+        ));
+        mem.ctrl().consumer.0.head.store(40, Ordering::SeqCst);
+        assert_eq!(p.wait_space(0, Some(Duration::ZERO)), Ok(()));
+        // Misaligned.
+        let (mut p, _c, mem) = pair(64);
+        p.try_push(&payload(1, 24)).unwrap();
+        p.try_push(&payload(1, 24)).unwrap();
+        mem.ctrl().consumer.0.head.store(4, Ordering::SeqCst);
+        assert!(matches!(p.write(&[]), Err(RecordError::Corrupt { .. })));
+        // Going back.
+        let (mut p, mut c, mem) = pair(64);
+        let mut buf = Vec::new();
+        p.try_push(&payload(1, 24)).unwrap();
+        p.try_push(&payload(1, 24)).unwrap();
+        c.try_pop_into(&mut buf).unwrap();
+        p.try_push(&payload(1, 24)).unwrap(); // the producer now caches head 32
+        mem.ctrl().consumer.0.head.store(16, Ordering::SeqCst);
+        assert!(matches!(p.write(&[]), Err(RecordError::Corrupt { .. })));
+    }
+
+    /// Every lie a header can tell is refused, with nothing copied and nothing consumed: the
+    /// same read fails the same way again, and the buffer keeps its old contents.
+    #[test]
+    fn lying_headers_are_refused() {
+        // (what the peer writes at word `index` after an honest setup, the case).
+        struct Lie {
+            index: usize,
+            word: u64,
+            case: &'static str,
+        }
+        let lies = [
+            Lie {
+                index: 0,
+                word: header(25, KIND_DATA),
+                case: "longer than the maximum (24)",
+            },
+            Lie {
+                index: 0,
+                word: header(u32::MAX, KIND_DATA),
+                case: "u32::MAX",
+            },
+            Lie {
+                index: 0,
+                word: header(9, KIND_DATA),
+                case: "past the published bytes (16 published, 24 claimed)",
+            },
+            Lie {
+                index: 0,
+                word: header(1, 0),
+                case: "kind 0 (zeroed memory)",
+            },
+            Lie {
+                index: 0,
+                word: header(1, 3),
+                case: "unknown kind",
+            },
+            Lie {
+                index: 0,
+                word: header(56, KIND_PADDING),
+                case: "padding at offset 0",
+            },
+            Lie {
+                index: 0,
+                word: u64::MAX,
+                case: "all ones",
+            },
+        ];
+        for lie in lies {
+            let (mut p, mut c, mem) = pair(64);
+            p.try_push(&payload(1, 8)).unwrap();
+            poke(&mem, lie.index, lie.word);
+            let mut buf = vec![7u8; 3];
+            let what = corrupt(c.read_into(&mut buf));
+            assert!(!what.is_empty(), "{}", lie.case);
+            assert_eq!(buf, vec![7u8; 3], "{}: buffer touched", lie.case);
+            assert_eq!(corrupt(c.read_into(&mut buf)), what, "{}", lie.case);
+            assert_eq!(c.unreleased(), 0, "{}", lie.case);
+        }
+
+        // Headers at offset 40 (three words before the end), with 24 bytes published there.
+        let at_40 = |word: u64| {
+            let (mut p, mut c, mem) = pair(64);
+            let mut buf = Vec::new();
+            p.try_push(&payload(1, 24)).unwrap(); // [0, 32)
+            p.try_push(&[]).unwrap(); // [32, 40)
+            c.try_pop_into(&mut buf).unwrap();
+            c.try_pop_into(&mut buf).unwrap();
+            p.try_push(&payload(2, 16)).unwrap(); // [40, 64): exactly to the end
+            poke(&mem, 5, word);
+            c.read_into(&mut buf)
+        };
+        corrupt(at_40(header(24, KIND_DATA))); // crossing the end
+        corrupt(at_40(header(8, KIND_PADDING))); // a padding short of the end
+        corrupt(at_40(header(24, KIND_PADDING))); // a padding past the end
+        // A padding exactly to the end is skipped; nothing was published after it.
+        assert_eq!(
+            at_40(header(16, KIND_PADDING)),
+            Err(RecordError::WouldBlock)
+        );
+
+        // A padding that reaches the end but was not all published.
+        let (mut p, mut c, mem) = pair(64);
+        let mut buf = Vec::new();
+        p.try_push(&payload(1, 24)).unwrap(); // [0, 32)
+        c.try_pop_into(&mut buf).unwrap();
+        p.try_push(&[]).unwrap(); // [32, 40)
+        poke(&mem, 4, header(24, KIND_PADDING));
+        corrupt(c.read_into(&mut buf));
+
+        // A padding followed by another padding at 0.
+        let (mut p, mut c, mem) = pair(64);
+        p.try_push(&payload(1, 24)).unwrap(); // [0, 32)
+        p.try_push(&payload(1, 16)).unwrap(); // [32, 56)
+        c.try_pop_into(&mut buf).unwrap();
+        c.try_pop_into(&mut buf).unwrap();
+        p.try_push(&payload(3, 8)).unwrap(); // padding [56, 64), record [0, 16)
+        assert_eq!(word(&mem, 7), header(0, KIND_PADDING));
+        poke(&mem, 0, header(56, KIND_PADDING));
+        corrupt(c.read_into(&mut buf));
+    }
+
+    #[test]
+    fn two_threads_wrap_around_many_times_with_random_sizes() {
+        use crate::wait::SpinPolicy;
+        for policy in [SpinPolicy::DEFAULT, SpinPolicy::BLOCK] {
+            let (mut p, mut c, _mem) = pair(128);
+            p.set_policy(policy);
+            c.set_policy(policy);
+            // Miri interprets every step: a few hundred records still wrap the ring often.
+            const N: u64 = if cfg!(miri) { 300 } else { 20_000 };
+            let max = p.max_payload() as u64;
+            let t = std::thread::spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+                for i in 0..N {
+                    let data = payload(i, (rng.next() % (max + 1)) as usize);
+                    loop {
+                        match p.write(&data) {
+                            Ok(()) => break,
+                            // Publishes what was written, then waits.
+                            Err(RecordError::WouldBlock) => match p.wait_space(data.len(), None) {
+                                Ok(()) | Err(RecordError::WouldBlock) => {}
+                                Err(e) => panic!("{e}"),
+                            },
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    // Batches of random length.
+                    if rng.next() % 4 == 0 {
+                        p.publish();
+                    }
+                }
+                p.publish();
+            });
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+            let mut buf = Vec::new();
+            let mut batch = 0;
+            for i in 0..N {
+                let want = payload(i, (rng.next() % (max + 1)) as usize);
+                rng.next();
+                loop {
+                    match c.read_into(&mut buf) {
+                        Ok(n) => {
+                            assert_eq!(n, want.len(), "record {i}");
+                            assert_eq!(buf, want, "record {i}");
+                            break;
+                        }
+                        // Releases what was read, then waits.
+                        Err(RecordError::WouldBlock) => match c.wait_data(None) {
+                            Ok(()) | Err(RecordError::WouldBlock) => {}
+                            Err(e) => panic!("{e}"),
+                        },
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                batch += 1;
+                if batch == 3 {
+                    c.release();
+                    batch = 0;
+                }
+            }
+            t.join().unwrap();
+            assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+        }
+    }
+
+    #[test]
+    fn push_and_pop_stream_in_order() {
+        let (mut p, mut c, _mem) = pair(64);
+        p.set_policy(SpinPolicy::BLOCK);
+        c.set_policy(SpinPolicy::BLOCK);
+        const N: u64 = if cfg!(miri) { 100 } else { 5_000 };
+        let t = std::thread::spawn(move || {
+            for i in 0..N {
+                p.push(&payload(i, (i % 25) as usize), None).unwrap();
+            }
+        });
+        let mut buf = Vec::new();
+        for i in 0..N {
+            assert_eq!(c.pop_into(&mut buf, None), Ok((i % 25) as usize));
+            assert_eq!(buf, payload(i, (i % 25) as usize));
+        }
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn timeouts_expire_and_zero_timeouts_return_at_once() {
+        for policy in [SpinPolicy::BLOCK, SpinPolicy::DEFAULT] {
+            let (mut p, mut c, _mem) = pair(32);
+            p.set_policy(policy);
+            c.set_policy(policy);
+            let mut buf = Vec::new();
+            let t = Some(Duration::from_millis(5));
+            assert_eq!(c.wait_data(t), Err(RecordError::TimedOut), "{policy:?}");
+            assert_eq!(c.pop_into(&mut buf, t), Err(RecordError::TimedOut));
+            assert_eq!(
+                c.wait_data(Some(Duration::ZERO)),
+                Err(RecordError::TimedOut)
+            );
+            assert_eq!(p.wait_space(8, Some(Duration::ZERO)), Ok(()));
+            p.try_push(&payload(1, 8)).unwrap();
+            p.try_push(&payload(2, 8)).unwrap();
+            assert_eq!(p.wait_space(0, t), Err(RecordError::TimedOut));
+            assert_eq!(p.push(&[], t), Err(RecordError::TimedOut));
+            assert_eq!(
+                p.wait_space(0, Some(Duration::ZERO)),
+                Err(RecordError::TimedOut)
+            );
+            assert_eq!(c.wait_data(Some(Duration::ZERO)), Ok(()));
+            assert_eq!(c.read_into(&mut buf), Ok(8));
+            // Waiting for space does not release what the consumer read; waiting for data does.
+            assert_eq!(
+                p.wait_space(0, Some(Duration::ZERO)),
+                Err(RecordError::TimedOut)
+            );
+            assert_eq!(c.wait_data(Some(Duration::ZERO)), Ok(()));
+            assert_eq!(p.wait_space(8, Some(Duration::ZERO)), Ok(()));
+        }
+    }
+
+    #[test]
+    fn waiting_for_space_publishes_first() {
+        let (mut p, mut c, _mem) = pair(32);
+        p.set_policy(SpinPolicy::BLOCK);
+        p.write(&payload(1, 8)).unwrap();
+        p.write(&payload(2, 8)).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(c.read_into(&mut buf), Err(RecordError::WouldBlock));
+        assert_eq!(
+            p.wait_space(0, Some(Duration::ZERO)),
+            Err(RecordError::TimedOut)
+        );
+        assert_eq!(p.unpublished(), 0);
+        assert_eq!(c.read_into(&mut buf), Ok(8));
+    }
+
+    #[test]
+    fn cancel_and_nudge_end_a_wait() {
+        let (mut p, mut c, mem) = pair(32);
+        assert_eq!(
+            c.wait_data_or(None, SpinPolicy::BLOCK, &|| true),
+            Err(RecordError::WouldBlock)
+        );
+        assert_eq!(
+            c.wait_data_or(None, SpinPolicy::DEFAULT, &|| true),
+            Err(RecordError::WouldBlock)
+        );
+        p.try_push(&payload(1, 8)).unwrap();
+        p.try_push(&payload(1, 8)).unwrap();
+        p.set_policy(SpinPolicy::BLOCK);
+        assert_eq!(
+            p.wait_space_or(0, None, &|| true),
+            Err(RecordError::WouldBlock)
+        );
+        let mut buf = Vec::new();
+        c.try_pop_into(&mut buf).unwrap();
+        c.try_pop_into(&mut buf).unwrap();
+        // A nudge wakes a consumer asleep on an empty ring: WouldBlock well before its deadline.
+        let stop = Arc::new(crate::sync::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let waiter = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let r = c.wait_data_or(Some(Duration::from_secs(30)), SpinPolicy::BLOCK, &|| {
+                stop2.load(Ordering::SeqCst)
+            });
+            (r, t0.elapsed())
+        });
+        while mem.ctrl().wake.0.data_waiting.load(Ordering::SeqCst) == 0 && !waiter.is_finished() {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::SeqCst);
+        RecordConsumer::nudge(&mem);
+        let (r, took) = waiter.join().unwrap();
+        assert_eq!(r, Err(RecordError::WouldBlock));
+        assert!(took < Duration::from_secs(20), "{took:?}");
+    }
+
+    #[test]
+    fn errors_say_what_happened() {
+        assert_eq!(
+            RecordError::WouldBlock.to_string(),
+            "record ring would block"
+        );
+        assert_eq!(
+            RecordError::TimedOut.to_string(),
+            "timed out waiting on the record ring"
+        );
+        assert_eq!(
+            RecordError::TooLarge { len: 9, max: 8 }.to_string(),
+            "a record of 9 bytes is larger than the ring's maximum of 8"
+        );
+        assert_eq!(
+            RecordError::Corrupt {
+                what: "a lie",
+                ours: 16,
+                theirs: 255
+            }
+            .to_string(),
+            "record ring corrupt: a lie (our counter 16, read 0xff; peer broken or hostile)"
+        );
+        let remaining_now = remaining(Some(Instant::now()));
+        assert_eq!(remaining_now, Err(RecordError::TimedOut));
+        assert_eq!(remaining(None), Ok(None));
+        assert!(deadline_of(None).is_none());
+    }
+
+    #[cfg(not(miri))] // memfd_create, mmap, futex(2)
+    mod shm {
+        use super::*;
+        use crate::shm::Mapping;
+
+        #[test]
+        fn offsets_and_capacities_are_checked() {
+            let (_fd, m) = Mapping::create_sealed(4096).unwrap();
+            let m = Arc::new(m);
+            assert!(ShmRecordMem::new(m.clone(), 0, 256, 1024).is_some());
+            assert!(ShmRecordMem::new(m.clone(), 0, 192, 2048).is_some());
+            assert!(ShmRecordMem::new(m.clone(), 3072, 0, 2048).is_some());
+            assert!(
+                ShmRecordMem::new(m.clone(), 0, 256, 1000).is_none(),
+                "not 2^k"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 0, 256, 8).is_none(),
+                "too small"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 0, 256, 4096).is_none(),
+                "past the end"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 0, 260, 1024).is_none(),
+                "misaligned"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 32, 256, 1024).is_none(),
+                "ctrl misaligned"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 0, 128, 1024).is_none(),
+                "overlap"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 1024, 0, 2048).is_none(),
+                "overlap"
+            );
+            assert!(
+                ShmRecordMem::new(m.clone(), 4032, 0, 1024).is_none(),
+                "ctrl out"
+            );
+            assert!(
+                ShmRecordMem::new(m, 0, usize::MAX - 7, 1024).is_none(),
+                "overflow"
+            );
+        }
+
+        #[test]
+        fn record_ring_over_two_mappings_of_one_object() {
+            let (fd, a) = Mapping::create_sealed(4096).unwrap();
+            let a = Arc::new(a);
+            let b = Arc::new(Mapping::open_sealed(&fd).unwrap());
+            let mut p = RecordProducer::new(ShmRecordMem::new(a, 0, 256, 512).unwrap()).unwrap();
+            let mut c = RecordConsumer::new(ShmRecordMem::new(b, 0, 256, 512).unwrap()).unwrap();
+            let max = p.max_payload() as u64;
+            const N: u64 = 20_000;
+            let t = std::thread::spawn(move || {
+                let mut rng = Rng(12345);
+                for i in 0..N {
+                    let data = payload(i, (rng.next() % (max + 1)) as usize);
+                    p.push(&data, None).unwrap();
+                }
+            });
+            let mut rng = Rng(12345);
+            let mut buf = Vec::new();
+            for i in 0..N {
+                let want = payload(i, (rng.next() % (max + 1)) as usize);
+                assert_eq!(c.pop_into(&mut buf, None), Ok(want.len()), "record {i}");
+                assert_eq!(buf, want, "record {i}");
+            }
+            t.join().unwrap();
+        }
+
+        #[test]
+        fn a_hostile_peer_in_the_mapping_is_refused() {
+            let (fd, a) = Mapping::create_sealed(4096).unwrap();
+            let a = Arc::new(a);
+            let b = Arc::new(Mapping::open_sealed(&fd).unwrap());
+            let mut p = RecordProducer::new(ShmRecordMem::new(a, 0, 256, 64).unwrap()).unwrap();
+            let mut c =
+                RecordConsumer::new(ShmRecordMem::new(b.clone(), 0, 256, 64).unwrap()).unwrap();
+            p.try_push(&payload(1, 8)).unwrap();
+            // The peer rewrites the header in the object: a record far too long.
+            b.atomic_u64(256)
+                .unwrap()
+                .store(header(1 << 20, KIND_DATA), Ordering::SeqCst);
+            let mut buf = Vec::new();
+            corrupt(c.read_into(&mut buf));
+            // And, in a second ring of the object, a tail far ahead.
+            let mut c =
+                RecordConsumer::new(ShmRecordMem::new(b.clone(), 512, 1024, 64).unwrap()).unwrap();
+            b.atomic_u64(512).unwrap().store(1 << 40, Ordering::SeqCst);
+            assert!(matches!(
+                c.wait_data(Some(Duration::ZERO)),
+                Err(RecordError::Corrupt {
+                    theirs: 0x100_0000_0000,
+                    ..
+                })
+            ));
+        }
+    }
+}
