@@ -144,8 +144,12 @@ impl Abuse {
     /// Count a pointless event of the session's client, which has had `valid` requests
     /// decoded in all. The verdict says to drop it the first time a limit is crossed.
     pub(super) fn pointless(&self, what: Pointless, valid: u64) -> Verdict {
+        self.pointless_at(what, valid, Instant::now())
+    }
+
+    /// [`Abuse::pointless`] at the moment `now`.
+    fn pointless_at(&self, what: Pointless, valid: u64, now: Instant) -> Verdict {
         let mut t = self.t.lock();
-        let now = Instant::now();
         let suppressed = t.roll(now);
         if t.dropped {
             return Verdict {
@@ -189,8 +193,13 @@ impl Abuse {
     /// Whether a log line about the session may be written now (at most [`LOG_LIMIT`] a
     /// second; the others are counted), and the lines suppressed in a window that just closed.
     pub(super) fn may_log(&self) -> (bool, u32) {
+        self.may_log_at(Instant::now())
+    }
+
+    /// [`Abuse::may_log`] at the moment `now`.
+    fn may_log_at(&self, now: Instant) -> (bool, u32) {
         let mut t = self.t.lock();
-        let suppressed = t.roll(Instant::now());
+        let suppressed = t.roll(now);
         let ok = t.lines < LOG_LIMIT;
         if ok {
             t.lines += 1;
@@ -252,9 +261,11 @@ mod tests {
     #[test]
     fn a_client_is_dropped_once_past_the_strike_limit() {
         let a = Abuse::new();
+        // One moment for every event: no strike leaks away however slowly the test runs.
+        let now = Instant::now();
         let mut dropped_at = None;
         for i in 1..=STRIKE_LIMIT + 10 {
-            if let Some(why) = a.pointless(Pointless::Wakeup, 0).drop {
+            if let Some(why) = a.pointless_at(Pointless::Wakeup, 0, now).drop {
                 assert!(why.contains("strikes"), "{why}");
                 assert!(dropped_at.is_none(), "dropped twice");
                 dropped_at = Some(i);
@@ -266,15 +277,23 @@ mod tests {
     #[test]
     fn valid_requests_keep_a_client_that_wakes_the_server_now_and_then() {
         let a = Abuse::new();
+        let now = Instant::now();
         for i in 0..u64::from(TROUBLE_LIMIT) {
-            assert!(a.pointless(Pointless::Spurious, i).drop.is_none());
+            assert!(a.pointless_at(Pointless::Spurious, i, now).drop.is_none());
         }
+        assert!(
+            a.pointless_at(Pointless::Spurious, 1000, now).drop.is_some(),
+            "one past the rate is dropped, whatever the strikes"
+        );
     }
 
     #[test]
     fn log_lines_are_limited() {
         let a = Abuse::new();
-        let allowed = (0..LOG_LIMIT + 5).filter(|_| a.may_log().0).count();
+        let now = Instant::now();
+        let allowed = (0..LOG_LIMIT + 5).filter(|_| a.may_log_at(now).0).count();
         assert_eq!(allowed as u32, LOG_LIMIT);
+        let later = now + Duration::from_secs(2);
+        assert_eq!(a.may_log_at(later), (true, 5), "a new window; 5 were suppressed");
     }
 }
