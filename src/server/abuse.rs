@@ -282,7 +282,9 @@ mod tests {
             assert!(a.pointless_at(Pointless::Spurious, i, now).drop.is_none());
         }
         assert!(
-            a.pointless_at(Pointless::Spurious, 1000, now).drop.is_some(),
+            a.pointless_at(Pointless::Spurious, 1000, now)
+                .drop
+                .is_some(),
             "one past the rate is dropped, whatever the strikes"
         );
     }
@@ -294,6 +296,10 @@ mod tests {
         let allowed = (0..LOG_LIMIT + 5).filter(|_| a.may_log_at(now).0).count();
         assert_eq!(allowed as u32, LOG_LIMIT);
         let later = now + Duration::from_secs(2);
-        assert_eq!(a.may_log_at(later), (true, 5), "a new window; 5 were suppressed");
+        assert_eq!(
+            a.may_log_at(later),
+            (true, 5),
+            "a new window; 5 were suppressed"
+        );
     }
 }
