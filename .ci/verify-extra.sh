@@ -16,7 +16,7 @@ root="$PWD"
 step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 
 fuzz_seconds="${FUZZ_SECONDS:-20}"
-targets=(decode_request decode_response attach_header hostile_peer record_decode record_hostile_peer)
+targets=(decode_request decode_response attach_header hostile_peer record_decode record_hostile_peer decode_wire)
 scratch="$(mktemp -d)"
 cleanup() {
   rm -rf "$scratch"

@@ -11,6 +11,7 @@
 //! | ring | [`ring`] | the lock-free SPSC ring with its spin-then-futex wait/wake protocol |
 //! | record ring | [`record`] | the same protocol over variable-length records with padding at the wrap (not yet used by the protocol) |
 //! | protocol | [`protocol`] | requests and responses in fixed 32-byte slots |
+//! | byte-string protocol | [`wire`] | requests and responses with byte-string keys and values, one record each, every operation defined once in a table (not yet used by server and client) |
 //! | channel | [`channel`] | the session object: header, layout version, the two rings |
 //! | front door | [`door`] | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
 //! | table | [`table`] | the hash table with one reader-writer lock per bucket |
@@ -57,6 +58,7 @@ pub mod stats;
 pub mod sync;
 pub mod table;
 pub mod wait;
+pub mod wire;
 
 #[cfg(not(loom))]
 pub mod channel;
