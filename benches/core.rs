@@ -1,5 +1,5 @@
-//! Micro-benchmarks below the whole system (divan): the ring alone over heap memory, the
-//! codec, and the table. Run with `cargo bench --bench core`.
+//! Micro-benchmarks below the whole system (divan): the record ring alone over heap memory,
+//! the wire codec, the table and the store. Run with `cargo bench --bench core`.
 
 #[cfg(not(loom))]
 fn main() {
@@ -12,63 +12,124 @@ fn main() {}
 #[cfg(not(loom))]
 mod benches {
     use divan::{Bencher, black_box};
-    use shmkv::protocol::{
-        Op, Reply, Request, Response, decode_request, decode_response, encode_request,
-        encode_response,
-    };
-    use shmkv::region::{HeapRingMem, SLOT_SIZE};
-    use shmkv::ring;
+    use shmkv::record::{HeapRecordMem, record_channel};
+    use shmkv::store::Store;
     use shmkv::sync::Arc;
     use shmkv::table::Table;
+    use shmkv::wire::{
+        Limits, Op, Reply, Request, Response, decode_request, decode_response, encode_request,
+        encode_response,
+    };
 
-    /// One slot pushed and popped on one thread (no contention): the ring's own cost.
+    /// The server's default limits (4 KiB keys, 1 MiB values).
+    const LIMITS: Limits = Limits {
+        max_key: 4096,
+        max_value: 1 << 20,
+    };
+
+    /// Key and value sizes of the codec benchmarks: a small field and a 1 KiB one.
+    const SIZES: [usize; 2] = [8, 1024];
+
+    /// A small record: a request with a key of a few bytes (24 bytes in the ring with its
+    /// header).
+    const SMALL: [u8; 16] = [7; 16];
+
+    /// One small record pushed and popped on one thread (no contention): the ring's own cost.
     #[divan::bench]
-    fn ring_push_pop(b: Bencher) {
-        let (mut p, mut c) = ring::channel(Arc::new(HeapRingMem::new(1024)));
-        let slot = [7u8; SLOT_SIZE];
+    fn record_push_pop(b: Bencher) {
+        let (mut p, mut c) = record_channel(Arc::new(HeapRecordMem::new(4096))).unwrap();
+        let mut buf = Vec::with_capacity(64);
         b.bench_local(|| {
-            p.try_push(black_box(&slot)).unwrap();
-            black_box(c.try_pop().unwrap());
+            p.try_push(black_box(&SMALL)).unwrap();
+            black_box(c.try_pop_into(&mut buf).unwrap());
         });
     }
 
-    /// 64 slots written and published once, then read and released once.
+    /// 64 small records written and published once, then read and released once.
     #[divan::bench]
-    fn ring_batch_of_64(b: Bencher) {
-        let (mut p, mut c) = ring::channel(Arc::new(HeapRingMem::new(1024)));
-        let slot = [7u8; SLOT_SIZE];
+    fn record_batch_of_64(b: Bencher) {
+        let (mut p, mut c) = record_channel(Arc::new(HeapRecordMem::new(4096))).unwrap();
+        let mut buf = Vec::with_capacity(64);
         b.counter(divan::counter::ItemsCount::new(64usize))
             .bench_local(|| {
                 for _ in 0..64 {
-                    p.write(black_box(&slot)).unwrap();
+                    p.write(black_box(&SMALL)).unwrap();
                 }
                 p.publish();
                 for _ in 0..64 {
-                    black_box(c.read().unwrap());
+                    black_box(c.read_into(&mut buf).unwrap());
                 }
                 c.release();
             });
     }
 
-    #[divan::bench]
-    fn codec_request_round_trip() -> Option<Request> {
-        let r = Request {
-            id: black_box(42),
-            op: Op::Insert {
-                key: black_box(1),
-                value: black_box(2),
-            },
-        };
-        decode_request(&encode_request(&r)).ok()
+    /// One record of `len` bytes (a request or answer carrying a 1 KiB field) through the ring.
+    #[divan::bench(args = SIZES)]
+    fn record_push_pop_sized(b: Bencher, len: usize) {
+        let (mut p, mut c) = record_channel(Arc::new(HeapRecordMem::new(1 << 16))).unwrap();
+        let payload = vec![7u8; len];
+        let mut buf = Vec::with_capacity(len);
+        b.counter(divan::counter::BytesCount::new(len))
+            .bench_local(|| {
+                p.try_push(black_box(&payload)).unwrap();
+                black_box(c.try_pop_into(&mut buf).unwrap());
+            });
     }
 
-    #[divan::bench]
-    fn codec_response_round_trip() -> Option<Response> {
-        let r = Response {
-            id: black_box(42),
-            reply: Reply::Value(black_box(9)),
-        };
-        decode_response(&encode_response(&r)).ok()
+    fn read_request(key_len: usize) -> Request {
+        Request {
+            id: 42,
+            op: Op::Read {
+                key: vec![b'k'; key_len],
+            },
+        }
+    }
+
+    fn value_reply(value_len: usize) -> Response {
+        Response {
+            id: 42,
+            reply: Reply::Value(vec![b'v'; value_len]),
+        }
+    }
+
+    /// Encoding a Read of a `len`-byte key into a reused buffer.
+    #[divan::bench(args = SIZES)]
+    fn wire_encode_read_request(b: Bencher, len: usize) {
+        let r = read_request(len);
+        let mut buf = Vec::new();
+        b.bench_local(|| {
+            buf.clear();
+            encode_request(black_box(&r), &mut buf);
+            black_box(buf.len())
+        });
+    }
+
+    /// Decoding a Read of a `len`-byte key (the key is copied out).
+    #[divan::bench(args = SIZES)]
+    fn wire_decode_read_request(b: Bencher, len: usize) {
+        let mut bytes = Vec::new();
+        encode_request(&read_request(len), &mut bytes);
+        b.bench_local(|| decode_request(black_box(&bytes), &LIMITS).unwrap());
+    }
+
+    /// Encoding a Value reply of `len` bytes into a reused buffer.
+    #[divan::bench(args = SIZES)]
+    fn wire_encode_value_reply(b: Bencher, len: usize) {
+        let r = value_reply(len);
+        let mut buf = Vec::new();
+        b.bench_local(|| {
+            buf.clear();
+            encode_response(black_box(&r), &mut buf);
+            black_box(buf.len())
+        });
+    }
+
+    /// Decoding a Value reply of `len` bytes (the value is copied out).
+    #[divan::bench(args = SIZES)]
+    fn wire_decode_value_reply(b: Bencher, len: usize) {
+        let mut bytes = Vec::new();
+        encode_response(&value_reply(len), &mut bytes);
+        b.bench_local(|| decode_response(black_box(&bytes), &LIMITS).unwrap());
     }
 
     /// Reads of present keys in a 100,000-entry table with 65,536 buckets.
@@ -96,6 +157,44 @@ mod benches {
         b.bench_local(|| {
             k = (k + 7919) % 100_000;
             black_box(t.insert(k, k))
+        });
+    }
+
+    /// A 100,000-entry store with 65,536 buckets, 16-byte keys and 16-byte values.
+    fn store() -> Store {
+        let s = Store::new(65_536, u64::MAX).unwrap();
+        for k in 0..100_000u64 {
+            s.write(&key(k)).insert(&[b'v'; 16]).unwrap();
+        }
+        s
+    }
+
+    fn key(k: u64) -> [u8; 16] {
+        let mut b = [b'k'; 16];
+        b[8..].copy_from_slice(&k.to_le_bytes());
+        b
+    }
+
+    /// Reads of present 16-byte keys in the store (the value is borrowed under the bucket
+    /// lock, not copied).
+    #[divan::bench]
+    fn store_read(b: Bencher) {
+        let s = store();
+        let mut k = 0u64;
+        b.bench_local(|| {
+            k = (k + 7919) % 100_000;
+            black_box(s.read(&key(k)).get().map(<[u8]>::len))
+        });
+    }
+
+    /// Overwrites of present keys with a 16-byte value (an allocation per entry replaced).
+    #[divan::bench]
+    fn store_insert(b: Bencher) {
+        let s = store();
+        let mut k = 0u64;
+        b.bench_local(|| {
+            k = (k + 7919) % 100_000;
+            black_box(s.write(&key(k)).insert(&[b'w'; 16]).unwrap())
         });
     }
 }

@@ -1,7 +1,8 @@
 //! A large linearizability check of the served table: several client processes (this program
-//! run again with `--child`) with several threads each run random inserts, reads and deletes
-//! on a small shared key set, record each call's invoke and return time on `CLOCK_MONOTONIC`,
-//! and the merged history is checked with `shmkv::lincheck` (Wing–Gong–Lowe, per key).
+//! run again with `--child`) with several threads each run random operations of every
+//! key-value kind (insert, read, delete, insert-new, cas, add) on a small shared set of binary
+//! keys, record each call's invoke and return time on `CLOCK_MONOTONIC`, and the merged
+//! history is checked with `shmkv::lincheck` (Wing–Gong–Lowe, per key).
 //!
 //! ```sh
 //! cargo run --release --example linearizability -- --ops 100000 --processes 4
@@ -172,9 +173,8 @@ mod app {
         let recorded = t0.elapsed();
         match server {
             Served::Binary(mut c) => {
-                let client =
-                    shmkv::client::Client::connect(&shmkv::client::ClientConfig::new(&name))
-                        .expect("connect to quit");
+                let client = shmkv::client::Client::connect(&record::patient(&name))
+                    .expect("connect to quit");
                 client.quit().unwrap();
                 drop(client);
                 let st = c.wait().unwrap();
@@ -191,6 +191,11 @@ mod app {
             a.keys,
             recorded
         );
+        let counts: Vec<String> = record::answer_counts(&calls)
+            .into_iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        println!("answers: {}", counts.join(", "));
         let t1 = Instant::now();
         let result = lincheck::check(&calls);
         let took: Duration = t1.elapsed();

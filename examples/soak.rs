@@ -15,9 +15,9 @@
 //!   replaced by a new process with new keys; each killed session must be ended by the server
 //!   (its slot open to a new client) within a second;
 //! * 1 hostile client (slot 6) attacking its own session object, a different way every 3 s
-//!   (arbitrary values anywhere, futex storms with and without changing the word, a ring kept
-//!   full, garbage floods, the state word and magic flipped, holes punched, resize attempts),
-//!   then killed;
+//!   (arbitrary values anywhere, record headers and counters that lie, futex storms with and
+//!   without changing the word, a ring kept full, garbage floods, the state word and magic
+//!   flipped, holes punched, resize attempts), then killed;
 //! * half-way, the server is SIGKILLed and one of the same name started (on the stale socket):
 //!   the steady clients must fail with "the server died" within a second, then new ones start
 //!   on the new server.
@@ -51,8 +51,9 @@ mod soak {
     use nix::unistd::Pid;
     use shmkv::client::{Client, ClientConfig};
     use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::AsRawFd;
     use std::process::{Child, Command, ExitCode, Stdio};
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
@@ -97,6 +98,10 @@ mod soak {
     struct Kid {
         child: Child,
         report: Arc<Mutex<Report>>,
+        /// Its stdout pipe (a descriptor of our own; the reader thread reads another).
+        pipe: std::os::fd::OwnedFd,
+        /// Set while the reader thread waits in `read` with every line before handled.
+        reader_idle: Arc<AtomicBool>,
         /// Its workload, for pipeline clients.
         work: Option<Workload>,
         kill_at: Instant,
@@ -113,8 +118,16 @@ mod soak {
                 .spawn()
                 .expect("spawn a client");
             let out = child.stdout.take().expect("piped");
+            let pipe = std::os::fd::AsFd::as_fd(&out)
+                .try_clone_to_owned()
+                .expect("dup a pipe");
             let report = Arc::new(Mutex::new(Report::default()));
+            let reader_idle = Arc::new(AtomicBool::new(false));
             let r = report.clone();
+            let out = Watched {
+                inner: out,
+                idle: reader_idle.clone(),
+            };
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
@@ -135,9 +148,26 @@ mod soak {
             Kid {
                 child,
                 report,
+                pipe,
+                reader_idle,
                 work,
                 kill_at,
             }
+        }
+
+        /// Whether every line a stopped child wrote has been handled: the reader reached the
+        /// end of file, or it waits in `read` (so it handled every line it read) and nothing
+        /// is left in the pipe. (A child writes each line with one write; a stopped one writes
+        /// no more.)
+        fn all_read(&self) -> bool {
+            if self.report.lock().unwrap().ended {
+                return true;
+            }
+            let mut left: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int through the pointer, which points to `left`;
+            // `pipe` is a descriptor we own.
+            let r = unsafe { libc::ioctl(self.pipe.as_raw_fd(), libc::FIONREAD, &mut left) };
+            self.reader_idle.load(Ordering::SeqCst) && r == 0 && left == 0
         }
 
         fn signal(&self, sig: Signal) {
@@ -153,6 +183,21 @@ mod soak {
                 std::thread::sleep(Duration::from_millis(1));
             }
             std::mem::take(&mut *self.report.lock().unwrap())
+        }
+    }
+
+    /// A reader that says when it waits in `read` (see [`Kid::all_read`]).
+    struct Watched<R> {
+        inner: R,
+        idle: Arc<AtomicBool>,
+    }
+
+    impl<R: Read> Read for Watched<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.idle.store(true, Ordering::SeqCst);
+            let r = self.inner.read(buf);
+            self.idle.store(false, Ordering::SeqCst);
+            r
         }
     }
 
@@ -174,7 +219,10 @@ mod soak {
         let mut child = Command::new(bin)
             .args(["--name", name, "--buckets", "4096", "--clients"])
             .arg(SLOTS.to_string())
-            .args(["--threads", "2", "--ring", "256"])
+            .args(["--threads", "2"])
+            // Values of at most 4 KiB (workloads write at most 1000 bytes): rings of 64 KiB,
+            // full now and then.
+            .args(["--max-value", "4K"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -457,7 +505,16 @@ mod soak {
                 wait_stopped(k.child.id());
             }
             // Let the readers take the last lines the frozen clients wrote.
-            std::thread::sleep(Duration::from_millis(100));
+            let limit = Instant::now() + Duration::from_secs(10);
+            while !steady.iter().all(Kid::all_read) {
+                if Instant::now() > limit {
+                    tally
+                        .failures
+                        .push("the steady clients' last lines were not read within 10 s".into());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let frozen: Vec<(Workload, u64)> = steady
                 .iter()
                 .map(|k| (k.work.expect("pipeline"), k.report.lock().unwrap().acked))

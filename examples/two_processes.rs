@@ -4,7 +4,7 @@
 //! process that connects as a client (through the server's socket, which hands it a sealed
 //! shared-memory object for its session) and writes three pairs. When that process has exited,
 //! the first one reads the pairs back through a session of its own and prints the server's
-//! statistics.
+//! statistics. Keys and values are byte strings: here a little text.
 //!
 //! ```sh
 //! cargo run --example two_processes
@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn server_process() -> Result<(), Box<dyn std::error::Error>> {
     use shmkv::client::{Client, ClientConfig};
     use shmkv::server::{Server, ServerConfig};
+    use shmkv::wire::Verb;
 
     let me = std::process::id();
     // A name of our own, so that this example never meets a server someone else runs.
@@ -59,15 +60,20 @@ fn server_process() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::connect(&ClientConfig::new(&name))?;
     for key in 1..=3 {
-        match client.read(key)? {
-            Some(value) => println!("process {me}: read {key} -> {value}"),
+        match client.read(key.to_string().as_bytes())? {
+            Some(value) => println!(
+                "process {me}: read {key} -> {}",
+                String::from_utf8_lossy(&value)
+            ),
             None => return Err(format!("key {key} is missing").into()),
         }
     }
     let stats = client.stats()?;
     println!(
         "process {me}: the server counted {} inserts and {} reads; the table has {} entries",
-        stats.ops.insert, stats.ops.read, stats.entries
+        stats.ops.get(Verb::Insert),
+        stats.ops.get(Verb::Read),
+        stats.entries
     );
     drop(client);
     server.shutdown();
@@ -79,7 +85,7 @@ fn server_process() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(not(loom))]
 fn client_process(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     use shmkv::client::{Client, ClientConfig, Outcome};
-    use shmkv::protocol::Op;
+    use shmkv::wire::Op;
 
     let me = std::process::id();
     let client = Client::connect(&ClientConfig::new(name))?;
@@ -87,19 +93,23 @@ fn client_process(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         "process {me}: connected to '{name}' as client {}",
         client.slot()
     );
-    let ops: Vec<Op> = (1..=3)
+    let ops: Vec<Op> = (1..=3u64)
         .map(|key| Op::Insert {
-            key,
-            value: key * 10,
+            key: key.to_string().into_bytes(),
+            value: (key * 10).to_string().into_bytes(),
         })
         .collect();
     for (op, ticket) in ops.iter().zip(client.submit_all(&ops)?) {
         let outcome = client.wait(ticket)?;
-        if outcome != Outcome::Done {
+        if outcome != Outcome::Created {
             return Err(format!("{op:?}: {outcome:?}").into());
         }
         if let Op::Insert { key, value } = op {
-            println!("process {me}: inserted {key} -> {value}");
+            println!(
+                "process {me}: inserted {} -> {}",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(value)
+            );
         }
     }
     Ok(())

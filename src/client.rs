@@ -14,13 +14,13 @@ use crate::channel::{
     self, HeaderError, HeaderInfo, Object, STATE_DROPPED, STATE_RUNNING, STATE_STOPPING,
 };
 use crate::door::{self, ANY_SLOT, DoorError, GOODBYE, Hello, WELCOME_LEN, Welcome};
-use crate::protocol::{
-    DecodeError, ErrorCode, Op, Reply, Request, Stat, decode_response, encode_request,
-};
-use crate::ring::{Consumer, Producer, RingError};
-use crate::shm::ShmRingMem;
+use crate::record::{RecordConsumer, RecordError, RecordProducer, ShmRecordMem};
 use crate::stats::Stats;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+pub use crate::wire::Outcome;
+use crate::wire::{
+    Assembly, ErrorCode, Field, Limits, Op, Request, decode_response, encode_request,
+};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -189,15 +189,20 @@ pub enum ClientError {
     /// The server refused the request.
     #[error("{0}")]
     Refused(ErrorCode),
+    /// A key or value longer than the server's limit (or an empty key): refused before
+    /// anything was sent.
+    #[error("{what} of {len} bytes is {}", if *len == 0 { "not allowed (keys are 1 byte or more)".to_string() } else { format!("longer than the server's limit of {max} bytes") })]
+    TooLarge {
+        /// Which field.
+        what: Field,
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u32,
+    },
     /// The ticket is not one this client is waiting for.
     #[error("unknown ticket {0}")]
     UnknownTicket(u64),
-}
-
-impl From<DecodeError> for ClientError {
-    fn from(e: DecodeError) -> Self {
-        ClientError::Protocol(format!("undecodable response: {e}"))
-    }
 }
 
 /// A submitted request, to be redeemed with [`Client::wait`].
@@ -212,32 +217,10 @@ impl Ticket {
     }
 }
 
-/// The complete answer to one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Insert of a new key; Quit accepted.
-    Done,
-    /// Read found it / Delete removed it.
-    Value(u64),
-    /// Read/Delete: no such key.
-    NotFound,
-    /// Insert replaced this value.
-    Replaced(u64),
-    /// Print: the bucket's pairs (in the server's order).
-    Entries(Vec<(u64, u64)>),
-    /// ThStart/ThStop: this client's worker count now.
-    Threads(u32),
-    /// Stats: the server's statistics.
-    Stats(Box<Stats>),
-    /// Refused with a reason.
-    Refused(ErrorCode),
-}
-
 #[derive(Debug)]
 enum Pending {
-    Waiting,
-    Printing(Vec<(u64, u64)>),
-    Stating(Vec<Stat>),
+    /// Parts of the answer so far (none yet, or some of a long answer).
+    Waiting(Assembly),
     Done(Outcome),
 }
 
@@ -257,6 +240,20 @@ struct Book {
     progress: Option<Instant>,
 }
 
+/// The response ring's consumer and the buffer each response is copied into.
+#[derive(Debug)]
+struct Receiver {
+    ring: RecordConsumer<ShmRecordMem>,
+    buf: Vec<u8>,
+}
+
+/// The request ring's producer and the buffer each request is encoded into.
+#[derive(Debug)]
+struct Sender {
+    ring: RecordProducer<ShmRecordMem>,
+    buf: Vec<u8>,
+}
+
 /// A session with a server: its connection, its object's two rings, and the book of
 /// requests waiting for their answers.
 pub struct Client {
@@ -268,8 +265,8 @@ pub struct Client {
     stream: UnixStream,
     /// The session object's descriptor (see [`Client::object_fd`]).
     fd: std::os::fd::OwnedFd,
-    producer: Mutex<Producer<ShmRingMem>>,
-    receiver: Mutex<Consumer<ShmRingMem>>,
+    producer: Mutex<Sender>,
+    receiver: Mutex<Receiver>,
     book: Mutex<Book>,
     cond: Condvar,
     next_id: AtomicU64,
@@ -440,7 +437,7 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
                 slot,
                 (stream, fd),
                 config.timeout,
-            ))))
+            )?)))
         }
         Welcome::SlotBusy { slot, pid } => Ok(Answer::Busy(ClientError::SlotBusy { slot, pid })),
         Welcome::AllBusy { clients } => Ok(Answer::Busy(ClientError::AllSlotsBusy {
@@ -482,22 +479,29 @@ impl Client {
         slot: u32,
         (stream, fd): (UnixStream, std::os::fd::OwnedFd),
         timeout: Duration,
-    ) -> Client {
-        let producer = Producer::new(object.request_ring(&info));
-        let receiver = Consumer::new(object.response_ring(&info));
-        Client {
+    ) -> Result<Client, ClientError> {
+        let broken = |e: RecordError| ClientError::Protocol(e.to_string());
+        let producer = RecordProducer::new(object.request_ring(&info)).map_err(broken)?;
+        let receiver = RecordConsumer::new(object.response_ring(&info)).map_err(broken)?;
+        Ok(Client {
             timeout,
             object,
             info,
             slot,
             stream,
             fd,
-            producer: Mutex::new(producer),
-            receiver: Mutex::new(receiver),
+            producer: Mutex::new(Sender {
+                ring: producer,
+                buf: Vec::new(),
+            }),
+            receiver: Mutex::new(Receiver {
+                ring: receiver,
+                buf: Vec::new(),
+            }),
             book: Mutex::new(Book::default()),
             cond: Condvar::new(),
             next_id: AtomicU64::new(1),
-        }
+        })
     }
 
     /// The session object's descriptor, for tests that play a hostile client (map it again,
@@ -518,22 +522,29 @@ impl Client {
         &self.info
     }
 
+    /// The longest key and value the server accepts (told in the session object).
+    pub fn limits(&self) -> Limits {
+        self.info.limits
+    }
+
     /// Responses received whose id matched no request (should stay 0).
     pub fn stray_responses(&self) -> u64 {
         self.book.lock().strays
     }
 
-    /// Submit one request; its response is collected with [`Client::wait`].
+    /// Submit one request; its response is collected with [`Client::wait`]. A key or value
+    /// over the server's limits is refused here ([`ClientError::TooLarge`]), unsent.
     pub fn submit(&self, op: Op) -> Result<Ticket, ClientError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.book_pending(std::iter::once(id))?;
-        self.send(id, std::slice::from_ref(&op))?;
-        Ok(Ticket(id))
+        Ok(self.submit_all(std::slice::from_ref(&op))?[0])
     }
 
     /// Submit many requests at once (one publication of the ring, one wake of the server).
-    /// They are taken in this order, so same-key operations take effect in this order.
+    /// They are taken in this order, so same-key operations take effect in this order. If one
+    /// is over the server's limits, none is sent.
     pub fn submit_all(&self, ops: &[Op]) -> Result<Vec<Ticket>, ClientError> {
+        for op in ops {
+            check_limits(op, &self.info.limits)?;
+        }
         let first = self.next_id.fetch_add(ops.len() as u64, Ordering::Relaxed);
         let ids = first..first + ops.len() as u64;
         self.book_pending(ids.clone())?;
@@ -549,38 +560,46 @@ impl Client {
             return Err(e.clone());
         }
         for id in ids {
-            book.pending.insert(id, Pending::Waiting);
+            book.pending
+                .insert(id, Pending::Waiting(Assembly::default()));
         }
         Ok(())
     }
 
     /// Write `ops` with ids from `first` on into the request ring and publish them.
     fn send(&self, first: u64, ops: &[Op]) -> Result<(), ClientError> {
-        let mut producer = self.producer.lock();
+        let mut guard = self.producer.lock();
+        let Sender { ring, buf } = &mut *guard;
         let mut since = None;
         for (id, op) in (first..).zip(ops) {
-            let slot = encode_request(&Request { id, op: *op });
+            buf.clear();
+            encode_request(&Request { id, op: op.clone() }, buf);
             loop {
-                match producer.write(&slot) {
+                match ring.write(buf) {
                     Ok(()) => break,
-                    Err(RingError::WouldBlock) => {
-                        producer.publish();
+                    Err(RecordError::WouldBlock) => {
+                        ring.publish();
                         let since = *since.get_or_insert_with(Instant::now);
-                        self.make_room(&mut producer, since)?;
+                        self.make_room(ring, buf.len(), since)?;
                     }
                     Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
                 }
             }
         }
-        producer.publish();
+        ring.publish();
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
         Ok(())
     }
 
-    /// The request ring is full: drain responses if nobody else is, then wait a little for
-    /// space, checking that the server lives and has made progress since `since`.
+    /// The request ring has no room for a `len`-byte request: drain responses if nobody else
+    /// is, then wait a little for space, checking that the server lives and has made progress
+    /// since `since`.
     fn make_room(
         &self,
-        producer: &mut Producer<ShmRingMem>,
+        producer: &mut RecordProducer<ShmRecordMem>,
+        len: usize,
         since: Instant,
     ) -> Result<(), ClientError> {
         if let Some(mut rx) = self.receiver.try_lock() {
@@ -590,13 +609,13 @@ impl Client {
                 return Ok(());
             }
         }
-        match producer.wait_space(Some(Duration::from_millis(1))) {
+        match producer.wait_space(len, Some(Duration::from_millis(1))) {
             Ok(()) => {
                 self.book.lock().progress = Some(Instant::now());
                 Ok(())
             }
-            Err(RingError::WouldBlock) => Ok(()),
-            Err(RingError::TimedOut) => {
+            Err(RecordError::WouldBlock) => Ok(()),
+            Err(RecordError::TimedOut) => {
                 self.check_server()?;
                 self.check_stall(since)
             }
@@ -608,40 +627,44 @@ impl Client {
     /// the ring (one fence). If `mine` is given, the caller is the leader waiting for that
     /// ticket: once the responses are filed without error, leadership is given up under the
     /// same lock and the ticket's outcome, if it came, taken.
-    fn drain(
-        &self,
-        rx: &mut Consumer<ShmRingMem>,
-        mine: Option<u64>,
-    ) -> Result<Drained, ClientError> {
-        let mut raw = match rx.read() {
-            Ok(raw) => raw,
-            Err(RingError::WouldBlock) => return Ok(Drained::default()),
+    fn drain(&self, rx: &mut Receiver, mine: Option<u64>) -> Result<Drained, ClientError> {
+        let Receiver { ring, buf } = rx;
+        match ring.read_into(buf) {
+            Ok(_) => {}
+            Err(RecordError::WouldBlock) => return Ok(Drained::default()),
             Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
-        };
+        }
+        let limits = self.info.limits;
         let mut book = self.book.lock();
         let mut n = 0;
         let mut bad = None;
         loop {
-            match decode_response(&raw) {
+            match decode_response(buf, &limits) {
                 Ok(resp) => {
-                    file(&mut book, resp.id, resp.reply);
+                    if let Err(e) = file(&mut book, resp.id, resp.reply) {
+                        bad = Some(e);
+                        break;
+                    }
                     n += 1;
                 }
                 Err(e) => {
-                    bad = Some(ClientError::from(e));
+                    bad = Some(ClientError::Protocol(format!("undecodable response: {e}")));
                     break;
                 }
             }
-            match rx.read() {
-                Ok(next) => raw = next,
-                Err(RingError::WouldBlock) => break,
+            match ring.read_into(buf) {
+                Ok(_) => {}
+                Err(RecordError::WouldBlock) => break,
                 Err(e) => {
                     bad = Some(ClientError::Protocol(e.to_string()));
                     break;
                 }
             }
         }
-        rx.release();
+        ring.release();
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
+        }
         book.progress = Some(Instant::now());
         let result = match bad {
             Some(e) => Err(book.failed.get_or_insert(e).clone()),
@@ -753,9 +776,9 @@ impl Client {
     /// comes.
     fn lead(&self, since: Instant, mine: u64) -> Result<Drained, ClientError> {
         let mut rx = self.receiver.lock();
-        match rx.wait_data(Some(LIVENESS_POLL)) {
+        match rx.ring.wait_data(Some(LIVENESS_POLL)) {
             Ok(()) => self.drain(&mut rx, Some(mine)),
-            Err(RingError::TimedOut) | Err(RingError::WouldBlock) => {
+            Err(RecordError::TimedOut) | Err(RecordError::WouldBlock) => {
                 // Take what arrived before judging the server.
                 let d = self.drain(&mut rx, Some(mine))?;
                 if d.n > 0 {
@@ -769,7 +792,8 @@ impl Client {
         }
     }
 
-    fn call(&self, op: Op) -> Result<Outcome, ClientError> {
+    /// Submit `op`, wait for its answer; a refusal is an error.
+    pub fn call(&self, op: Op) -> Result<Outcome, ClientError> {
         let t = self.submit(op)?;
         match self.wait(t)? {
             Outcome::Refused(e) => Err(ClientError::Refused(e)),
@@ -777,35 +801,135 @@ impl Client {
         }
     }
 
-    /// Insert or replace; returns the previous value.
-    pub fn insert(&self, key: u64, value: u64) -> Result<Option<u64>, ClientError> {
-        match self.call(Op::Insert { key, value })? {
-            Outcome::Done => Ok(None),
+    /// Create or replace `key` → `value`; returns the previous value (`None`: created).
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.call(Op::Insert {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })? {
+            Outcome::Created => Ok(None),
             Outcome::Replaced(v) => Ok(Some(v)),
             o => Err(unexpected(o)),
         }
     }
 
-    /// Read a key.
-    pub fn read(&self, key: u64) -> Result<Option<u64>, ClientError> {
-        match self.call(Op::Read { key })? {
+    /// Read `key`'s value.
+    pub fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.call(Op::Read { key: key.to_vec() })? {
             Outcome::Value(v) => Ok(Some(v)),
             Outcome::NotFound => Ok(None),
             o => Err(unexpected(o)),
         }
     }
 
-    /// Delete a key; returns its value.
-    pub fn delete(&self, key: u64) -> Result<Option<u64>, ClientError> {
-        match self.call(Op::Delete { key })? {
-            Outcome::Value(v) => Ok(Some(v)),
+    /// Read `key`'s value into `buf` (replacing its contents; its allocation is reused when
+    /// large enough). Returns whether the key was found (`buf` is then empty if not).
+    pub fn read_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<bool, ClientError> {
+        buf.clear();
+        match self.read(key)? {
+            Some(v) => {
+                buf.extend_from_slice(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Delete `key`; returns its value (`None`: it was absent).
+    pub fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.call(Op::Delete { key: key.to_vec() })? {
+            Outcome::Deleted(v) => Ok(Some(v)),
             Outcome::NotFound => Ok(None),
             o => Err(unexpected(o)),
+        }
+    }
+
+    /// Create `key` → `value` only if `key` is absent (Redis `SET NX`). `None`: created;
+    /// `Some(current)`: it was present with that value and nothing changed.
+    pub fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.call(Op::InsertNew {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })? {
+            Outcome::Created => Ok(None),
+            Outcome::Exists(v) => Ok(Some(v)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Set `key` to `new` if its value is `expected` (`None`: if it is absent). `Ok(Ok(()))`:
+    /// swapped; `Ok(Err(current))`: it held `current` (`None`: absent) and nothing changed.
+    pub fn cas(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<Result<(), Option<Vec<u8>>>, ClientError> {
+        match self.call(Op::Cas {
+            key: key.to_vec(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.to_vec(),
+        })? {
+            Outcome::Swapped => Ok(Ok(())),
+            Outcome::Mismatch(cur) => Ok(Err(cur)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Add `delta` to the decimal integer stored at `key` (a missing key counts as 0, Redis
+    /// `INCRBY`); returns the new value. A value that is not a decimal `i64`, or a result
+    /// that overflows, is refused and changes nothing.
+    pub fn add(&self, key: &[u8], delta: i64) -> Result<i64, ClientError> {
+        match self.call(Op::Add {
+            key: key.to_vec(),
+            delta,
+        })? {
+            Outcome::Number(n) => Ok(n),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> Result<u64, ClientError> {
+        match self.call(Op::Len)? {
+            Outcome::Count(n) => Ok(n),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Whether the table holds no key.
+    pub fn is_empty(&self) -> Result<bool, ClientError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// One step of a scan (Redis `SCAN`): keys from `cursor` on (0 starts), about `count` of
+    /// them, and the cursor of the next step (0 when the scan is complete). A full scan
+    /// returns every key present from its start to its end at least once.
+    pub fn scan(&self, cursor: u64, count: u32) -> Result<(u64, Keys), ClientError> {
+        match self.call(Op::Scan {
+            cursor,
+            count: count.max(1),
+        })? {
+            Outcome::Keys { cursor, keys } => Ok((cursor, keys)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Every key, by a full scan (see [`Client::scan`]).
+    pub fn keys(&self) -> Result<Keys, ClientError> {
+        let (mut cursor, mut all) = (0, Vec::new());
+        loop {
+            let (next, keys) = self.scan(cursor, 1000)?;
+            all.extend(keys);
+            if next == 0 {
+                return Ok(all);
+            }
+            cursor = next;
         }
     }
 
     /// The pairs of one bucket.
-    pub fn print(&self, bucket: u64) -> Result<Vec<(u64, u64)>, ClientError> {
+    pub fn print(&self, bucket: u64) -> Result<Pairs, ClientError> {
         match self.call(Op::Print { bucket })? {
             Outcome::Entries(e) => Ok(e),
             o => Err(unexpected(o)),
@@ -819,7 +943,7 @@ impl Client {
                 "thread start needs at least 1 thread".into(),
             ));
         }
-        match self.call(Op::ThStart { n })? {
+        match self.call(Op::ThreadsStart { n })? {
             Outcome::Threads(c) => Ok(c),
             o => Err(unexpected(o)),
         }
@@ -827,18 +951,18 @@ impl Client {
 
     /// Stop one of this client's server worker threads; returns the count now.
     pub fn stop_thread(&self) -> Result<u32, ClientError> {
-        match self.call(Op::ThStop)? {
+        match self.call(Op::ThreadsStop)? {
             Outcome::Threads(c) => Ok(c),
             o => Err(unexpected(o)),
         }
     }
 
-    /// The server's statistics: request counts, refusals, table size, client slots and worker
-    /// threads, sampled service times. They are taken after every request this client sent
-    /// before has been answered, and before any it sends after.
+    /// The server's statistics: request counts, refusals, table size and memory, client slots
+    /// and worker threads, sampled service times. They are taken after every request this
+    /// client sent before has been answered, and before any it sends after.
     pub fn stats(&self) -> Result<Stats, ClientError> {
         match self.call(Op::Stats)? {
-            Outcome::Stats(s) => Ok(*s),
+            Outcome::Stats(s) => Ok(Stats::from_stats(&s)),
             o => Err(unexpected(o)),
         }
     }
@@ -852,11 +976,67 @@ impl Client {
     }
 }
 
+/// A list of keys.
+pub type Keys = Vec<Vec<u8>>;
+/// A list of (key, value) pairs.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A client's buffer larger than this after a message is given back to the allocator.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Refuse an operation whose key or value the server would refuse (an empty key too).
+pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), ClientError> {
+    let key = |k: &[u8]| {
+        if k.is_empty() || k.len() > limits.max_key as usize {
+            return Err(ClientError::TooLarge {
+                what: Field::Key,
+                len: k.len() as u64,
+                max: limits.max_key,
+            });
+        }
+        Ok(())
+    };
+    let value = |v: &[u8]| {
+        if v.len() > limits.max_value as usize {
+            return Err(ClientError::TooLarge {
+                what: Field::Value,
+                len: v.len() as u64,
+                max: limits.max_value,
+            });
+        }
+        Ok(())
+    };
+    match op {
+        Op::Insert { key: k, value: v } | Op::InsertNew { key: k, value: v } => {
+            key(k)?;
+            value(v)
+        }
+        Op::Read { key: k } | Op::Delete { key: k } | Op::Add { key: k, .. } => key(k),
+        Op::Cas {
+            key: k,
+            expected,
+            new,
+        } => {
+            key(k)?;
+            if let Some(e) = expected {
+                value(e)?;
+            }
+            value(new)
+        }
+        Op::Len
+        | Op::Scan { .. }
+        | Op::Print { .. }
+        | Op::ThreadsStart { .. }
+        | Op::ThreadsStop
+        | Op::Stats
+        | Op::Quit => Ok(()),
+    }
+}
+
 fn unexpected(o: Outcome) -> ClientError {
     ClientError::Protocol(format!("unexpected reply {o:?}"))
 }
 
-/// File one response slot under its request.
 /// What [`Client::drain`] did.
 #[derive(Default)]
 struct Drained {
@@ -878,50 +1058,29 @@ fn take_done(book: &mut Book, id: u64) -> Option<Outcome> {
     None
 }
 
-fn file(book: &mut Book, id: u64, reply: Reply) {
+/// File one response under its request. A response for no request (or for one already
+/// answered) is counted as a stray; a part that does not continue its answer breaks the
+/// connection.
+fn file(book: &mut Book, id: u64, reply: crate::wire::Reply) -> Result<(), ClientError> {
     let Some(entry) = book.pending.get_mut(&id) else {
         book.strays += 1;
-        return;
+        return Ok(());
     };
-    let done = match (reply, &mut *entry) {
-        (_, Pending::Done(_)) => {
-            book.strays += 1;
-            return;
-        }
-        (Reply::Entry { key, value }, Pending::Waiting) => {
-            *entry = Pending::Printing(vec![(key, value)]);
-            return;
-        }
-        (Reply::Entry { key, value }, Pending::Printing(v)) => {
-            v.push((key, value));
-            return;
-        }
-        (Reply::PrintEnd { .. }, Pending::Printing(v)) => Outcome::Entries(std::mem::take(v)),
-        (Reply::PrintEnd { .. }, Pending::Waiting) => Outcome::Entries(Vec::new()),
-        (Reply::Stat(st), Pending::Waiting) => {
-            *entry = Pending::Stating(vec![st]);
-            return;
-        }
-        (Reply::Stat(st), Pending::Stating(v)) => {
-            v.push(st);
-            return;
-        }
-        (Reply::StatsEnd { .. }, Pending::Stating(v)) => {
-            Outcome::Stats(Box::new(Stats::from_stats(v)))
-        }
-        (Reply::StatsEnd { .. }, Pending::Waiting) => Outcome::Stats(Box::default()),
-        (_, Pending::Printing(_) | Pending::Stating(_)) => {
-            book.strays += 1;
-            return;
-        }
-        (Reply::Done, _) => Outcome::Done,
-        (Reply::Value(v), _) => Outcome::Value(v),
-        (Reply::NotFound, _) => Outcome::NotFound,
-        (Reply::Replaced(v), _) => Outcome::Replaced(v),
-        (Reply::Threads(n), _) => Outcome::Threads(n),
-        (Reply::Error(e), _) => Outcome::Refused(e),
+    let Pending::Waiting(assembly) = entry else {
+        book.strays += 1;
+        return Ok(());
     };
-    *entry = Pending::Done(done);
+    match assembly.add(reply) {
+        Ok(None) => Ok(()),
+        Ok(Some(o)) => {
+            *entry = Pending::Done(o);
+            Ok(())
+        }
+        Err(e) => Err(ClientError::Protocol(format!(
+            "a {:?} part in a {:?} answer",
+            e.got, e.expected
+        ))),
+    }
 }
 
 impl Drop for Client {

@@ -8,13 +8,12 @@
 //! |-------|--------|---------------|
 //! | sync facade | [`sync`], [`wait`] | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
 //! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
-//! | ring | [`ring`] | the lock-free SPSC ring with its spin-then-futex wait/wake protocol |
-//! | record ring | [`record`] | the same protocol over variable-length records with padding at the wrap (not yet used by the protocol) |
-//! | protocol | [`protocol`] | requests and responses in fixed 32-byte slots |
-//! | byte-string protocol | [`wire`] | requests and responses with byte-string keys and values, one record each, every operation defined once in a table (not yet used by server and client) |
+//! | record ring | [`record`] | the lock-free SPSC ring of variable-length records (padding at the wrap) with its spin-then-futex wait/wake protocol |
+//! | wire protocol | [`wire`] | requests and responses with byte-string keys and values, one record each, every operation defined once in a table |
 //! | channel | [`channel`] | the session object: header, layout version, the two rings |
 //! | front door | [`door`] | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
 //! | table | [`table`] | the hash table with one reader-writer lock per bucket |
+//! | store | [`store`] | the byte-string table: one allocation per entry, a memory budget, `add`, `cas`, `scan`  |
 //! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
 //! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
 //! | server / client | [`server`], [`client`] | the server (sessions, workers, abuse policy) and the client library |
@@ -36,10 +35,12 @@
 //! let name = format!("doc-{}", std::process::id());
 //! let server = Server::start(ServerConfig { name: name.clone(), ..ServerConfig::default() }).unwrap();
 //! let client = Client::connect(&ClientConfig::new(&name)).unwrap();
-//! assert_eq!(client.insert(5, 6).unwrap(), None);
-//! assert_eq!(client.read(5).unwrap(), Some(6));
-//! assert_eq!(client.delete(5).unwrap(), Some(6));
-//! assert_eq!(client.read(5).unwrap(), None);
+//! assert_eq!(client.insert(b"fruit", b"apple").unwrap(), None);
+//! assert_eq!(client.read(b"fruit").unwrap(), Some(b"apple".to_vec()));
+//! assert_eq!(client.add(b"visits", 3).unwrap(), 3);
+//! assert_eq!(client.cas(b"fruit", Some(b"apple"), b"pear").unwrap(), Ok(()));
+//! assert_eq!(client.delete(b"fruit").unwrap(), Some(b"pear".to_vec()));
+//! assert_eq!(client.read(b"fruit").unwrap(), None);
 //! drop(client);
 //! server.shutdown();
 //! # }
@@ -49,12 +50,11 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod lincheck;
-pub mod protocol;
 pub mod record;
 pub mod region;
-pub mod ring;
 pub mod serve;
 pub mod stats;
+pub mod store;
 pub mod sync;
 pub mod table;
 pub mod wait;

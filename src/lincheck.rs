@@ -1,26 +1,39 @@
 //! A linearizability checker for key-value histories: the Wing–Gong–Lowe search, per key.
 //!
-//! A *history* is a list of [`Call`]s, each an operation on one key ([`KvOp`]: insert, read or
-//! delete), the value it answered, and the times it was invoked and returned, read from one
-//! clock that every recording thread and process shares (on Linux, `CLOCK_MONOTONIC` in
-//! nanoseconds). The history is *linearizable* when the calls can be
-//! put in one order that (1) keeps every call that returned before another was invoked before
-//! it, and (2) is a legal run of a sequential map: an insert answers the value it replaced, a
-//! read the current value, a delete the value it removed (`None`: there was none).
+//! A *history* is a list of [`Call`]s, each an operation on one key ([`KvOp`]), the answer it
+//! got ([`Output`]), and the times it was invoked and returned, read from one clock that every
+//! recording thread and process shares (on Linux, `CLOCK_MONOTONIC` in nanoseconds). Keys and
+//! values are byte strings. The history is *linearizable* when the calls can be put in one
+//! order that (1) keeps every call that returned before another was invoked before it, and
+//! (2) is a legal run of a sequential map ([`KvOp::apply`]):
 //!
-//! The sequential map's keys are independent, so the history is linearizable exactly when each
-//! key's sub-history is (linearizability is compositional, Herlihy and Wing's locality
-//! property; "P-compositionality" in Horn and Kroening's terms). [`check`] therefore searches
-//! each key on its own, which turns one search over all calls into many small ones.
+//! | operation | answer | effect |
+//! |-----------|--------|--------|
+//! | insert `k v` | [`Output::Created`], or [`Output::Replaced`] with the previous value | sets `v` |
+//! | read `k` | [`Output::Value`], or [`Output::NotFound`] | none |
+//! | delete `k` | [`Output::Deleted`] with the value removed, or [`Output::NotFound`] | removes |
+//! | insert-new `k v` | [`Output::Created`], or [`Output::Exists`] with the current value | sets `v` only if absent |
+//! | cas `k e n` (`e`: a value, or absent) | [`Output::Swapped`], or [`Output::Mismatch`] with the current value or absent | sets `n` only if the value is `e` |
+//! | add `k d` | [`Output::Number`] with the sum, or [`Output::NotAnInteger`] / [`Output::Overflow`] | stores the sum in decimal; refusals change nothing |
+//!
+//! Add is Redis `INCRBY`: a missing key counts as 0, and a value counts as an integer only in
+//! its canonical decimal form (what `i64`'s `Display` writes: an optional `-`, no `+`, no
+//! leading zeros, no spaces, not `-0`).
+//!
+//! Every operation is on one key, so the history is linearizable exactly when each key's
+//! sub-history is (linearizability is compositional, Herlihy and Wing's locality property;
+//! "P-compositionality" in Horn and Kroening's terms). [`check`] therefore searches each key
+//! on its own, which turns one search over all calls into many small ones.
 //!
 //! The search for one key is Wing and Gong's, with Lowe's memoization: calls and returns are
 //! one list in time order; a call may be linearized next when it was invoked before the first
 //! return still in the list (it is *minimal*); linearizing it applies it to the state and must
 //! give the answer it got, then lifts it out of the list; when the first entry is a return whose
 //! call could not be linearized, the search backtracks. A set of (linearized calls, state)
-//! pairs already explored cuts every path that reaches a known configuration again. The cost is
-//! linear in the calls for the usual history (few calls overlap) and exponential in the worst
-//! case; [`Options::max_configurations`] bounds it.
+//! pairs already explored cuts every path that reaches a known configuration again; states (the
+//! key's value, or absent) are interned, so a configuration costs the same whatever the size of
+//! the values. The cost is linear in the calls for the usual history (few calls overlap) and
+//! exponential in the worst case; [`Options::max_configurations`] bounds it.
 //!
 //! A call without a return time (its process died, or the answer was lost) may have taken
 //! effect or not: the search may linearize it anywhere after its invocation, with any answer,
@@ -29,86 +42,355 @@
 //! The module uses only `std` and has no `unsafe`; it does not depend on the rest of the crate.
 //!
 //! ```
-//! use shmkv::lincheck::{check, Call, KvOp};
+//! use shmkv::lincheck::{check, Call, KvOp, Output};
 //!
+//! let insert = KvOp::Insert { key: b"k".to_vec(), value: b"10".to_vec() };
+//! let read = KvOp::Read { key: b"k".to_vec() };
 //! // Two clients; the read overlaps the insert, so it may see either value.
 //! let h = [
-//!     Call::new(0, KvOp::Insert { key: 1, value: 10 }, None, 0, 10),
-//!     Call::new(1, KvOp::Read { key: 1 }, Some(10), 5, 15),
+//!     Call::new(0, insert.clone(), Output::Created, 0, 10),
+//!     Call::new(1, read.clone(), Output::Value(b"10".to_vec()), 5, 15),
 //! ];
 //! assert!(check(&h).is_ok());
 //!
 //! // The read ended before the insert began, yet it saw the insert's value: not linearizable.
 //! let h = [
-//!     Call::new(1, KvOp::Read { key: 1 }, Some(10), 0, 4),
-//!     Call::new(0, KvOp::Insert { key: 1, value: 10 }, None, 5, 10),
+//!     Call::new(1, read, Output::Value(b"10".to_vec()), 0, 4),
+//!     Call::new(0, insert, Output::Created, 5, 10),
+//! ];
+//! assert!(check(&h).is_err());
+//!
+//! // Two adds of 1 to a missing key cannot both answer 1 (a lost update).
+//! let add = KvOp::Add { key: b"n".to_vec(), delta: 1 };
+//! let h = [
+//!     Call::new(0, add.clone(), Output::Number(1), 0, 10),
+//!     Call::new(1, add, Output::Number(1), 0, 10),
 //! ];
 //! assert!(check(&h).is_err());
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-/// One key-value operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One key-value operation on byte strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KvOp {
-    /// Insert or replace; answers the value replaced (`None`: the key was new).
+    /// Insert or replace: [`Output::Created`] or [`Output::Replaced`].
     Insert {
         /// The key.
-        key: u64,
+        key: Vec<u8>,
         /// The value stored.
-        value: u64,
+        value: Vec<u8>,
     },
-    /// Read; answers the value (`None`: absent).
+    /// Read: [`Output::Value`] or [`Output::NotFound`].
     Read {
         /// The key.
-        key: u64,
+        key: Vec<u8>,
     },
-    /// Delete; answers the value removed (`None`: absent).
+    /// Delete: [`Output::Deleted`] or [`Output::NotFound`].
     Delete {
         /// The key.
-        key: u64,
+        key: Vec<u8>,
     },
+    /// Insert only if absent (Redis `SET NX`): [`Output::Created`] or [`Output::Exists`].
+    InsertNew {
+        /// The key.
+        key: Vec<u8>,
+        /// The value stored if the key is absent.
+        value: Vec<u8>,
+    },
+    /// Compare and set: [`Output::Swapped`] or [`Output::Mismatch`].
+    Cas {
+        /// The key.
+        key: Vec<u8>,
+        /// The value expected; `None`: the key is expected absent.
+        expected: Option<Vec<u8>>,
+        /// The value stored if the expectation holds.
+        new: Vec<u8>,
+    },
+    /// Add to the decimal integer stored (Redis `INCRBY`): [`Output::Number`],
+    /// [`Output::NotAnInteger`] or [`Output::Overflow`].
+    Add {
+        /// The key.
+        key: Vec<u8>,
+        /// What to add.
+        delta: i64,
+    },
+}
+
+/// The answer of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Insert or insert-new: the key was absent and is now set.
+    Created,
+    /// Insert: the key held this value, now replaced.
+    Replaced(Vec<u8>),
+    /// Read: the key's value.
+    Value(Vec<u8>),
+    /// Read or delete: the key was absent.
+    NotFound,
+    /// Delete: the key held this value, now removed.
+    Deleted(Vec<u8>),
+    /// Insert-new: the key holds this value; nothing changed.
+    Exists(Vec<u8>),
+    /// Cas: the expectation held; the new value is set.
+    Swapped,
+    /// Cas: the key held this value (`None`: it was absent), not the one expected; nothing
+    /// changed.
+    Mismatch(Option<Vec<u8>>),
+    /// Add: the sum, now stored.
+    Number(i64),
+    /// Add: the value is not a canonical decimal `i64`; nothing changed.
+    NotAnInteger,
+    /// Add: the sum does not fit an `i64`; nothing changed.
+    Overflow,
+}
+
+/// An answer computed from a state, borrowing the state's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer<'s> {
+    Created,
+    Replaced(&'s [u8]),
+    Value(&'s [u8]),
+    NotFound,
+    Deleted(&'s [u8]),
+    Exists(&'s [u8]),
+    Swapped,
+    Mismatch(Option<&'s [u8]>),
+    Number(i64),
+    NotAnInteger,
+    Overflow,
+}
+
+impl Answer<'_> {
+    /// Whether this is the answer `o` (without building an [`Output`]).
+    fn is(&self, o: &Output) -> bool {
+        match (*self, o) {
+            (Answer::Created, Output::Created)
+            | (Answer::NotFound, Output::NotFound)
+            | (Answer::Swapped, Output::Swapped)
+            | (Answer::NotAnInteger, Output::NotAnInteger)
+            | (Answer::Overflow, Output::Overflow) => true,
+            (Answer::Replaced(a), Output::Replaced(b))
+            | (Answer::Value(a), Output::Value(b))
+            | (Answer::Deleted(a), Output::Deleted(b))
+            | (Answer::Exists(a), Output::Exists(b)) => a == b.as_slice(),
+            (Answer::Mismatch(a), Output::Mismatch(b)) => a == b.as_deref(),
+            (Answer::Number(a), Output::Number(b)) => a == *b,
+            _ => false,
+        }
+    }
+
+    fn to_output(self) -> Output {
+        match self {
+            Answer::Created => Output::Created,
+            Answer::Replaced(v) => Output::Replaced(v.to_vec()),
+            Answer::Value(v) => Output::Value(v.to_vec()),
+            Answer::NotFound => Output::NotFound,
+            Answer::Deleted(v) => Output::Deleted(v.to_vec()),
+            Answer::Exists(v) => Output::Exists(v.to_vec()),
+            Answer::Swapped => Output::Swapped,
+            Answer::Mismatch(v) => Output::Mismatch(v.map(<[u8]>::to_vec)),
+            Answer::Number(n) => Output::Number(n),
+            Answer::NotAnInteger => Output::NotAnInteger,
+            Answer::Overflow => Output::Overflow,
+        }
+    }
+}
+
+/// What an operation does to its key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Nothing.
+    Keep,
+    /// The key becomes absent.
+    Remove,
+    /// The key takes the operation's own value (insert's, insert-new's, cas's new one).
+    SetOwn,
+    /// The key takes this number, in decimal.
+    SetNumber(i64),
+}
+
+/// `bytes` as an integer, if it is one in Redis's sense: the canonical decimal form of an
+/// `i64`, exactly what its `Display` writes.
+fn decimal(bytes: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let n: i64 = s.parse().ok()?;
+    (n.to_string() == s).then_some(n)
 }
 
 impl KvOp {
     /// The key the operation is on.
-    pub fn key(&self) -> u64 {
-        match *self {
-            KvOp::Insert { key, .. } | KvOp::Read { key } | KvOp::Delete { key } => key,
+    pub fn key(&self) -> &[u8] {
+        match self {
+            KvOp::Insert { key, .. }
+            | KvOp::Read { key }
+            | KvOp::Delete { key }
+            | KvOp::InsertNew { key, .. }
+            | KvOp::Cas { key, .. }
+            | KvOp::Add { key, .. } => key,
         }
     }
 
-    /// Apply to the state of this key; returns the answer and the new state.
-    pub fn apply(&self, state: Option<u64>) -> (Option<u64>, Option<u64>) {
-        match *self {
-            KvOp::Insert { value, .. } => (state, Some(value)),
-            KvOp::Read { .. } => (state, state),
-            KvOp::Delete { .. } => (state, None),
+    /// The value the operation may store, if it stores one of its own (insert, insert-new,
+    /// cas).
+    pub fn written(&self) -> Option<&[u8]> {
+        match self {
+            KvOp::Insert { value, .. } | KvOp::InsertNew { value, .. } => Some(value),
+            KvOp::Cas { new, .. } => Some(new),
+            KvOp::Read { .. } | KvOp::Delete { .. } | KvOp::Add { .. } => None,
+        }
+    }
+
+    /// Answer and effect on the key's state, without copying anything.
+    fn step<'s>(&self, state: Option<&'s [u8]>) -> (Answer<'s>, Effect) {
+        match self {
+            KvOp::Insert { .. } => (
+                state.map_or(Answer::Created, Answer::Replaced),
+                Effect::SetOwn,
+            ),
+            KvOp::Read { .. } => (state.map_or(Answer::NotFound, Answer::Value), Effect::Keep),
+            KvOp::Delete { .. } => (
+                state.map_or(Answer::NotFound, Answer::Deleted),
+                Effect::Remove,
+            ),
+            KvOp::InsertNew { .. } => match state {
+                None => (Answer::Created, Effect::SetOwn),
+                Some(v) => (Answer::Exists(v), Effect::Keep),
+            },
+            KvOp::Cas { expected, .. } => {
+                if state == expected.as_deref() {
+                    (Answer::Swapped, Effect::SetOwn)
+                } else {
+                    (Answer::Mismatch(state), Effect::Keep)
+                }
+            }
+            KvOp::Add { delta, .. } => {
+                let current = match state {
+                    None => 0,
+                    Some(v) => match decimal(v) {
+                        Some(n) => n,
+                        None => return (Answer::NotAnInteger, Effect::Keep),
+                    },
+                };
+                match current.checked_add(*delta) {
+                    Some(n) => (Answer::Number(n), Effect::SetNumber(n)),
+                    None => (Answer::Overflow, Effect::Keep),
+                }
+            }
+        }
+    }
+
+    /// Apply to the state of this key (`None`: absent); returns the answer and the new state.
+    ///
+    /// ```
+    /// use shmkv::lincheck::{KvOp, Output};
+    /// let add = KvOp::Add { key: b"n".to_vec(), delta: 5 };
+    /// assert_eq!(add.apply(Some(b"-2")), (Output::Number(3), Some(b"3".to_vec())));
+    /// assert_eq!(add.apply(Some(b"02")), (Output::NotAnInteger, Some(b"02".to_vec())));
+    /// let cas = KvOp::Cas { key: b"k".to_vec(), expected: None, new: b"v".to_vec() };
+    /// assert_eq!(cas.apply(None), (Output::Swapped, Some(b"v".to_vec())));
+    /// assert_eq!(cas.apply(Some(b"w")), (Output::Mismatch(Some(b"w".to_vec())), Some(b"w".to_vec())));
+    /// ```
+    pub fn apply(&self, state: Option<&[u8]>) -> (Output, Option<Vec<u8>>) {
+        let (answer, effect) = self.step(state);
+        let after = match effect {
+            Effect::Keep => state.map(<[u8]>::to_vec),
+            Effect::Remove => None,
+            Effect::SetOwn => self.written().map(<[u8]>::to_vec),
+            Effect::SetNumber(n) => Some(n.to_string().into_bytes()),
+        };
+        (answer.to_output(), after)
+    }
+}
+
+/// Bytes for reports: bare when they are a plain word (letters, digits, `-_.:/+=@,`), else
+/// quoted with `\"`, `\\`, `\n`, `\r`, `\t` and `\xHH` escapes (redis-cli's style).
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@,".contains(b);
+        if !self.0.is_empty() && self.0.iter().all(plain) {
+            // Plain bytes are ASCII.
+            return f.write_str(std::str::from_utf8(self.0).unwrap_or_default());
+        }
+        f.write_str("\"")?;
+        for &b in self.0 {
+            match b {
+                b'"' => f.write_str("\\\"")?,
+                b'\\' => f.write_str("\\\\")?,
+                b'\n' => f.write_str("\\n")?,
+                b'\r' => f.write_str("\\r")?,
+                b'\t' => f.write_str("\\t")?,
+                b' '..=b'~' => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A value or absence for reports: [`Shown`], or `(absent)`.
+struct Maybe<'a>(Option<&'a [u8]>);
+
+impl fmt::Display for Maybe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => Shown(v).fmt(f),
+            None => f.write_str("(absent)"),
         }
     }
 }
 
 impl fmt::Display for KvOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            KvOp::Insert { key, value } => write!(f, "insert {key} {value}"),
-            KvOp::Read { key } => write!(f, "read {key}"),
-            KvOp::Delete { key } => write!(f, "delete {key}"),
+        match self {
+            KvOp::Insert { key, value } => write!(f, "insert {} {}", Shown(key), Shown(value)),
+            KvOp::Read { key } => write!(f, "read {}", Shown(key)),
+            KvOp::Delete { key } => write!(f, "delete {}", Shown(key)),
+            KvOp::InsertNew { key, value } => {
+                write!(f, "insert-new {} {}", Shown(key), Shown(value))
+            }
+            KvOp::Cas { key, expected, new } => write!(
+                f,
+                "cas {} {} {}",
+                Shown(key),
+                Maybe(expected.as_deref()),
+                Shown(new)
+            ),
+            KvOp::Add { key, delta } => write!(f, "add {} {delta}", Shown(key)),
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Created => f.write_str("created"),
+            Output::Replaced(v) => write!(f, "replaced {}", Shown(v)),
+            Output::Value(v) => write!(f, "value {}", Shown(v)),
+            Output::NotFound => f.write_str("not found"),
+            Output::Deleted(v) => write!(f, "deleted {}", Shown(v)),
+            Output::Exists(v) => write!(f, "exists {}", Shown(v)),
+            Output::Swapped => f.write_str("swapped"),
+            Output::Mismatch(v) => write!(f, "mismatch {}", Maybe(v.as_deref())),
+            Output::Number(n) => write!(f, "number {n}"),
+            Output::NotAnInteger => f.write_str("not an integer"),
+            Output::Overflow => f.write_str("overflow"),
         }
     }
 }
 
 /// One recorded call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
     /// Who made the call (a process or thread number); only for reports.
     pub client: u64,
     /// The operation.
     pub op: KvOp,
-    /// Its answer: the previous value (insert), the value read (read) or removed (delete);
-    /// `None` when there was none. Ignored when `ret` is `None`.
-    pub output: Option<u64>,
+    /// Its answer; `None` exactly when it never returned (`ret` is `None`).
+    pub output: Option<Output>,
     /// When it was invoked (before the request was sent).
     pub invoke: u64,
     /// When it returned (after the answer arrived); `None` if it never did.
@@ -117,11 +399,11 @@ pub struct Call {
 
 impl Call {
     /// A call that returned `output` at time `ret`.
-    pub fn new(client: u64, op: KvOp, output: Option<u64>, invoke: u64, ret: u64) -> Call {
+    pub fn new(client: u64, op: KvOp, output: Output, invoke: u64, ret: u64) -> Call {
         Call {
             client,
             op,
-            output,
+            output: Some(output),
             invoke,
             ret: Some(ret),
         }
@@ -137,22 +419,31 @@ impl Call {
             ret: None,
         }
     }
+
+    /// Whether the call is well formed: it returned no earlier than it was invoked, and it
+    /// has an answer exactly when it returned.
+    pub fn is_well_formed(&self) -> bool {
+        match self.ret {
+            Some(r) => r >= self.invoke && self.output.is_some(),
+            None => self.output.is_none(),
+        }
+    }
 }
 
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
-        match self.ret {
-            Some(r) => write!(
+        match (self.ret, &self.output) {
+            (Some(r), Some(o)) => write!(
                 f,
                 "[{}..{}] client {}: {} -> {}",
-                self.invoke,
-                r,
-                self.client,
-                self.op,
-                show(self.output)
+                self.invoke, r, self.client, self.op, o
             ),
-            None => write!(
+            (Some(r), None) => write!(
+                f,
+                "[{}..{}] client {}: {} -> (answer missing)",
+                self.invoke, r, self.client, self.op
+            ),
+            (None, _) => write!(
                 f,
                 "[{}..] client {}: {} -> (no answer)",
                 self.invoke, self.client, self.op
@@ -194,7 +485,7 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// The key.
-    pub key: u64,
+    pub key: Vec<u8>,
     /// Every call on the key, in invocation order.
     pub calls: Vec<Call>,
     /// Indices into `calls`: the longest order the search could build, in that order.
@@ -209,14 +500,14 @@ impl fmt::Display for Violation {
         writeln!(
             f,
             "key {}: {} calls are not linearizable; the longest legal order found ({} calls) is",
-            self.key,
+            Shown(&self.key),
             self.calls.len(),
             self.longest.len()
         )?;
-        let mut state = None;
+        let mut state: Option<Vec<u8>> = None;
         let skip = self.longest.len().saturating_sub(8);
         for (n, &i) in self.longest.iter().enumerate() {
-            state = self.calls[i].op.apply(state).1;
+            state = self.calls[i].op.apply(state.as_deref()).1;
             if n >= skip {
                 writeln!(f, "  {}", self.calls[i])?;
             }
@@ -224,7 +515,10 @@ impl fmt::Display for Violation {
         if skip > 0 {
             writeln!(f, "  (the first {skip} not shown)")?;
         }
-        let show = state.map_or("absent".to_string(), |v| format!("{v}"));
+        let show = match &state {
+            Some(v) => format!("holding {}", Shown(v)),
+            None => "absent".to_string(),
+        };
         write!(
             f,
             "leaving the key {show}; after it no order fits this call, which had returned:\n  {}",
@@ -241,12 +535,13 @@ pub enum CheckError {
     /// The search for one key met [`Options::max_configurations`] first.
     Inconclusive {
         /// The key.
-        key: u64,
+        key: Vec<u8>,
         /// Configurations remembered.
         configurations: usize,
     },
-    /// A call returned before it was invoked.
-    BadCall(Call),
+    /// A call is not [well formed](Call::is_well_formed): it returned before it was invoked,
+    /// or it returned without an answer, or has an answer but never returned.
+    BadCall(Box<Call>),
 }
 
 impl fmt::Display for CheckError {
@@ -258,9 +553,13 @@ impl fmt::Display for CheckError {
                 configurations,
             } => write!(
                 f,
-                "key {key}: gave up after {configurations} configurations (raise max_configurations)"
+                "key {}: gave up after {configurations} configurations (raise max_configurations)",
+                Shown(key)
             ),
-            CheckError::BadCall(c) => write!(f, "a call returned before it was invoked: {c}"),
+            CheckError::BadCall(c) => write!(
+                f,
+                "a malformed call (returned before it was invoked, or answer and return disagree): {c}"
+            ),
         }
     }
 }
@@ -274,12 +573,12 @@ pub fn check(history: &[Call]) -> Result<Report, CheckError> {
 
 /// Check `history`: `Ok` when it is linearizable with respect to a sequential map.
 pub fn check_with(history: &[Call], options: &Options) -> Result<Report, CheckError> {
-    let mut by_key: BTreeMap<u64, Vec<Call>> = BTreeMap::new();
+    let mut by_key: BTreeMap<&[u8], Vec<&Call>> = BTreeMap::new();
     for c in history {
-        if c.ret.is_some_and(|r| r < c.invoke) {
-            return Err(CheckError::BadCall(*c));
+        if !c.is_well_formed() {
+            return Err(CheckError::BadCall(Box::new(c.clone())));
         }
-        by_key.entry(c.op.key()).or_default().push(*c);
+        by_key.entry(c.op.key()).or_default().push(c);
     }
     let mut report = Report {
         keys: by_key.len(),
@@ -292,7 +591,7 @@ pub fn check_with(history: &[Call], options: &Options) -> Result<Report, CheckEr
             Outcome::Linearizable(n) => report.configurations += n as u64,
             Outcome::Inconclusive(n) => {
                 return Err(CheckError::Inconclusive {
-                    key,
+                    key: key.to_vec(),
                     configurations: n,
                 });
             }
@@ -304,8 +603,8 @@ pub fn check_with(history: &[Call], options: &Options) -> Result<Report, CheckEr
                     unreachable!("the search is deterministic");
                 };
                 return Err(CheckError::NotLinearizable(Box::new(Violation {
-                    key,
-                    calls,
+                    key: key.to_vec(),
+                    calls: calls.into_iter().cloned().collect(),
                     longest,
                     blocked,
                 })));
@@ -334,10 +633,36 @@ impl Bits {
     }
 }
 
+/// The states of one key's search, interned: id 0 is "absent", id `i + 1` is `values[i]`.
+#[derive(Default)]
+struct States {
+    values: Vec<Vec<u8>>,
+    ids: HashMap<Vec<u8>, u32>,
+}
+
+/// The state id of "absent".
+const ABSENT: u32 = 0;
+
+impl States {
+    fn intern(&mut self, v: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        self.values.push(v.to_vec());
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
+        self.ids.insert(v.to_vec(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Option<&[u8]> {
+        (id != ABSENT).then(|| self.values[id as usize - 1].as_slice())
+    }
+}
+
 const HEAD: usize = usize::MAX;
 
 /// The Wing–Gong–Lowe search over the calls of one key, sorted by invocation.
-fn search(calls: &[Call], max_configurations: usize, record: bool) -> Outcome {
+fn search(calls: &[&Call], max_configurations: usize, record: bool) -> Outcome {
     // Events: call i is event 2i, its return 2i+1 (absent when it never returned). Order:
     // by time, a call before a return at the same instant (they overlap then).
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * calls.len());
@@ -390,11 +715,18 @@ fn search(calls: &[Call], max_configurations: usize, record: bool) -> Outcome {
         }
     }
 
+    // Each call's own value (what it stores when it stores one), interned once.
+    let mut states = States::default();
+    let own: Vec<u32> = calls
+        .iter()
+        .map(|c| c.op.written().map_or(ABSENT, |v| states.intern(v)))
+        .collect();
+
     let mut linearized = Bits(vec![0; calls.len().div_ceil(64)]);
-    let mut seen: HashSet<(Bits, Option<u64>)> = HashSet::new();
-    let mut state: Option<u64> = None;
+    let mut seen: HashSet<(Bits, u32)> = HashSet::new();
+    let mut state: u32 = ABSENT;
     // (call index, state before it)
-    let mut stack: Vec<(usize, Option<u64>)> = Vec::new();
+    let mut stack: Vec<(usize, u32)> = Vec::new();
     let mut longest: Vec<usize> = Vec::new();
     let mut blocked = 0;
     let mut entry = first;
@@ -403,9 +735,19 @@ fn search(calls: &[Call], max_configurations: usize, record: bool) -> Outcome {
         let i = entry / 2;
         if entry % 2 == 0 {
             // A minimal call: try it next.
-            let c = &calls[i];
-            let (out, after) = c.op.apply(state);
-            if !returned(i) || out == c.output {
+            let c = calls[i];
+            let (answer, effect) = c.op.step(states.get(state));
+            let fits = match &c.output {
+                Some(o) if returned(i) => answer.is(o),
+                _ => true,
+            };
+            if fits {
+                let after = match effect {
+                    Effect::Keep => state,
+                    Effect::Remove => ABSENT,
+                    Effect::SetOwn => own[i],
+                    Effect::SetNumber(n) => states.intern(n.to_string().as_bytes()),
+                };
                 linearized.set(i);
                 if seen.insert((linearized.clone(), after)) {
                     if seen.len() > max_configurations {
@@ -453,14 +795,60 @@ fn search(calls: &[Call], max_configurations: usize, record: bool) -> Outcome {
 mod tests {
     use super::*;
 
-    fn ins(c: u64, key: u64, value: u64, prev: Option<u64>, a: u64, b: u64) -> Call {
-        Call::new(c, KvOp::Insert { key, value }, prev, a, b)
+    fn b(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
     }
-    fn read(c: u64, key: u64, v: Option<u64>, a: u64, b: u64) -> Call {
-        Call::new(c, KvOp::Read { key }, v, a, b)
+    fn ins(c: u64, key: &str, value: &str, prev: Option<&str>, a: u64, z: u64) -> Call {
+        let out = prev.map_or(Output::Created, |p| Output::Replaced(b(p)));
+        let op = KvOp::Insert {
+            key: b(key),
+            value: b(value),
+        };
+        Call::new(c, op, out, a, z)
     }
-    fn del(c: u64, key: u64, v: Option<u64>, a: u64, b: u64) -> Call {
-        Call::new(c, KvOp::Delete { key }, v, a, b)
+    fn read(c: u64, key: &str, v: Option<&str>, a: u64, z: u64) -> Call {
+        let out = v.map_or(Output::NotFound, |v| Output::Value(b(v)));
+        Call::new(c, KvOp::Read { key: b(key) }, out, a, z)
+    }
+    fn del(c: u64, key: &str, v: Option<&str>, a: u64, z: u64) -> Call {
+        let out = v.map_or(Output::NotFound, |v| Output::Deleted(b(v)));
+        Call::new(c, KvOp::Delete { key: b(key) }, out, a, z)
+    }
+    /// Insert-new answering Created (`current` None) or Exists(current).
+    fn new(c: u64, key: &str, value: &str, current: Option<&str>, a: u64, z: u64) -> Call {
+        let out = current.map_or(Output::Created, |v| Output::Exists(b(v)));
+        let op = KvOp::InsertNew {
+            key: b(key),
+            value: b(value),
+        };
+        Call::new(c, op, out, a, z)
+    }
+    /// Cas answering Swapped (`Ok`) or Mismatch (`Err(current)`).
+    fn cas(
+        c: u64,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        out: Result<(), Option<&str>>,
+        a: u64,
+        z: u64,
+    ) -> Call {
+        let out = match out {
+            Ok(()) => Output::Swapped,
+            Err(cur) => Output::Mismatch(cur.map(b)),
+        };
+        let op = KvOp::Cas {
+            key: b(key),
+            expected: expected.map(b),
+            new: b(value),
+        };
+        Call::new(c, op, out, a, z)
+    }
+    fn add(c: u64, key: &str, delta: i64, out: Output, a: u64, z: u64) -> Call {
+        Call::new(c, KvOp::Add { key: b(key), delta }, out, a, z)
+    }
+    fn num(n: i64) -> Output {
+        Output::Number(n)
     }
 
     fn not_lin(h: &[Call]) -> Violation {
@@ -474,75 +862,180 @@ mod tests {
     fn empty_and_sequential_histories_pass() {
         assert_eq!(check(&[]).unwrap().calls, 0);
         let h = [
-            read(0, 1, None, 0, 1),
-            ins(0, 1, 10, None, 2, 3),
-            ins(0, 1, 11, Some(10), 4, 5),
-            read(0, 1, Some(11), 6, 7),
-            del(0, 1, Some(11), 8, 9),
-            del(0, 1, None, 10, 11),
-            read(0, 1, None, 12, 13),
-            ins(0, 2, 20, None, 14, 15),
+            read(0, "1", None, 0, 1),
+            ins(0, "1", "10", None, 2, 3),
+            ins(0, "1", "11", Some("10"), 4, 5),
+            read(0, "1", Some("11"), 6, 7),
+            del(0, "1", Some("11"), 8, 9),
+            del(0, "1", None, 10, 11),
+            read(0, "1", None, 12, 13),
+            ins(0, "2", "20", None, 14, 15),
         ];
         let r = check(&h).unwrap();
         assert_eq!((r.keys, r.calls, r.configurations), (2, 8, 8));
+        // Every new operation, sequentially, on one key.
+        let h = [
+            new(0, "k", "a", None, 0, 1),
+            new(0, "k", "b", Some("a"), 2, 3),
+            cas(0, "k", Some("a"), "5", Ok(()), 4, 5),
+            cas(0, "k", Some("a"), "6", Err(Some("5")), 6, 7),
+            cas(0, "k", None, "6", Err(Some("5")), 8, 9),
+            add(0, "k", -7, num(-2), 10, 11),
+            read(0, "k", Some("-2"), 12, 13),
+            add(0, "k", i64::MIN, Output::Overflow, 14, 15),
+            add(0, "k", i64::MAX, num(i64::MAX - 2), 16, 17),
+            add(0, "k", 3, Output::Overflow, 18, 19),
+            del(0, "k", Some("9223372036854775805"), 20, 21),
+            cas(0, "k", Some(""), "x", Err(None), 22, 23),
+            cas(0, "k", None, "", Ok(()), 24, 25),
+            add(0, "k", 1, Output::NotAnInteger, 26, 27),
+            new(0, "k", "z", Some(""), 28, 29),
+            ins(0, "k", "007", Some(""), 30, 31),
+            add(0, "k", 1, Output::NotAnInteger, 32, 33),
+            del(0, "k", Some("007"), 34, 35),
+            add(0, "k", 3, num(3), 36, 37),
+        ];
+        let r = check(&h).unwrap();
+        assert_eq!((r.keys, r.calls, r.configurations), (1, 19, 19));
+    }
+
+    #[test]
+    fn add_counts_only_canonical_decimals() {
+        let add1 = KvOp::Add {
+            key: b("n"),
+            delta: 1,
+        };
+        for good in [
+            "0",
+            "-1",
+            "12",
+            "9223372036854775806",
+            "-9223372036854775808",
+        ] {
+            let n: i64 = good.parse().unwrap();
+            let sum = n + 1;
+            assert_eq!(
+                add1.apply(Some(good.as_bytes())),
+                (num(sum), Some(sum.to_string().into_bytes())),
+                "{good}"
+            );
+        }
+        for bad in [
+            "",
+            "-0",
+            "+1",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1.0",
+            "0x1",
+            "-",
+            "1e3",
+            "١",
+            "\u{0}1",
+            "99999999999999999999",
+            "9223372036854775808",
+            "-9223372036854775809",
+        ] {
+            assert_eq!(
+                add1.apply(Some(bad.as_bytes())),
+                (Output::NotAnInteger, Some(b(bad))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(add1.apply(None), (num(1), Some(b("1"))));
+        assert_eq!(
+            add1.apply(Some(b"9223372036854775807")),
+            (Output::Overflow, Some(b("9223372036854775807")))
+        );
     }
 
     #[test]
     fn sequential_history_with_a_wrong_answer_fails() {
-        let h = [ins(0, 1, 10, None, 0, 1), read(0, 1, Some(11), 2, 3)];
+        let h = [
+            ins(0, "1", "10", None, 0, 1),
+            read(0, "1", Some("11"), 2, 3),
+        ];
         let v = not_lin(&h);
-        assert_eq!((v.key, v.longest.clone(), v.blocked), (1, vec![0], 1));
-        let h = [ins(0, 1, 10, None, 0, 1), ins(0, 1, 11, None, 2, 3)];
+        assert_eq!(
+            (v.key.clone(), v.longest.clone(), v.blocked),
+            (b("1"), vec![0], 1)
+        );
+        let h = [ins(0, "1", "10", None, 0, 1), ins(0, "1", "11", None, 2, 3)];
         not_lin(&h);
-        let h = [del(0, 1, Some(5), 0, 1)];
+        let h = [del(0, "1", Some("5"), 0, 1)];
+        not_lin(&h);
+        // An answer of another operation's kind never fits.
+        let h = [Call::new(
+            0,
+            KvOp::Read { key: b("1") },
+            Output::Created,
+            0,
+            1,
+        )];
+        not_lin(&h);
+        let h = [Call::new(
+            0,
+            KvOp::Delete { key: b("1") },
+            Output::Mismatch(None),
+            0,
+            1,
+        )];
         not_lin(&h);
     }
 
     #[test]
     fn overlapping_calls_may_take_either_order() {
         // The read overlaps both inserts: it may see either value, or none.
-        for seen in [None, Some(10), Some(11)] {
+        for seen in [None, Some("10"), Some("11")] {
             let h = [
-                ins(0, 1, 10, None, 0, 10),
-                ins(1, 1, 11, Some(10), 5, 20),
-                read(2, 1, seen, 1, 30),
+                ins(0, "1", "10", None, 0, 10),
+                ins(1, "1", "11", Some("10"), 5, 20),
+                read(2, "1", seen, 1, 30),
             ];
             check(&h).unwrap();
         }
         // Here insert 11 must go first (insert 10 answers that it replaced 11), though 10 was
         // invoked first.
         let h = [
-            ins(0, 1, 10, Some(11), 0, 10),
-            ins(1, 1, 11, None, 5, 20),
-            read(2, 1, Some(10), 21, 22),
+            ins(0, "1", "10", Some("11"), 0, 10),
+            ins(1, "1", "11", None, 5, 20),
+            read(2, "1", Some("10"), 21, 22),
         ];
         check(&h).unwrap();
         // Calls that touch at one instant overlap.
-        let h = [ins(0, 1, 10, Some(11), 0, 5), ins(1, 1, 11, None, 5, 6)];
+        let h = [
+            ins(0, "1", "10", Some("11"), 0, 5),
+            ins(1, "1", "11", None, 5, 6),
+        ];
         check(&h).unwrap();
     }
 
     #[test]
     fn read_of_a_value_inserted_after_the_read_returned_fails() {
-        let h = [read(1, 1, Some(10), 0, 4), ins(0, 1, 10, None, 5, 10)];
+        let h = [
+            read(1, "1", Some("10"), 0, 4),
+            ins(0, "1", "10", None, 5, 10),
+        ];
         let v = not_lin(&h);
         assert_eq!(v.blocked, 0);
-        assert!(v.to_string().contains("read 1 -> 10"), "{v}");
+        assert!(v.to_string().contains("read 1 -> value 10"), "{v}");
     }
 
     #[test]
     fn stale_read_after_a_completed_overwrite_fails() {
         let h = [
-            ins(0, 1, 10, None, 0, 1),
-            ins(0, 1, 11, Some(10), 2, 3),
-            read(1, 1, Some(10), 4, 5),
+            ins(0, "1", "10", None, 0, 1),
+            ins(0, "1", "11", Some("10"), 2, 3),
+            read(1, "1", Some("10"), 4, 5),
         ];
         not_lin(&h);
         // The same read overlapping the overwrite is fine.
         let h = [
-            ins(0, 1, 10, None, 0, 1),
-            ins(0, 1, 11, Some(10), 2, 6),
-            read(1, 1, Some(10), 4, 5),
+            ins(0, "1", "10", None, 0, 1),
+            ins(0, "1", "11", Some("10"), 2, 6),
+            read(1, "1", Some("10"), 4, 5),
         ];
         check(&h).unwrap();
     }
@@ -552,12 +1045,12 @@ mod tests {
         // Two readers each see both inserts, in opposite orders, all overlapping: the writes
         // cannot be ordered both ways (a violation only the search, not a pairwise test, finds).
         let h = [
-            ins(0, 1, 10, None, 0, 100),
-            ins(1, 1, 11, Some(10), 0, 100),
-            read(2, 1, Some(10), 1, 2),
-            read(2, 1, Some(11), 3, 4),
-            read(3, 1, Some(11), 1, 2),
-            read(3, 1, Some(10), 3, 4),
+            ins(0, "1", "10", None, 0, 100),
+            ins(1, "1", "11", Some("10"), 0, 100),
+            read(2, "1", Some("10"), 1, 2),
+            read(2, "1", Some("11"), 3, 4),
+            read(3, "1", Some("11"), 1, 2),
+            read(3, "1", Some("10"), 3, 4),
         ];
         not_lin(&h);
     }
@@ -565,87 +1058,549 @@ mod tests {
     #[test]
     fn a_delete_answers_only_once() {
         let h = [
-            ins(0, 1, 10, None, 0, 1),
-            del(1, 1, Some(10), 2, 10),
-            del(2, 1, Some(10), 2, 10),
+            ins(0, "1", "10", None, 0, 1),
+            del(1, "1", Some("10"), 2, 10),
+            del(2, "1", Some("10"), 2, 10),
         ];
         not_lin(&h);
         let h = [
-            ins(0, 1, 10, None, 0, 1),
-            del(1, 1, Some(10), 2, 10),
-            del(2, 1, None, 2, 10),
+            ins(0, "1", "10", None, 0, 1),
+            del(1, "1", Some("10"), 2, 10),
+            del(2, "1", None, 2, 10),
         ];
         check(&h).unwrap();
+    }
+
+    #[test]
+    fn insert_new_creates_only_once_and_reports_the_current_value() {
+        // Two overlapping insert-news of an absent key: one creates, the other sees its value.
+        let ok = [
+            new(0, "k", "a", None, 0, 10),
+            new(1, "k", "b", Some("a"), 0, 10),
+        ];
+        check(&ok).unwrap();
+        // Both creating: not linearizable.
+        not_lin(&[new(0, "k", "a", None, 0, 10), new(1, "k", "b", None, 0, 10)]);
+        // Seeing its own value, or a value nobody wrote.
+        not_lin(&[
+            new(0, "k", "a", None, 0, 10),
+            new(1, "k", "b", Some("b"), 0, 10),
+        ]);
+        not_lin(&[
+            new(0, "k", "a", None, 0, 10),
+            new(1, "k", "b", Some("c"), 0, 10),
+        ]);
+        // Creating although an insert had completed before it began.
+        not_lin(&[ins(0, "k", "a", None, 0, 1), new(1, "k", "b", None, 2, 3)]);
+        // "Exists" after a completed delete, with the deleted value.
+        not_lin(&[
+            ins(0, "k", "a", None, 0, 1),
+            del(0, "k", Some("a"), 2, 3),
+            new(1, "k", "b", Some("a"), 4, 5),
+        ]);
+        // Exists changes nothing: a later read must not see its value.
+        not_lin(&[
+            ins(0, "k", "a", None, 0, 1),
+            new(1, "k", "b", Some("a"), 2, 3),
+            read(1, "k", Some("b"), 4, 5),
+        ]);
+        // Created stores its value: a later read must see it.
+        check(&[new(1, "k", "b", None, 2, 3), read(1, "k", Some("b"), 4, 5)]).unwrap();
+        not_lin(&[new(1, "k", "b", None, 2, 3), read(1, "k", None, 4, 5)]);
+    }
+
+    #[test]
+    fn cas_swaps_only_from_the_expected_value() {
+        let start = ins(0, "k", "a", None, 0, 1);
+        // Two overlapping cas from "a": at most one swaps.
+        check(&[
+            start.clone(),
+            cas(1, "k", Some("a"), "b", Ok(()), 2, 10),
+            cas(2, "k", Some("a"), "c", Err(Some("b")), 2, 10),
+        ])
+        .unwrap();
+        not_lin(&[
+            start.clone(),
+            cas(1, "k", Some("a"), "b", Ok(()), 2, 10),
+            cas(2, "k", Some("a"), "c", Ok(()), 2, 10),
+        ]);
+        // A chain a -> b -> c is fine in that order, whichever was invoked first.
+        check(&[
+            start.clone(),
+            cas(2, "k", Some("b"), "c", Ok(()), 2, 10),
+            cas(1, "k", Some("a"), "b", Ok(()), 3, 10),
+            read(1, "k", Some("c"), 11, 12),
+        ])
+        .unwrap();
+        // But not when the second had returned before the first began.
+        not_lin(&[
+            start.clone(),
+            cas(2, "k", Some("b"), "c", Ok(()), 2, 3),
+            cas(1, "k", Some("a"), "b", Ok(()), 4, 10),
+        ]);
+        // A mismatch must report the value then current, never the expected one.
+        not_lin(&[
+            start.clone(),
+            cas(1, "k", Some("a"), "b", Err(Some("a")), 2, 3),
+        ]);
+        not_lin(&[
+            start.clone(),
+            cas(1, "k", Some("x"), "b", Err(Some("z")), 2, 3),
+        ]);
+        not_lin(&[start.clone(), cas(1, "k", Some("x"), "b", Err(None), 2, 3)]);
+        check(&[
+            start.clone(),
+            cas(1, "k", Some("x"), "b", Err(Some("a")), 2, 3),
+        ])
+        .unwrap();
+        // A swap stores the new value; a mismatch stores nothing.
+        not_lin(&[
+            start.clone(),
+            cas(1, "k", Some("a"), "b", Ok(()), 2, 3),
+            read(1, "k", Some("a"), 4, 5),
+        ]);
+        not_lin(&[
+            start.clone(),
+            cas(1, "k", Some("x"), "b", Err(Some("a")), 2, 3),
+            read(1, "k", Some("b"), 4, 5),
+        ]);
+        // Swapping from a value no one wrote.
+        not_lin(&[start, cas(1, "k", Some("q"), "b", Ok(()), 2, 3)]);
+    }
+
+    #[test]
+    fn cas_may_expect_absence() {
+        // Expect-absent on an absent key swaps; only one of two overlapping ones can.
+        check(&[
+            cas(0, "k", None, "a", Ok(()), 0, 1),
+            read(0, "k", Some("a"), 2, 3),
+        ])
+        .unwrap();
+        check(&[
+            cas(0, "k", None, "a", Ok(()), 0, 10),
+            cas(1, "k", None, "b", Err(Some("a")), 0, 10),
+        ])
+        .unwrap();
+        not_lin(&[
+            cas(0, "k", None, "a", Ok(()), 0, 10),
+            cas(1, "k", None, "b", Ok(()), 0, 10),
+        ]);
+        // Expect-absent on a present key mismatches with the value; swapping is a violation.
+        not_lin(&[
+            ins(0, "k", "a", None, 0, 1),
+            cas(1, "k", None, "b", Ok(()), 2, 3),
+        ]);
+        check(&[
+            ins(0, "k", "a", None, 0, 1),
+            cas(1, "k", None, "b", Err(Some("a")), 2, 3),
+        ])
+        .unwrap();
+        // Expecting a value of an absent key mismatches with "absent", not with a value.
+        check(&[cas(0, "k", Some("a"), "b", Err(None), 0, 1)]).unwrap();
+        not_lin(&[cas(0, "k", Some("a"), "b", Ok(()), 0, 1)]);
+        not_lin(&[cas(0, "k", Some("a"), "b", Err(Some("")), 0, 1)]);
+        // The empty value is a value, not absence.
+        not_lin(&[
+            ins(0, "k", "", None, 0, 1),
+            cas(1, "k", None, "b", Ok(()), 2, 3),
+        ]);
+        check(&[
+            ins(0, "k", "", None, 0, 1),
+            cas(1, "k", Some(""), "b", Ok(()), 2, 3),
+        ])
+        .unwrap();
+        // After a completed delete the key is absent again.
+        not_lin(&[
+            ins(0, "k", "a", None, 0, 1),
+            del(0, "k", Some("a"), 2, 3),
+            cas(1, "k", None, "b", Err(Some("a")), 4, 5),
+        ]);
+    }
+
+    #[test]
+    fn add_is_atomic_and_refusals_change_nothing() {
+        // Two overlapping adds of 1 to a missing key: 1 and 2, in either order; never 1 twice.
+        for (x, y) in [(1, 2), (2, 1)] {
+            check(&[
+                add(0, "n", 1, num(x), 0, 10),
+                add(1, "n", 1, num(y), 0, 10),
+                read(2, "n", Some("2"), 11, 12),
+            ])
+            .unwrap();
+        }
+        not_lin(&[add(0, "n", 1, num(1), 0, 10), add(1, "n", 1, num(1), 0, 10)]);
+        // The sum is stored in decimal: a later read sees exactly that.
+        not_lin(&[add(0, "n", 5, num(5), 0, 1), read(0, "n", Some("05"), 2, 3)]);
+        not_lin(&[add(0, "n", 5, num(5), 0, 1), read(0, "n", None, 2, 3)]);
+        // Adding to a stored number.
+        check(&[ins(0, "n", "-3", None, 0, 1), add(0, "n", 10, num(7), 2, 3)]).unwrap();
+        not_lin(&[
+            ins(0, "n", "-3", None, 0, 1),
+            add(0, "n", 10, num(10), 2, 3),
+        ]);
+        // Not an integer: only when the value is not one.
+        check(&[
+            ins(0, "n", "x", None, 0, 1),
+            add(0, "n", 1, Output::NotAnInteger, 2, 3),
+        ])
+        .unwrap();
+        not_lin(&[
+            ins(0, "n", "7", None, 0, 1),
+            add(0, "n", 1, Output::NotAnInteger, 2, 3),
+        ]);
+        not_lin(&[add(0, "n", 1, Output::NotAnInteger, 0, 1)]);
+        not_lin(&[ins(0, "n", "x", None, 0, 1), add(0, "n", 1, num(1), 2, 3)]);
+        // A refused add changes nothing.
+        not_lin(&[
+            ins(0, "n", "x", None, 0, 1),
+            add(0, "n", 1, Output::NotAnInteger, 2, 3),
+            read(0, "n", Some("1"), 4, 5),
+        ]);
+        let max = i64::MAX.to_string();
+        not_lin(&[
+            ins(0, "n", &max, None, 0, 1),
+            add(0, "n", 1, Output::Overflow, 2, 3),
+            read(0, "n", None, 4, 5),
+        ]);
+        // Overflow: only at the edges.
+        check(&[
+            ins(0, "n", &max, None, 0, 1),
+            add(0, "n", 1, Output::Overflow, 2, 3),
+            add(0, "n", -1, num(i64::MAX - 1), 4, 5),
+        ])
+        .unwrap();
+        not_lin(&[add(0, "n", 1, Output::Overflow, 0, 1)]);
+        not_lin(&[
+            ins(0, "n", &max, None, 0, 1),
+            add(0, "n", 1, num(i64::MIN), 2, 3),
+        ]);
+        // An add overlapping an insert of a non-number may be refused (insert first) or
+        // count from 0 (add first, and the insert replaces its sum); not both at once.
+        check(&[
+            add(0, "n", 1, Output::NotAnInteger, 0, 10),
+            ins(1, "n", "x", None, 0, 10),
+        ])
+        .unwrap();
+        check(&[
+            add(0, "n", 1, num(1), 0, 10),
+            ins(1, "n", "x", Some("1"), 0, 10),
+        ])
+        .unwrap();
+        not_lin(&[add(0, "n", 1, num(1), 0, 10), ins(1, "n", "x", None, 0, 10)]);
+        not_lin(&[
+            add(0, "n", 1, Output::NotAnInteger, 0, 10),
+            ins(1, "n", "x", Some("1"), 0, 10),
+        ]);
+    }
+
+    #[test]
+    fn binary_keys_and_values_are_compared_exactly() {
+        let k = "\u{0}\"k y\"";
+        let h = [
+            ins(0, k, "\u{0}", None, 0, 1),
+            read(1, k, Some("\u{0}"), 2, 3),
+            read(1, "\u{0}\"k y", None, 2, 3),
+        ];
+        check(&h).unwrap();
+        let h = [ins(0, k, "\u{0}", None, 0, 1), read(1, k, Some(""), 2, 3)];
+        let v = not_lin(&h);
+        let text = v.to_string();
+        assert!(text.contains("key \"\\x00\\\"k y\\\"\""), "{text}");
+        assert!(text.contains("holding \"\\x00\""), "{text}");
+        assert!(text.contains("-> value \"\""), "{text}");
+        // Bytes that are not UTF-8.
+        let raw = Call::new(
+            0,
+            KvOp::Insert {
+                key: vec![0xff],
+                value: vec![0xfe, 0],
+            },
+            Output::Created,
+            0,
+            1,
+        );
+        let wrong = Call::new(
+            1,
+            KvOp::Read { key: vec![0xff] },
+            Output::Value(vec![0xfe]),
+            2,
+            3,
+        );
+        assert!(not_lin(&[raw, wrong]).to_string().contains("\"\\xfe\""));
     }
 
     #[test]
     fn keys_are_checked_separately() {
         // Each key alone is fine, and the violation on key 2 is found among them.
-        let mut h: Vec<Call> = (0..50)
-            .map(|k| ins(k, k, k + 100, None, k, k + 1000))
+        let mut h: Vec<Call> = (0..50u64)
+            .map(|k| ins(k, &k.to_string(), &(k + 100).to_string(), None, k, k + 1000))
             .collect();
         check(&h).unwrap();
-        h.push(read(99, 2, Some(7), 2000, 2001));
-        assert_eq!(not_lin(&h).key, 2);
+        h.push(read(99, "2", Some("7"), 2000, 2001));
+        assert_eq!(not_lin(&h).key, b("2"));
     }
 
     #[test]
     fn pending_calls_may_or_may_not_take_effect() {
+        let pins = |key: &str, value: &str, at| {
+            Call::pending(
+                0,
+                KvOp::Insert {
+                    key: b(key),
+                    value: b(value),
+                },
+                at,
+            )
+        };
         let h = [
-            Call::pending(0, KvOp::Insert { key: 1, value: 10 }, 0),
-            read(1, 1, None, 5, 6),
-            read(1, 1, Some(10), 7, 8),
+            pins("1", "10", 0),
+            read(1, "1", None, 5, 6),
+            read(1, "1", Some("10"), 7, 8),
         ];
         check(&h).unwrap();
-        let h = [
-            Call::pending(0, KvOp::Insert { key: 1, value: 10 }, 0),
-            read(1, 1, None, 5, 6),
-        ];
+        let h = [pins("1", "10", 0), read(1, "1", None, 5, 6)];
         check(&h).unwrap();
         // But not before it was invoked.
-        let h = [
-            read(1, 1, Some(10), 0, 1),
-            Call::pending(0, KvOp::Insert { key: 1, value: 10 }, 5),
-        ];
+        let h = [read(1, "1", Some("10"), 0, 1), pins("1", "10", 5)];
         not_lin(&h);
         // And only once.
         let h = [
-            Call::pending(0, KvOp::Insert { key: 1, value: 10 }, 0),
-            read(1, 1, Some(10), 5, 6),
-            del(1, 1, Some(10), 7, 8),
-            read(1, 1, Some(10), 9, 10),
+            pins("1", "10", 0),
+            read(1, "1", Some("10"), 5, 6),
+            del(1, "1", Some("10"), 7, 8),
+            read(1, "1", Some("10"), 9, 10),
         ];
         not_lin(&h);
+        // The new operations too: a pending add counts once, and a pending cas may swap.
+        let padd = Call::pending(
+            0,
+            KvOp::Add {
+                key: b("n"),
+                delta: 5,
+            },
+            0,
+        );
+        check(&[padd.clone(), add(1, "n", 1, num(6), 1, 2)]).unwrap();
+        check(&[padd.clone(), add(1, "n", 1, num(1), 1, 2)]).unwrap();
+        not_lin(&[padd.clone(), add(1, "n", 1, num(11), 1, 2)]);
+        let pcas = Call::pending(
+            0,
+            KvOp::Cas {
+                key: b("k"),
+                expected: None,
+                new: b("a"),
+            },
+            0,
+        );
+        check(&[pcas.clone(), new(1, "k", "b", Some("a"), 1, 2)]).unwrap();
+        not_lin(&[
+            pcas,
+            new(1, "k", "b", Some("a"), 1, 2),
+            new(1, "k", "c", None, 3, 4),
+        ]);
     }
 
     #[test]
     fn bad_calls_and_limits_are_reported() {
-        let c = ins(0, 1, 10, None, 5, 4);
-        assert_eq!(check(&[c]), Err(CheckError::BadCall(c)));
+        let c = ins(0, "1", "10", None, 5, 4);
+        assert_eq!(
+            check(std::slice::from_ref(&c)),
+            Err(CheckError::BadCall(Box::new(c)))
+        );
+        // Returned without an answer, or answered without returning.
+        let mut c = ins(0, "1", "10", None, 0, 4);
+        c.output = None;
+        assert!(matches!(check(&[c]), Err(CheckError::BadCall(_))));
+        let mut c = ins(0, "1", "10", None, 0, 4);
+        c.ret = None;
+        assert!(matches!(check(&[c]), Err(CheckError::BadCall(_))));
         // Sixteen overlapping reads of an absent key, then a read of a value nobody wrote: the
         // search visits every subset of the reads (2^16 configurations) before it knows; with
         // a small limit it gives up.
-        let mut h: Vec<Call> = (0..16).map(|i| read(i, 1, None, 0, 100)).collect();
-        h.push(read(99, 1, Some(1000), 101, 102));
+        let mut h: Vec<Call> = (0..16).map(|i| read(i, "1", None, 0, 100)).collect();
+        h.push(read(99, "1", Some("1000"), 101, 102));
         assert_eq!(not_lin(&h).blocked, 16);
         let opts = Options {
             max_configurations: 50,
         };
         assert!(matches!(
             check_with(&h, &opts),
-            Err(CheckError::Inconclusive { key: 1, .. })
+            Err(CheckError::Inconclusive { key, .. }) if key == b("1")
         ));
     }
 
     #[test]
     fn long_sequential_history_is_linear_in_work() {
         let mut h = Vec::new();
-        let mut prev = None;
+        let mut prev: Option<String> = None;
         for i in 0..20_000u64 {
-            h.push(ins(i % 4, 7, i, prev, 2 * i, 2 * i + 1));
-            prev = Some(i);
+            let v = i.to_string();
+            let c = match i % 4 {
+                0 | 1 => ins(i % 4, "7", &v, prev.as_deref(), 2 * i, 2 * i + 1),
+                2 => cas(i % 4, "7", prev.as_deref(), &v, Ok(()), 2 * i, 2 * i + 1),
+                _ => {
+                    let n: i64 = prev.as_deref().unwrap().parse().unwrap();
+                    let (d, sum) = (i as i64 - n, i as i64);
+                    add(i % 4, "7", d, num(sum), 2 * i, 2 * i + 1)
+                }
+            };
+            h.push(c);
+            prev = Some(v);
         }
         let r = check(&h).unwrap();
         assert_eq!(r.configurations, 20_000);
+    }
+
+    #[test]
+    fn big_values_cost_no_more_configurations() {
+        // Values of 64 KiB: interned, so the memo holds ids, not copies.
+        let big = |c: u8| vec![c; 64 * 1024];
+        let op = |v: Vec<u8>| KvOp::Insert {
+            key: b("k"),
+            value: v,
+        };
+        let mut h: Vec<Call> = (0..8u8)
+            .map(|i| {
+                let out = if i == 0 {
+                    Output::Created
+                } else {
+                    Output::Replaced(big(i - 1))
+                };
+                Call::new(i as u64, op(big(i)), out, 0, 100)
+            })
+            .collect();
+        h.push(Call::new(
+            9,
+            KvOp::Read { key: b("k") },
+            Output::Value(big(7)),
+            101,
+            102,
+        ));
+        check(&h).unwrap();
+        h.last_mut().unwrap().output = Some(Output::Value(big(3)));
+        not_lin(&h);
+    }
+
+    /// xorshift64*, for the random histories below.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        }
+    }
+
+    /// Whether some order of `calls` (each pending one placed or left out) keeps real-time
+    /// order and fits every answer: every permutation, tried by brute force.
+    fn brute_force(calls: &[Call]) -> bool {
+        fn go(calls: &[Call], used: &mut Vec<bool>, state: Option<Vec<u8>>) -> bool {
+            // Done when every returned call is placed.
+            if calls
+                .iter()
+                .zip(used.iter())
+                .all(|(c, &u)| u || c.ret.is_none())
+            {
+                return true;
+            }
+            for i in 0..calls.len() {
+                if used[i] {
+                    continue;
+                }
+                // Every call that returned before this one was invoked must be placed.
+                let ready = calls
+                    .iter()
+                    .zip(used.iter())
+                    .all(|(d, &u)| u || d.ret.is_none_or(|r| r >= calls[i].invoke));
+                if !ready {
+                    continue;
+                }
+                let (out, after) = calls[i].op.apply(state.as_deref());
+                if calls[i].ret.is_some() && Some(&out) != calls[i].output.as_ref() {
+                    continue;
+                }
+                used[i] = true;
+                if go(calls, used, after) {
+                    return true;
+                }
+                used[i] = false;
+            }
+            false
+        }
+        go(calls, &mut vec![false; calls.len()], None)
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_random_histories() {
+        // Small histories of every operation on one key, over few values (so that answers
+        // often fit by chance), with answers from a random sequential run (mostly
+        // linearizable) or corrupted (mostly not), some calls pending.
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let values: [&[u8]; 4] = [b"", b"1", b"x", b"-1"];
+        let (mut yes, mut no) = (0, 0);
+        for round in 0..3000 {
+            let n = 1 + rng.below(6) as usize;
+            let key = b("k");
+            let mut calls: Vec<Call> = (0..n)
+                .map(|c| {
+                    let v = |r: &mut Rng| values[r.below(4) as usize].to_vec();
+                    let op = match rng.below(6) {
+                        0 => KvOp::Insert {
+                            key: key.clone(),
+                            value: v(&mut rng),
+                        },
+                        1 => KvOp::Read { key: key.clone() },
+                        2 => KvOp::Delete { key: key.clone() },
+                        3 => KvOp::InsertNew {
+                            key: key.clone(),
+                            value: v(&mut rng),
+                        },
+                        4 => KvOp::Cas {
+                            key: key.clone(),
+                            expected: (rng.below(3) > 0).then(|| v(&mut rng)),
+                            new: v(&mut rng),
+                        },
+                        _ => KvOp::Add {
+                            key: key.clone(),
+                            delta: [1, -1, 2, i64::MAX][rng.below(4) as usize],
+                        },
+                    };
+                    let invoke = rng.below(12);
+                    Call::new(c as u64, op, Output::Created, invoke, invoke + rng.below(8))
+                })
+                .collect();
+            // Answers: run the calls in a random order (then shuffle a little).
+            let mut order: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                order.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let mut state: Option<Vec<u8>> = None;
+            for &i in &order {
+                let (out, after) = calls[i].op.apply(state.as_deref());
+                calls[i].output = Some(out);
+                state = after;
+            }
+            if round % 3 == 0 {
+                let i = rng.below(n as u64) as usize;
+                let other = calls[rng.below(n as u64) as usize].output.clone();
+                calls[i].output = other;
+            }
+            if rng.below(4) == 0 {
+                let i = rng.below(n as u64) as usize;
+                calls[i].ret = None;
+                calls[i].output = None;
+            }
+            let want = brute_force(&calls);
+            let got = check(&calls);
+            assert_eq!(got.is_ok(), want, "{got:?} for {calls:#?}");
+            if want {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        // Both verdicts must be common, or the comparison shows little.
+        assert!(yes > 500 && no > 500, "{yes} linearizable, {no} not");
     }
 }

@@ -1,9 +1,25 @@
-//! A lock-free single-producer/single-consumer ring of variable-length byte records, with the
-//! same spin-then-futex wait/wake protocol as [`crate::ring`], generic over the memory it lives
-//! in ([`RecordMem`]: [`HeapRecordMem`] for tests, Miri and loom, `ShmRecordMem` for a shared
-//! mapping).
+//! The lock-free single-producer/single-consumer ring of variable-length byte records that
+//! carries requests and responses, with its spin-then-futex wait/wake protocol, generic over the
+//! memory it lives in ([`RecordMem`]: [`HeapRecordMem`] for tests, Miri and loom, `ShmRecordMem`
+//! for a shared mapping).
 //!
-//! This is a building block for byte-string keys and values; the protocol does not use it yet.
+//! Each request and each answer (or part of one) of [`crate::wire`] is one record.
+//!
+//! # Algorithm
+//!
+//! A bounded SPSC queue after Lamport, with the refinements of FastForward/`rte_ring`: two
+//! monotonically increasing 64-bit counters, `tail` (bytes ever published, written only by the
+//! producer) and `head` (bytes ever consumed, written only by the consumer), each on its own
+//! cache line of the control block ([`RingCtrl`]).
+//!
+//! * Publish: the producer writes records, then stores the new `tail` with `Release`. The
+//!   consumer loads `tail` with `Acquire`, so the records' words happen-before its reads.
+//! * Release: the consumer copies records out, then stores the new `head` with `Release`; the
+//!   producer loads `head` with `Acquire` before reusing the bytes, so the copy is finished
+//!   before they are overwritten.
+//! * Each side keeps its own counter privately (never re-reading it from shared memory) and a
+//!   cached copy of the other's, refreshed only when the cache says full/empty. A counter read
+//!   from the peer is validated (see Validation below).
 //!
 //! # Prior art
 //!
@@ -14,15 +30,15 @@
 //! hands out contiguous grants with the same "never wrap, skip to the start" rule, generic over
 //! its storage so that loom can run it over heap memory). The code is written for this crate;
 //! two things differ from Aeron: a record is published by the producer's `tail` counter (so a
-//! batch of records costs one publication, as in [`crate::ring`]), not by an ordered store of
-//! its length, and the consumer therefore does not zero the bytes it consumed.
+//! batch of records costs one publication), not by an ordered store of its length, and the
+//! consumer therefore does not zero the bytes it consumed.
 //!
 //! # Layout
 //!
-//! The ring is a control block ([`RingCtrl`], the one [`crate::ring`] uses) and `capacity` bytes
-//! of data, read and written as 64-bit words. `tail` (producer) and `head` (consumer) count
-//! BYTES ever published and consumed, always multiples of 8; the byte at counter `n` lives at
-//! offset `n & (capacity - 1)`; the invariant is `head <= tail <= head + capacity`.
+//! The ring is a control block ([`RingCtrl`]) and `capacity` bytes of data, read and written
+//! as 64-bit words. `tail` (producer) and `head` (consumer) count BYTES ever published and
+//! consumed, always multiples of 8; the byte at counter `n` lives at offset `n & (capacity -
+//! 1)`; the invariant is `head <= tail <= head + capacity`.
 //!
 //! A record is an 8-byte header word followed by its payload padded with zeros to a multiple of
 //! 8 bytes:
@@ -57,21 +73,43 @@
 //! counter, a header whose kind is unknown, whose length exceeds the maximum, whose record
 //! would cross the end of the data area or the published bytes, or a padding record that does
 //! not end exactly at the end (or starts at offset 0). A peer's counter must be a multiple of 8
-//! and respect `head <= tail <= head + capacity` (wrapping arithmetic, as in [`crate::ring`]).
-//! Every word index is reduced below the capacity before use, and shared memory is only
-//! accessed through atomics, so a lie can garble data but never cause an out-of-bounds access
-//! or undefined behaviour.
+//! and respect `head <= tail <= head + capacity` (wrapping arithmetic: a counter's starting
+//! value comes from shared memory and may be anything). Every word index is reduced below the
+//! capacity before use, and shared memory is only accessed through atomics, so a lie can garble
+//! data but never cause an out-of-bounds access or undefined behaviour.
 //!
 //! # Publication and waiting
 //!
-//! Exactly as in [`crate::ring`] (see design.md §3 and §4): the producer writes records
-//! unpublished ([`RecordProducer::write`]) and stores `tail` once with `Release` in
-//! [`RecordProducer::publish`], then a `SeqCst` fence and a look at the consumer's waiter flag;
-//! the consumer reads records ([`RecordConsumer::read_into`]) and gives their bytes back with
-//! one `Release` store of `head` in [`RecordConsumer::release`], likewise followed by a fence
-//! and a look at the producer's waiter flag. A side that must wait spins, yields, raises its
-//! flag, executes a `SeqCst` fence, looks again, and sleeps on its futex word (Dekker). The
-//! loom models in `tests/loom/records.rs` check this code.
+//! The producer writes records unpublished ([`RecordProducer::write`]) and stores `tail` once
+//! with `Release` in [`RecordProducer::publish`], then executes a `SeqCst` fence and looks at
+//! the consumer's waiter flag; the consumer reads records ([`RecordConsumer::read_into`]) and
+//! gives their bytes back with one `Release` store of `head` in [`RecordConsumer::release`],
+//! likewise followed by a fence and a look at the producer's waiter flag (see design.md §3 and
+//! §4).
+//!
+//! A side that finds the ring empty (consumer) or without room for its record (producer) spins,
+//! yields ([`SpinPolicy`]), then sleeps on a futex word in
+//! [`WakeLine`](crate::region::WakeLine) with a Dekker-style handshake:
+//!
+//! ```text
+//! sleeper (consumer)                          waker (producer)
+//! seq = data_futex.load()                     tail.store(t + n, Release)
+//! data_waiting.store(1)                       fence(SeqCst)
+//! fence(SeqCst)                               if data_waiting.load() == 1 {
+//! if tail changed: clear flag, return             data_waiting.store(0)
+//! futex_wait(data_futex, seq)                     data_futex.fetch_add(1)
+//!                                                 futex_wake(data_futex) }
+//! ```
+//!
+//! The two `SeqCst` fences order each side's store before its load, so at least one side sees
+//! the other's store: either the sleeper sees the new `tail` and does not sleep, or the waker
+//! sees the flag and wakes. A wake that comes between the sleeper's check and its
+//! `futex_wait` changes `data_futex` first, so the wait returns at once. The fast path (no
+//! sleeper) makes no system call. The producer side is symmetric (`space_waiting`,
+//! `space_futex`, woken by [`RecordConsumer::release`]). The futex is a [`Wake`]: the real
+//! `futex(2)` over shared memory, a mutex and condition variable ([`ModelFutex`]) over heap
+//! memory. The loom models in `tests/loom/` (`records.rs` for the ring alone, `main.rs` for the
+//! serving lane over two rings) check exactly this code for data races and lost wake-ups.
 
 use crate::region::{RingCtrl, Side};
 use crate::sync::{AtomicU32, Ordering, UnsafeCell, fence, spin_hint, thread};
@@ -162,8 +200,7 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The memory a record ring lives in: a control block, a data area of `capacity` bytes read and
-/// written as 64-bit words, and the way to sleep on and wake its futex words. The counterpart of
-/// [`crate::region::RingMem`] for byte records.
+/// written as 64-bit words, and the way to sleep on and wake its futex words.
 pub trait RecordMem: Send + Sync {
     /// How a side sleeps on a word of [`RingCtrl::wake`].
     type Waker: Wake;
@@ -179,7 +216,7 @@ pub trait RecordMem: Send + Sync {
     fn waker(&self) -> &Self::Waker;
 
     /// Register the one producer or the one consumer of this memory in this process: true the
-    /// first time for each side (see [`crate::region::RingMem::claim`]). The halves panic on
+    /// first time for each side. [`RecordProducer::new`] and [`RecordConsumer::new`] panic on
     /// false, so that safe code cannot build two producers (or two consumers) over memory whose
     /// word accessors rely on the single-producer/single-consumer protocol, as heap memory's
     /// do. Memory whose accessors are atomics may always return true.
@@ -201,6 +238,38 @@ pub trait RecordMem: Send + Sync {
     /// `index` at the same time (the ring's single-producer/single-consumer protocol guarantees
     /// it).
     unsafe fn write_word(&self, index: usize, value: u64);
+
+    /// Copy `out.len()` bytes out of the data words from `first` on (little endian, the last
+    /// word's extra bytes dropped). The default reads word by word; memory that can do better
+    /// (one bounds check for the whole run) overrides it.
+    ///
+    /// # Safety
+    ///
+    /// `first + out.len().div_ceil(8) <= self.capacity() / 8`, and no thread of this process
+    /// writes those words at the same time.
+    unsafe fn read_bytes(&self, first: usize, out: &mut [u8]) {
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            // SAFETY: `first + i` is below the bound the caller promises; no concurrent writer.
+            let w = unsafe { self.read_word(first + i) }.to_le_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+    }
+
+    /// Copy `bytes` into the data words from `first` on (little endian, the last word padded
+    /// with zeros).
+    ///
+    /// # Safety
+    ///
+    /// `first + bytes.len().div_ceil(8) <= self.capacity() / 8`, and no thread of this process
+    /// reads or writes those words at the same time.
+    unsafe fn write_bytes(&self, first: usize, bytes: &[u8]) {
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: `first + i` is below the bound the caller promises; no concurrent access.
+            unsafe { self.write_word(first + i, u64::from_le_bytes(w)) };
+        }
+    }
 }
 
 impl<T: RecordMem> RecordMem for crate::sync::Arc<T> {
@@ -226,6 +295,14 @@ impl<T: RecordMem> RecordMem for crate::sync::Arc<T> {
         // SAFETY: forwarded; the caller upholds the same contract.
         unsafe { (**self).write_word(index, value) }
     }
+    unsafe fn read_bytes(&self, first: usize, out: &mut [u8]) {
+        // SAFETY: forwarded; the caller upholds the same contract.
+        unsafe { (**self).read_bytes(first, out) }
+    }
+    unsafe fn write_bytes(&self, first: usize, bytes: &[u8]) {
+        // SAFETY: forwarded; the caller upholds the same contract.
+        unsafe { (**self).write_bytes(first, bytes) }
+    }
 }
 
 /// A record ring's memory on the heap, with an emulated futex ([`ModelFutex`]). Each data word
@@ -233,8 +310,7 @@ impl<T: RecordMem> RecordMem for crate::sync::Arc<T> {
 /// races: a flaw in the publication protocol shows up as a race report.
 ///
 /// Its control block is public atomics ([`RecordMem::ctrl`]) so that tests can play a hostile
-/// peer; like [`crate::region::HeapRingMem`], it relies on nobody but the two halves writing the
-/// counters while both halves run.
+/// peer; it relies on nobody but the two halves writing the counters while both halves run.
 #[derive(Debug)]
 pub struct HeapRecordMem {
     ctrl: RingCtrl,
@@ -362,6 +438,18 @@ mod shm_mem {
             })
         }
 
+        /// The data words holding `len` bytes from word `first` on, checked once.
+        fn words(&self, first: usize, len: usize) -> &[AtomicU64] {
+            let n = len.div_ceil(8);
+            assert!(
+                first + n <= self.capacity / 8,
+                "a record's words lie inside the data area"
+            );
+            self.map
+                .atomic_u64_slice(self.data_offset + first * 8, n)
+                .expect("data offsets were checked when the ring was built")
+        }
+
         fn word(&self, index: usize) -> &AtomicU64 {
             let index = index & (self.capacity / 8 - 1);
             self.map
@@ -394,6 +482,18 @@ mod shm_mem {
         }
         unsafe fn write_word(&self, index: usize, value: u64) {
             self.word(index).store(value, Ordering::Relaxed)
+        }
+        unsafe fn read_bytes(&self, first: usize, out: &mut [u8]) {
+            for (w, chunk) in self.words(first, out.len()).iter().zip(out.chunks_mut(8)) {
+                chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes()[..chunk.len()]);
+            }
+        }
+        unsafe fn write_bytes(&self, first: usize, bytes: &[u8]) {
+            for (w, chunk) in self.words(first, bytes.len()).iter().zip(bytes.chunks(8)) {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                w.store(u64::from_le_bytes(b), Ordering::Relaxed);
+            }
         }
     }
 }
@@ -588,16 +688,10 @@ impl<M: RecordMem> RecordProducer<M> {
             pos = pos.wrapping_add(pad);
         }
         let first = ((pos & mask) / 8) as usize;
-        for (i, chunk) in payload.chunks(8).enumerate() {
-            let mut bytes = [0u8; 8];
-            bytes[..chunk.len()].copy_from_slice(chunk);
-            // SAFETY: the record's `rec` bytes lie before the end of the data area (`plan`
-            // padded otherwise), so `first + 1 + i < cap / 8`; they are free, as above.
-            unsafe {
-                self.mem
-                    .write_word(first + 1 + i, u64::from_le_bytes(bytes))
-            };
-        }
+        // SAFETY: the record's `rec` bytes lie before the end of the data area (`plan` padded
+        // otherwise), so its payload words `first + 1 ..` end by `cap / 8`; they are free, as
+        // above.
+        unsafe { self.mem.write_bytes(first + 1, payload) };
         // SAFETY: `first < cap / 8`; the word is free, as above.
         unsafe {
             self.mem
@@ -863,18 +957,12 @@ impl<M: RecordMem> RecordConsumer<M> {
             }
             let len = len as usize;
             buf.clear();
-            buf.reserve(len);
-            let first = (off / 8) as usize + 1;
-            let mut left = len;
-            for i in 0..(rec as usize - HEADER_SIZE) / 8 {
-                // SAFETY: `first + i < (off + rec) / 8 <= cap / 8` (the record ends before the
-                // end of the data area, checked above); the word is published and not yet
-                // released, as for the header (the record ends within `avail`).
-                let w = unsafe { self.mem.read_word(first + i) }.to_le_bytes();
-                let n = left.min(8);
-                buf.extend_from_slice(&w[..n]);
-                left -= n;
-            }
+            buf.resize(len, 0);
+            // SAFETY: the payload's words `off / 8 + 1 ..` end by `(off + rec) / 8 <= cap / 8`
+            // (the record ends before the end of the data area, checked above); they are
+            // published and not yet released, as for the header (the record ends within
+            // `avail`).
+            unsafe { self.mem.read_bytes((off / 8) as usize + 1, buf) };
             self.head = self.head.wrapping_add(rec);
             return Ok(len);
         }
@@ -904,6 +992,12 @@ impl<M: RecordMem> RecordConsumer<M> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Published bytes waiting unread, as far as our cached copy of the producer's counter
+    /// knows (no shared-memory access: 0 may be stale, more is not).
+    pub fn ready_cached(&self) -> u64 {
+        self.cached_tail.wrapping_sub(self.head)
     }
 
     /// Bytes read and not yet given back.

@@ -1,6 +1,6 @@
 //! Serving one client: the [`Lane`] its worker threads share (the request ring's consumer, the
 //! response ring's producer, the worker count) and the step each worker repeats
-//! ([`Lane::serve_one`]): take one request, execute it on the table, answer it.
+//! ([`Lane::serve_one`]): take one request, execute it on the [`Store`], answer it.
 //!
 //! # The ordering guarantee
 //!
@@ -12,24 +12,32 @@
 //! the bucket lock only after `r1`'s worker holds it, and every effect happens under the bucket
 //! lock, so `r1` takes effect first. Requests on different buckets proceed in parallel, since
 //! the consumer lock is released as soon as the bucket lock is held. Nothing depends on the
-//! number of workers, so ThStart/ThStop need no hand-over: a stopping worker finishes the
-//! request it holds and exits.
+//! number of workers, so ThreadsStart/ThreadsStop need no hand-over: a stopping worker finishes
+//! the request it holds and exits.
+//!
+//! Requests that read the whole table (`len`, `scan`, `print`) and `stats` are ordered with
+//! *all* of the client's requests: the worker holding such a request keeps the consumer lock,
+//! waits until every earlier request is answered, reads,
+//! and only then lets the next request be taken. So `insert a 1 len` in one pipelined batch
+//! always counts `a`.
+//!
+//! Each request is one record of the request ring, copied out once into the worker's
+//! [`Scratch`] and decoded from that copy ([`crate::wire::decode_request`], against the
+//! lane's [`Limits`]); each answer is one record of the response ring, or several for a long
+//! answer ([`crate::wire::split_parts`]).
 //!
 //! The lane is generic over the ring memory, so loom runs this very code over heap rings.
 
-use crate::protocol::{
-    ErrorCode, Op, Reply, Response, Stat, decode_request, encode_response, request_id,
-};
-use crate::region::{RingMem, Slot};
-use crate::ring::{Consumer, Producer, RingError};
-use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats, table_stats};
+use crate::record::{RecordConsumer, RecordError, RecordMem, RecordProducer};
+use crate::stats::{DEFAULT_SAMPLE_EVERY, LaneCounters, Stats};
+use crate::store::{Store, StoreError};
 use crate::sync::{AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence};
-use crate::table::Table;
 use crate::wait::{SpinPolicy, Wake};
+use crate::wire::{
+    self, ENTRIES_FIXED, ErrorCode, KEYS_FIXED, Limits, Op, Reply, Response, STATS_FIXED, Stat,
+    decode_request, encode_response, request_id,
+};
 use std::time::{Duration, Instant};
-
-/// The table a server serves: u64 keys to u64 values.
-pub type ServedTable = Table<u64, u64>;
 
 /// How long a worker blocked on a full response ring sleeps between checks that its client is
 /// still there.
@@ -37,6 +45,9 @@ pub const RESPOND_POLL: Duration = Duration::from_millis(100);
 /// The longest a Stats request parks between looks at the requests before it (it is woken as
 /// soon as they are answered; this only bounds a lost wake-up).
 pub const SETTLE_POLL: Duration = Duration::from_millis(20);
+/// A worker's scratch buffer larger than this after a request is given back to the allocator
+/// (one huge value must not pin its size in every worker).
+pub const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// What the server provides a lane: its control operations and its view of the client.
 pub trait Control: Sync {
@@ -68,32 +79,38 @@ pub trait Control: Sync {
     /// The statistics a Stats request answers with, in the order they are sent. Called with the
     /// asking lane's consumer lock held, once every earlier request of that client has been
     /// answered. The default reports the table only.
-    fn stats(&self, table: &ServedTable) -> Vec<Stat> {
-        let (entries, buckets, longest_bucket) = table_stats(table);
+    fn stats(&self, store: &Store) -> Vec<Stat> {
         Stats {
-            entries,
-            buckets,
-            longest_bucket,
+            entries: store.len(),
+            buckets: store.bucket_count() as u64,
+            longest_bucket: store.longest_bucket(),
+            memory_used: store.memory_used(),
+            memory_limit: store.budget(),
             ..Stats::default()
         }
         .to_stats()
     }
 }
 
-/// Ring slots a worker may read before giving them back (it gives them back sooner when it
-/// finds the ring empty).
-pub const RELEASE_BATCH: u64 = 16;
-/// Requests known to wait, besides the one just taken, for which a worker handing the ring
-/// over also wakes a sleeping spare worker (see [`Lane::serve_one`]).
-pub const PASS_BACKLOG: u64 = 16;
+/// The most keys one `scan` step aims for, whatever count the client asks: the answer is
+/// built in server memory before it is sent, so this bounds what one request can make the
+/// server hold (Redis's SCAN count is a hint too). A step still visits whole buckets.
+pub const SCAN_MAX_COUNT: u32 = 1024;
+
+/// Requests a worker may read before giving their bytes back (it gives them back sooner when
+/// it finds the ring empty).
+pub const RELEASE_BATCH: u32 = 16;
 /// The most answers a worker that keeps the ring leaves unpublished while more requests wait
 /// (one publication, with its fence and its cache-line transfer to the client, for several).
-pub const PUBLISH_BATCH: u64 = 8;
+pub const PUBLISH_BATCH: u32 = 8;
+/// Bytes of answers a worker may leave unpublished while more requests wait.
+pub const PUBLISH_BYTES: u64 = 4096;
 
 /// Something pointless a client made a worker do (see [`Control::misbehaved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Misbehavior {
-    /// A request that does not decode (it is still answered, with Malformed).
+    /// A request that does not decode, or carries a key or value over the limits (it is still
+    /// answered, with Malformed or TooLarge).
     Malformed,
     /// The worker waiting for room for answers was woken, and there is still no room: only a
     /// client writing the response ring's futex word by hand does that.
@@ -107,22 +124,57 @@ pub enum Step {
     Served,
     /// No request came within the wait (or the worker was nudged).
     Idle,
-    /// The request was ThStop: this worker must exit now.
+    /// The request was ThreadsStop: this worker must exit now.
     Exit,
-    /// The client's ring counters are corrupt; the client must be dropped.
-    Corrupt(RingError),
+    /// The client's ring is corrupt; the client must be dropped.
+    Corrupt(RecordError),
+}
+
+/// A worker's own buffers: the copy of the request it serves and the encoding of an answer.
+/// Reused from request to request.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
+
+impl Scratch {
+    /// Give back a buffer that a huge message grew (see [`SCRATCH_KEEP`]).
+    fn trim(&mut self) {
+        for b in [&mut self.request, &mut self.response] {
+            if b.capacity() > SCRATCH_KEEP {
+                *b = Vec::new();
+            }
+        }
+    }
+}
+
+/// The consumer half and the count of requests read since its last release.
+#[derive(Debug)]
+struct Taker<M: RecordMem> {
+    ring: RecordConsumer<M>,
+    unreleased: u32,
+}
+
+/// The producer half and the count of answers written since its last publication.
+#[derive(Debug)]
+struct Answerer<M: RecordMem> {
+    ring: RecordProducer<M>,
+    unpublished: u32,
 }
 
 /// The state shared by one client's workers. Lives in server-private memory.
 #[derive(Debug)]
-pub struct Lane<M: RingMem> {
-    /// The response ring's memory, to wake a worker waiting for room (see [`Lane::nudge`]).
-    responses: M,
+pub struct Lane<M: RecordMem> {
+    /// The request and response rings' memory, to wake a waiting worker (see [`Lane::nudge`]).
     requests: M,
+    responses: M,
+    limits: Limits,
     policy: SpinPolicy,
-    consumer: Mutex<Consumer<M>>,
-    producer: Mutex<Producer<M>>,
-    /// Workers serving the client now (changed by ThStart/ThStop under the consumer lock).
+    consumer: Mutex<Taker<M>>,
+    producer: Mutex<Answerer<M>>,
+    /// Workers serving the client now (changed by ThreadsStart/ThreadsStop under the consumer
+    /// lock).
     workers: AtomicU32,
     max_workers: u32,
     /// Requests taken and handed over, not yet answered.
@@ -139,7 +191,7 @@ pub struct Lane<M: RingMem> {
     /// Where workers that find the ring taken wait (see [`SpareGate`]).
     gate: SpareGate,
     /// Whether workers share a backlog: hand the ring over while more requests wait, and wake
-    /// a sleeping spare for a large one (see [`Lane::set_share_backlog`]).
+    /// a sleeping spare (see [`Lane::set_share_backlog`]).
     share_backlog: bool,
 }
 
@@ -230,16 +282,38 @@ impl SpareGate {
     }
 }
 
-impl<M: RingMem + Clone> Lane<M> {
+/// Bytes of requests known to wait, besides the one just taken, for which a worker handing the
+/// ring over also wakes a sleeping spare worker (about 16 small requests).
+pub const PASS_BACKLOG: u64 = 16 * 48;
+
+impl<M: RecordMem + Clone> Lane<M> {
     /// A lane over a request ring (consumed here) and a response ring (produced here), with
-    /// `workers` workers counted and at most `max_workers` allowed.
-    pub fn new(requests: M, responses: M, workers: u32, max_workers: u32) -> Self {
-        Self {
-            requests: requests.clone(),
-            responses: responses.clone(),
+    /// `workers` workers counted and at most `max_workers` allowed, decoding requests against
+    /// `limits`. Fails when a ring's counters are corrupt.
+    ///
+    /// # Panics
+    ///
+    /// If either memory already has its half in this process ([`RecordMem::claim`]).
+    pub fn new(
+        requests: M,
+        responses: M,
+        limits: Limits,
+        workers: u32,
+        max_workers: u32,
+    ) -> Result<Self, RecordError> {
+        Ok(Self {
+            consumer: Mutex::new(Taker {
+                ring: RecordConsumer::new(requests.clone())?,
+                unreleased: 0,
+            }),
+            producer: Mutex::new(Answerer {
+                ring: RecordProducer::new(responses.clone())?,
+                unpublished: 0,
+            }),
+            requests,
+            responses,
+            limits,
             policy: SpinPolicy::DEFAULT,
-            consumer: Mutex::new(Consumer::new(requests)),
-            producer: Mutex::new(Producer::new(responses)),
             workers: AtomicU32::new(workers),
             max_workers,
             in_flight: AtomicU32::new(0),
@@ -251,12 +325,17 @@ impl<M: RingMem + Clone> Lane<M> {
             sample_mask: DEFAULT_SAMPLE_EVERY - 1,
             gate: SpareGate::new(),
             share_backlog: true,
-        }
+        })
     }
 
     /// This lane's request counters.
     pub fn counters(&self) -> &LaneCounters {
         &self.counters
+    }
+
+    /// The limits requests are decoded against.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// One request in this many is timed for [`Control::record_latency`].
@@ -270,24 +349,20 @@ impl<M: RingMem + Clone> Lane<M> {
         self.sample_mask = every.checked_next_power_of_two().unwrap_or(1 << 63) - 1;
     }
 
-    /// Count a refusal; the witness shows the consumer lock is held (the counters' one writer).
-    fn count_error(&self, _held: &MutexGuard<'_, Consumer<M>>, e: &ErrorCode) {
-        self.counters.error(e);
-    }
-
     /// With the consumer lock held (no request can start), wait until every earlier request
     /// has been executed and answered: until no request but the caller's own (`counted`: it
     /// was counted in flight) is in flight. (A request served without handing the ring over
     /// is answered before its worker lets go of the consumer lock, so only handed-over ones
     /// are counted.) Parks on a condition variable, never spins: the requests it waits for
     /// may themselves wait a long time for the client to make room for their answers.
-    fn wait_earlier_answered(&self, _held: &MutexGuard<'_, Consumer<M>>, counted: bool) {
+    fn wait_earlier_answered(&self, _held: &Option<MutexGuard<'_, Taker<M>>>, counted: bool) {
         let limit = u32::from(counted);
         if self.in_flight.load(Ordering::SeqCst) <= limit {
             return;
         }
         let mut g = self.settled.lock();
         self.settling.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         while self.in_flight.load(Ordering::SeqCst) > limit {
             // The timeout only bounds the cost of a lost wake-up; `answered` wakes us.
             g = self.settled_cv.wait_timeout(g, SETTLE_POLL);
@@ -299,45 +374,46 @@ impl<M: RingMem + Clone> Lane<M> {
     /// A handed-over request is answered: count it out and wake a parked Stats request.
     fn answered(&self) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        // Dekker pairing with `wait_earlier_answered`: either it sees our decrement, or we see
+        // it registered. (The fences make the SeqCst order explicit; loom, which models SeqCst
+        // accesses as acquire/release, needs them to see it.)
+        fence(Ordering::SeqCst);
         if self.settling.load(Ordering::SeqCst) != 0 {
             let _g = self.settled.lock();
             self.settled_cv.notify_all();
         }
     }
 
-    /// After a request holds its bucket lock: release the consumer lock if `more` requests
-    /// wait (another worker may take them in parallel), else keep it (returned) until the
-    /// request is answered.
-    fn hand_off<'a>(
-        &self,
-        consumer: MutexGuard<'a, Consumer<M>>,
-        more: bool,
-    ) -> Option<MutexGuard<'a, Consumer<M>>> {
-        if more {
+    /// After a request holds its bucket lock: release the consumer lock (`held`) if `hand`
+    /// (more requests wait and another worker may take them in parallel), else leave it held
+    /// until the request is answered (the caller drops it after [`Lane::respond_all`]: an
+    /// answer deferred by a worker that keeps the ring is then published by its next one).
+    fn hand_off(&self, held: &mut Option<MutexGuard<'_, Taker<M>>>, hand: bool) {
+        if !hand {
+            return;
+        }
+        if let Some(consumer) = held.take() {
             // Wake a sleeping spare only for a backlog worth a wake-up (a system call and a
             // context switch, microseconds): for a few requests the holder is back sooner,
             // and on a small machine the spare would only take the core the client needs.
-            let backlog = consumer.ready_cached() >= PASS_BACKLOG;
+            let backlog = consumer.ring.ready_cached() >= PASS_BACKLOG;
             drop(consumer);
             if backlog {
                 self.gate.pass_one();
             }
-            None
-        } else {
-            Some(consumer)
         }
     }
 
     /// Whether the lane's workers share a backlog (default true): a worker that takes a
     /// request while more wait hands the ring over (lock coupling, so that another worker can
-    /// take the next one in parallel) and, for a backlog of [`PASS_BACKLOG`], wakes a sleeping
-    /// spare to do so. Worth it only with a core free for that spare: on a machine of two
-    /// cores, one runs the client and one the worker holding the ring, and a woken spare only
-    /// preempts one of them (measured: pipelined throughput with 2 workers fell from 5–7 M to
-    /// 1.5–2 M ops/s in some runs, p50 from 9 to 45 µs), while a worker that keeps the ring
-    /// may defer its answers' publication. Off, the lane's workers take turns: one holds the
-    /// ring while the client keeps it busy, the others sleep. Same-key order holds either
-    /// way (the consumer lock orders every take).
+    /// take the next one in parallel) and, for a backlog of [`PASS_BACKLOG`] bytes, wakes a
+    /// sleeping spare to do so. Worth it only with a core free for that spare: on a machine
+    /// of two cores, one runs the client and one the worker holding the ring, and a woken
+    /// spare only preempts one of them (measured: pipelined throughput with 2 workers fell
+    /// from 5–7 M to 1.5–2 M ops/s in some runs, p50 from 9 to 45 µs), while a worker that
+    /// keeps the ring may defer its answers' publication. Off, the lane's workers take turns:
+    /// one holds the ring while the client keeps it busy, the others sleep. Same-key order
+    /// holds either way (the consumer lock orders every take).
     pub fn set_share_backlog(&mut self, on: bool) {
         self.share_backlog = on;
     }
@@ -346,13 +422,13 @@ impl<M: RingMem + Clone> Lane<M> {
     /// responses.
     pub fn set_policy(&mut self, policy: SpinPolicy) {
         self.policy = policy;
-        self.producer.lock().set_policy(policy);
+        self.producer.lock().ring.set_policy(policy);
     }
 
     /// Wake the worker sleeping for a request, so that it re-checks its `cancel` condition
     /// (set that condition first).
     pub fn nudge(&self) {
-        Consumer::nudge(&self.requests);
+        RecordConsumer::nudge(&self.requests);
         // A worker waiting for room for answers, too: it sees the lane abandoned at once
         // instead of after RESPOND_POLL.
         let wake = &self.responses.ctrl().wake.0;
@@ -373,7 +449,7 @@ impl<M: RingMem + Clone> Lane<M> {
         &self,
         wait: Option<Duration>,
         ctl: &dyn Control,
-    ) -> Option<MutexGuard<'_, Consumer<M>>> {
+    ) -> Option<MutexGuard<'_, Taker<M>>> {
         if let Some(c) = self.consumer.try_lock() {
             return Some(c);
         }
@@ -399,6 +475,11 @@ impl<M: RingMem + Clone> Lane<M> {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Bytes in the request ring (a bound on the requests it can hold).
+    pub fn request_capacity(&self) -> usize {
+        self.requests.capacity()
+    }
+
     /// Stop waiting for the client to make room for responses: they are dropped from now on
     /// (the client has gone, or the server is shutting down).
     pub fn abandon(&self) {
@@ -410,233 +491,289 @@ impl<M: RingMem + Clone> Lane<M> {
         self.abandoned.load(Ordering::SeqCst)
     }
 
+    /// Copy the next request out of the ring into `buf`, waiting up to `wait` (or until
+    /// [`Control::cancel_wait`] holds after a [`Lane::nudge`]). Err(None): nothing came.
+    fn take(
+        &self,
+        c: &mut Taker<M>,
+        buf: &mut Vec<u8>,
+        ctl: &dyn Control,
+        wait: Option<Duration>,
+    ) -> Result<(), Option<RecordError>> {
+        let corrupt = |e| match e {
+            e @ RecordError::Corrupt { .. } => Some(e),
+            _ => None,
+        };
+        match c.ring.read_into(buf) {
+            Ok(_) => {}
+            Err(RecordError::WouldBlock) => {
+                c.unreleased = 0;
+                c.ring
+                    .wait_data_or(wait, self.policy, &|| ctl.cancel_wait())
+                    .map_err(corrupt)?;
+                c.ring.read_into(buf).map_err(corrupt)?;
+            }
+            Err(e) => return Err(corrupt(e)),
+        }
+        c.unreleased += 1;
+        Ok(())
+    }
+
     /// Take one request (waiting up to `wait` for one, or until [`Control::cancel_wait`] holds
-    /// after a [`Lane::nudge`]), execute it on `table`, and answer it. Takes nothing once
+    /// after a [`Lane::nudge`]), execute it on `store`, and answer it. Takes nothing once
     /// [`Control::stopping`] holds.
     pub fn serve_one(
         &self,
-        table: &ServedTable,
+        store: &Store,
         ctl: &dyn Control,
         wait: Option<Duration>,
+        scratch: &mut Scratch,
     ) -> Step {
-        let Some(mut consumer) = self.take_ring(wait, ctl) else {
+        let Some(consumer) = self.take_ring(wait, ctl) else {
             return Step::Idle;
         };
+        let mut held = Some(consumer);
+        let consumer = held.as_mut().expect("just taken");
         // (Counting below happens before `consumer` is released: it is the counters' one writer.)
         if ctl.stopping() {
             return Step::Idle;
         }
-        let cancel = || ctl.cancel_wait();
-        let raw = match consumer.read() {
-            Ok(s) => s,
-            Err(RingError::WouldBlock) => match consumer.wait_data_or(wait, self.policy, &cancel) {
-                Ok(()) => match consumer.read() {
-                    Ok(s) => s,
-                    Err(RingError::Corrupt { ours, theirs }) => {
-                        return Step::Corrupt(RingError::Corrupt { ours, theirs });
-                    }
-                    Err(_) => return Step::Idle,
-                },
-                Err(RingError::Corrupt { ours, theirs }) => {
-                    return Step::Corrupt(RingError::Corrupt { ours, theirs });
-                }
-                Err(_) => return Step::Idle,
-            },
-            Err(e) => return Step::Corrupt(e),
-        };
+        match self.take(consumer, &mut scratch.request, ctl, wait) {
+            Ok(()) => {}
+            Err(None) => return Step::Idle,
+            Err(Some(e)) => return Step::Corrupt(e),
+        }
         // Are more requests waiting? Then hand the ring to another worker as soon as this
-        // request holds its bucket lock (lock coupling), and let ring releases batch up. If not, keep the ring while executing and answering: another worker could
-        // only spin on an empty ring, and on a busy machine it would take the core this one
-        // needs (the oversubscription cliff).
-        // (Known from our cached copy of the producer's counter: looking at the shared one
-        // would cost a cache miss on every request of a synchronous client; when the cache
-        // says none, keeping the ring is the safe choice either way.)
-        let more = consumer.ready_cached() > 0;
+        // request holds its bucket lock (lock coupling), and let releases batch up. If not,
+        // keep the ring while executing and answering: another worker could only spin on an
+        // empty ring, and on a busy machine it would take the core this one needs (the
+        // oversubscription cliff). (Known from our cached copy of the producer's counter:
+        // looking at the shared one would cost a cache miss on every request of a synchronous
+        // client; when the cache says none, keeping the ring is the safe choice either way.)
+        let more = consumer.ring.ready_cached() > 0;
         // Hand the ring over only if another worker could take it; a lone worker keeps it.
         let hand = more && self.share_backlog && self.workers.load(Ordering::Relaxed) > 1;
-        // (Publishing once per whole burst from a worker that keeps the ring was tried: safe,
-        // but the first answer of a burst then waits for the last, and pipelined p50 rose from
-        // 10.6 to 16.5 µs with no throughput gain; `defer` below caps it at PUBLISH_BATCH.)
-        // Slots read are given back in batches: at RELEASE_BATCH, or when a worker finds the
-        // ring empty (`wait_data_or` releases before it waits). Not before answering a lone
-        // request: its release (a store and a fence) would delay the answer a synchronous
+        // Bytes read are given back in batches: at RELEASE_BATCH requests, or when a worker
+        // finds the ring empty (the wait releases before it waits). Not before answering a
+        // lone request: its release (a store and a fence) would delay the answer a synchronous
         // client is waiting for, and that client needs no room.
-        if consumer.unreleased() >= RELEASE_BATCH {
-            consumer.release();
+        if consumer.unreleased >= RELEASE_BATCH {
+            consumer.ring.release();
+            consumer.unreleased = 0;
         }
-        // Counted in flight only when the ring is handed over: a Stats waits for
-        // the counted ones; the others finish before their worker lets go of the ring (two
-        // locked instructions saved on every request of a synchronous client).
+        // Counted in flight only when the ring is handed over: a Stats waits for the counted
+        // ones; the others finish before their worker lets go of the ring.
         if hand {
             self.in_flight.fetch_add(1, Ordering::SeqCst);
         }
-        // Answers to data requests may wait in the ring unpublished while this worker keeps
-        // the ring and more requests are known to wait (at most PUBLISH_BATCH of them): the
-        // next answer's publication covers them, and there is a next answer, as a request
-        // waits. A worker that hands the ring over publishes at once (a deferred answer there
-        // once deadlocked a loom model: nobody was bound to publish it).
+        // Answers may wait in the ring unpublished while this worker keeps the ring and more
+        // requests are known to wait (at most PUBLISH_BATCH of them): the next answer's
+        // publication covers them. A worker that hands the ring over publishes at once (a
+        // deferred answer there once deadlocked a loom model: nobody was bound to publish it).
         let defer = more && !hand;
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
-        let id = request_id(&raw);
-        let one = |reply| [encode_response(&Response { id, reply })];
-        let mut step = Step::Served;
-        let mut broken = None;
-        let mut note = |r: Result<bool, RingError>| {
-            if let Err(e) = r {
-                broken = Some(e);
+        let id = request_id(&scratch.request);
+        let mut quit = false;
+        let (step, replies) = match decode_request(&scratch.request, &self.limits) {
+            Err(e) => {
+                let code = e.reply_code();
+                self.counters.error(&code);
+                ctl.misbehaved(Misbehavior::Malformed);
+                self.hand_off(&mut held, hand);
+                (Step::Served, vec![Reply::Error(code)])
+            }
+            Ok(req) => {
+                self.counters.op(req.op.verb());
+                quit = req.op == Op::Quit;
+                self.execute(store, ctl, &mut held, hand, req.op)
             }
         };
-        let decoded = decode_request(&raw);
-        if let Ok(req) = &decoded {
-            self.counters.op(&req.op);
-        }
-        match decoded {
-            Err(_) => {
-                self.count_error(&consumer, &ErrorCode::Malformed);
-                ctl.misbehaved(Misbehavior::Malformed);
-                let _held = self.hand_off(consumer, hand);
-                note(self.respond(ctl, &one(Reply::Error(ErrorCode::Malformed))));
-            }
-            Ok(req) => match req.op {
-                Op::Insert { key, value } => {
-                    let g = table.lock_key(key);
-                    let _held = self.hand_off(consumer, hand);
-                    let reply = match g.insert(value) {
-                        None => Reply::Done,
-                        Some(prev) => Reply::Replaced(prev),
-                    };
-                    note(self.respond_deferred(ctl, &one(reply), defer));
-                }
-                Op::Read { key } => {
-                    let g = table.read_key(&key);
-                    let _held = self.hand_off(consumer, hand);
-                    let reply = match g.get() {
-                        Some(v) => Reply::Value(*v),
-                        None => Reply::NotFound,
-                    };
-                    drop(g);
-                    note(self.respond_deferred(ctl, &one(reply), defer));
-                }
-                Op::Delete { key } => {
-                    let g = table.lock_key(key);
-                    let _held = self.hand_off(consumer, hand);
-                    let reply = match g.remove() {
-                        Some(v) => Reply::Value(v),
-                        None => Reply::NotFound,
-                    };
-                    note(self.respond_deferred(ctl, &one(reply), defer));
-                }
-                Op::Print { bucket } => {
-                    let g = usize::try_from(bucket)
-                        .ok()
-                        .and_then(|b| table.read_bucket(b));
-                    let bad = ErrorCode::BadBucket {
-                        bucket,
-                        buckets: table.bucket_count() as u64,
-                    };
-                    if g.is_none() {
-                        self.count_error(&consumer, &bad);
-                    }
-                    let _held = self.hand_off(consumer, hand);
-                    match g {
-                        None => {
-                            note(self.respond(ctl, &one(Reply::Error(bad))));
-                        }
-                        Some(g) => {
-                            let entries = g.entries();
-                            drop(g);
-                            let mut out: Vec<Slot> = entries
-                                .iter()
-                                .map(|&(key, value)| {
-                                    encode_response(&Response {
-                                        id,
-                                        reply: Reply::Entry { key, value },
-                                    })
-                                })
-                                .collect();
-                            out.push(encode_response(&Response {
-                                id,
-                                reply: Reply::PrintEnd {
-                                    count: entries.len() as u64,
-                                },
-                            }));
-                            note(self.respond(ctl, &out));
-                        }
-                    };
-                }
-                // Worker-count changes happen under the consumer lock too, so that a client's
-                // ThStart/ThStop take effect (and report counts) in the order it sent them.
-                Op::ThStart { n } => {
-                    let reply = self.start(n, ctl);
-                    if let Reply::Error(e) = &reply {
-                        self.count_error(&consumer, e);
-                    }
-                    let _held = self.hand_off(consumer, hand);
-                    note(self.respond(ctl, &one(reply)));
-                }
-                Op::ThStop => {
-                    let reply =
-                        match self
-                            .workers
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                                if w > 1 { Some(w - 1) } else { None }
-                            }) {
-                            Ok(w) => {
-                                step = Step::Exit;
-                                Reply::Threads(w - 1)
-                            }
-                            Err(_) => {
-                                self.count_error(&consumer, &ErrorCode::LastWorker);
-                                Reply::Error(ErrorCode::LastWorker)
-                            }
-                        };
-                    let _held = self.hand_off(consumer, hand);
-                    note(self.respond(ctl, &one(reply)));
-                }
-                Op::Quit => {
-                    let _held = self.hand_off(consumer, hand);
-                    note(self.respond(ctl, &one(Reply::Done)));
-                    ctl.request_quit();
-                }
-                // The snapshot follows every earlier request of this client and precedes every
-                // later one: it is taken with the consumer lock held, once the earlier ones are
-                // answered.
-                Op::Stats => {
-                    self.wait_earlier_answered(&consumer, hand);
-                    let stats = ctl.stats(table);
-                    let _held = self.hand_off(consumer, hand);
-                    let mut out: Vec<Slot> = stats
-                        .iter()
-                        .map(|&st| {
-                            encode_response(&Response {
-                                id,
-                                reply: Reply::Stat(st),
-                            })
-                        })
-                        .collect();
-                    out.push(encode_response(&Response {
-                        id,
-                        reply: Reply::StatsEnd {
-                            count: stats.len() as u64,
-                        },
-                    }));
-                    note(self.respond(ctl, &out));
-                }
-            },
+        let answered = self.respond_all(ctl, id, replies, defer, &mut scratch.response);
+        if quit {
+            ctl.request_quit();
         }
         if let Some(t0) = started {
             ctl.record_latency(t0.elapsed());
         }
+        // A worker that kept the ring lets go of it only now, after answering (see
+        // `hand_off`).
+        drop(held);
         if hand {
             self.answered();
         }
         if matches!(step, Step::Exit) {
             self.leave();
         }
-        match broken {
-            Some(e) => Step::Corrupt(e),
-            None => step,
+        scratch.trim();
+        match answered {
+            Err(e) => Step::Corrupt(e),
+            Ok(_) => step,
         }
+    }
+
+    /// Execute one decoded request, releasing the consumer lock as soon as the request's order
+    /// is fixed (see [`Lane::hand_off`]); the answer's parts, in order.
+    fn execute(
+        &self,
+        store: &Store,
+        ctl: &dyn Control,
+        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        hand: bool,
+        op: Op,
+    ) -> (Step, Vec<Reply>) {
+        let one = |r: Reply| (Step::Served, vec![r]);
+        let stored = |r: Result<Reply, StoreError>| {
+            let r = r.unwrap_or_else(|e| Reply::Error(store_error(e, &self.limits)));
+            if let Reply::Error(e) = &r {
+                self.counters.error(e);
+            }
+            (Step::Served, vec![r])
+        };
+        match op {
+            Op::Insert { key, value } => {
+                let g = store.write(&key);
+                self.hand_off(held, hand);
+                stored(g.insert(&value).map(|prev| match prev {
+                    None => Reply::Created,
+                    Some(p) => Reply::Replaced(p),
+                }))
+            }
+            Op::Read { key } => {
+                let g = store.read(&key);
+                self.hand_off(held, hand);
+                one(match g.get() {
+                    Some(v) => Reply::Value(v.to_vec()),
+                    None => Reply::NotFound,
+                })
+            }
+            Op::Delete { key } => {
+                let g = store.write(&key);
+                self.hand_off(held, hand);
+                one(match g.delete() {
+                    Some(v) => Reply::Deleted(v),
+                    None => Reply::NotFound,
+                })
+            }
+            Op::InsertNew { key, value } => {
+                let g = store.write(&key);
+                self.hand_off(held, hand);
+                stored(g.insert_new(&value).map(|cur| match cur {
+                    None => Reply::Created,
+                    Some(v) => Reply::Exists(v),
+                }))
+            }
+            Op::Cas { key, expected, new } => {
+                let g = store.write(&key);
+                self.hand_off(held, hand);
+                stored(g.cas(expected.as_deref(), &new).map(|r| match r {
+                    Ok(()) => Reply::Swapped,
+                    Err(cur) => Reply::Mismatch(cur),
+                }))
+            }
+            Op::Add { key, delta } => {
+                let g = store.write(&key);
+                self.hand_off(held, hand);
+                stored(
+                    g.add_within(delta, self.limits.max_value as usize)
+                        .map(Reply::Number),
+                )
+            }
+            // Whole-table reads (len, scan, print) and Stats follow every earlier request of
+            // this client and precede every later one: they are taken with the consumer lock
+            // held, once the earlier ones are answered.
+            Op::Len => {
+                self.wait_earlier_answered(held, hand);
+                let n = store.len();
+                self.hand_off(held, hand);
+                one(Reply::Count(n))
+            }
+            Op::Scan { cursor, count } => {
+                self.wait_earlier_answered(held, hand);
+                let (next, keys) = store.scan(cursor, count.min(SCAN_MAX_COUNT));
+                self.hand_off(held, hand);
+                let max = self.max_answer();
+                let parts = wire::split_parts(keys, KEYS_FIXED, |k| wire::key_item_len(k), max);
+                (
+                    Step::Served,
+                    with_more(parts, |keys, more| Reply::Keys {
+                        cursor: next,
+                        keys,
+                        more,
+                    }),
+                )
+            }
+            Op::Print { bucket } => {
+                self.wait_earlier_answered(held, hand);
+                let pairs = store.print(bucket);
+                self.hand_off(held, hand);
+                match pairs {
+                    None => {
+                        let e = ErrorCode::BadBucket {
+                            bucket,
+                            buckets: store.bucket_count() as u64,
+                        };
+                        self.counters.error(&e);
+                        one(Reply::Error(e))
+                    }
+                    Some(pairs) => {
+                        let max = self.max_answer();
+                        let parts =
+                            wire::split_parts(pairs, ENTRIES_FIXED, wire::entry_item_len, max);
+                        (
+                            Step::Served,
+                            with_more(parts, |pairs, more| Reply::Entries { pairs, more }),
+                        )
+                    }
+                }
+            }
+            // Worker-count changes happen under the consumer lock too, so that a client's
+            // ThreadsStart/ThreadsStop take effect (and report counts) in the order it sent
+            // them.
+            Op::ThreadsStart { n } => {
+                let reply = self.start(n, ctl);
+                if let Reply::Error(e) = &reply {
+                    self.counters.error(e);
+                }
+                self.hand_off(held, hand);
+                one(reply)
+            }
+            Op::ThreadsStop => {
+                let r = self
+                    .workers
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                        (w > 1).then(|| w - 1)
+                    });
+                self.hand_off(held, hand);
+                match r {
+                    Ok(w) => (Step::Exit, vec![Reply::Threads(w - 1)]),
+                    Err(_) => {
+                        self.counters.error(&ErrorCode::LastWorker);
+                        one(Reply::Error(ErrorCode::LastWorker))
+                    }
+                }
+            }
+            // (The server is asked to stop once the answer is written: see `serve_one`.)
+            Op::Quit => {
+                self.hand_off(held, hand);
+                one(Reply::Done)
+            }
+            Op::Stats => {
+                self.wait_earlier_answered(held, hand);
+                let stats = ctl.stats(store);
+                self.hand_off(held, hand);
+                let max = self.max_answer();
+                let parts = wire::split_parts(stats, STATS_FIXED, wire::stat_item_len, max);
+                (
+                    Step::Served,
+                    with_more(parts, |stats, more| Reply::Stats { stats, more }),
+                )
+            }
+        }
+    }
+
+    /// The longest answer record the response ring carries.
+    fn max_answer(&self) -> usize {
+        crate::record::max_payload(self.responses.capacity())
     }
 
     fn start(&self, n: u32, ctl: &dyn Control) -> Reply {
@@ -661,66 +798,93 @@ impl<M: RingMem + Clone> Lane<M> {
         }
     }
 
-    /// Write `slots` to the response ring and publish them, waiting for room while the lane is
-    /// not abandoned and the client is there ([`Control::peer_gone`], checked every
-    /// [`RESPOND_POLL`]). Ok(false) if the responses were dropped; an error if the client broke
-    /// the ring's counters (the lane is then abandoned).
-    pub fn respond(&self, ctl: &dyn Control, slots: &[Slot]) -> Result<bool, RingError> {
-        self.respond_deferred(ctl, slots, false)
-    }
-
-    /// As [`Lane::respond`], but if `defer`, leave the answers unpublished while fewer than
-    /// [`PUBLISH_BATCH`] are (the caller knows that another request waits, whose answer
-    /// will publish them).
-    fn respond_deferred(
+    /// Encode the replies (the parts of one answer to request `id`) and write them to the
+    /// response ring, publishing unless `defer` (see [`Lane::serve_one`]).
+    fn respond_all(
         &self,
         ctl: &dyn Control,
-        slots: &[Slot],
+        id: u64,
+        replies: Vec<Reply>,
         defer: bool,
-    ) -> Result<bool, RingError> {
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, RecordError> {
         let mut p = self.producer.lock();
-        for s in slots {
-            loop {
-                if self.is_abandoned() {
-                    return Ok(false);
-                }
-                match p.write(s) {
-                    Ok(()) => break,
-                    Err(RingError::WouldBlock) => {
-                        p.publish();
-                        // Cut short once the lane is abandoned (see `Lane::nudge`).
-                        match p.wait_space_or(Some(RESPOND_POLL), &|| self.is_abandoned()) {
-                            Ok(()) => {}
-                            // (Woken by a nudge: the loop looks at `abandoned` first.)
-                            Err(RingError::WouldBlock) if self.is_abandoned() => {}
-                            Err(RingError::WouldBlock) => {
-                                if ctl.misbehaved(Misbehavior::SpuriousWake) {
-                                    self.abandon();
-                                    return Ok(false);
-                                }
-                            }
-                            Err(RingError::TimedOut) => {
-                                if ctl.peer_gone() {
-                                    self.abandon();
-                                }
-                            }
-                            Err(e) => {
-                                self.abandon();
-                                return Err(e);
-                            }
-                        }
-                    }
-                    Err(e) => {
+        for reply in replies {
+            buf.clear();
+            encode_response(&Response { id, reply }, buf);
+            if !self.write_answer(ctl, &mut p, buf)? {
+                return Ok(false);
+            }
+        }
+        p.unpublished += 1;
+        if !(defer && p.unpublished < PUBLISH_BATCH && p.ring.unpublished() < PUBLISH_BYTES) {
+            p.ring.publish();
+            p.unpublished = 0;
+        }
+        Ok(true)
+    }
+
+    /// Write and publish one answer (for tests and tools; the workers batch publications).
+    /// Ok(false) if it was dropped (the lane is abandoned); an error if the client broke the
+    /// ring's counters (the lane is then abandoned).
+    pub fn respond(&self, ctl: &dyn Control, response: &Response) -> Result<bool, RecordError> {
+        let mut buf = Vec::new();
+        self.respond_all(
+            ctl,
+            response.id,
+            vec![response.reply.clone()],
+            false,
+            &mut buf,
+        )
+    }
+
+    /// Write one encoded answer, waiting for room while the lane is not abandoned and the
+    /// client is there ([`Control::peer_gone`], checked every [`RESPOND_POLL`]).
+    fn write_answer(
+        &self,
+        ctl: &dyn Control,
+        p: &mut Answerer<M>,
+        bytes: &[u8],
+    ) -> Result<bool, RecordError> {
+        loop {
+            if self.is_abandoned() {
+                return Ok(false);
+            }
+            let e = match p.ring.write(bytes) {
+                Ok(()) => return Ok(true),
+                Err(e) => e,
+            };
+            if e != RecordError::WouldBlock {
+                self.abandon();
+                return Err(e);
+            }
+            p.unpublished = 0;
+            // Publishes what was written, then waits; cut short once the lane is abandoned
+            // (see `Lane::nudge`).
+            match p
+                .ring
+                .wait_space_or(bytes.len(), Some(RESPOND_POLL), &|| self.is_abandoned())
+            {
+                Ok(()) => {}
+                // (Woken by a nudge: the loop looks at `abandoned` first.)
+                Err(RecordError::WouldBlock) if self.is_abandoned() => {}
+                Err(RecordError::WouldBlock) => {
+                    if ctl.misbehaved(Misbehavior::SpuriousWake) {
                         self.abandon();
-                        return Err(e);
+                        return Ok(false);
                     }
+                }
+                Err(RecordError::TimedOut) => {
+                    if ctl.peer_gone() {
+                        self.abandon();
+                    }
+                }
+                Err(e) => {
+                    self.abandon();
+                    return Err(e);
                 }
             }
         }
-        if !(defer && p.unpublished() < PUBLISH_BATCH) {
-            p.publish();
-        }
-        Ok(true)
     }
 
     /// Answer every request still in the ring with [`ErrorCode::ShuttingDown`], without
@@ -728,37 +892,91 @@ impl<M: RingMem + Clone> Lane<M> {
     pub fn refuse_pending(&self, ctl: &dyn Control) -> usize {
         let mut consumer = self.consumer.lock();
         let mut n = 0;
-        // At most one ring's worth: a client that keeps refilling its ring must not hold a
-        // shutting-down worker forever.
-        let limit = consumer.capacity();
+        let mut buf = Vec::new();
+        // At most one ring's worth (a record takes at least 16 bytes): a client that keeps
+        // refilling its ring must not hold a shutting-down worker forever.
+        let limit = self.requests.capacity() / 16;
         while n < limit {
-            let Ok(raw) = consumer.try_pop() else { break };
+            if consumer.ring.read_into(&mut buf).is_err() {
+                break;
+            }
+            consumer.ring.release();
+            consumer.unreleased = 0;
             n += 1;
             self.counters.taken();
-            if let Ok(req) = decode_request(&raw) {
-                self.counters.op(&req.op);
+            if let Ok(req) = decode_request(&buf, &self.limits) {
+                self.counters.op(req.op.verb());
             }
-            self.count_error(&consumer, &ErrorCode::ShuttingDown);
-            let id = request_id(&raw);
+            self.counters.error(&ErrorCode::ShuttingDown);
+            let id = request_id(&buf);
             let _ = self.respond(
                 ctl,
-                &[encode_response(&Response {
+                &Response {
                     id,
                     reply: Reply::Error(ErrorCode::ShuttingDown),
-                })],
+                },
             );
         }
         n
     }
 }
 
+/// The parts of a long answer, each made by `make(items, more)`.
+fn with_more<T>(parts: Vec<Vec<T>>, make: impl Fn(Vec<T>, bool) -> Reply) -> Vec<Reply> {
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| make(p, i < last))
+        .collect()
+}
+
+/// The refusal a store error becomes (`limits`: the lane's, for a result too long).
+fn store_error(e: StoreError, limits: &Limits) -> ErrorCode {
+    match e {
+        StoreError::OutOfMemory => ErrorCode::OutOfMemory,
+        StoreError::NotAnInteger => ErrorCode::NotAnInteger,
+        StoreError::Overflow => ErrorCode::Overflow,
+        StoreError::TooLong { len } => ErrorCode::TooLarge {
+            what: crate::wire::Field::Value,
+            len: len as u64,
+            max: limits.max_value,
+        },
+    }
+}
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::protocol::{Request, StatId, decode_response, encode_request};
-    use crate::region::HeapRingMem;
+    use crate::record::{HeapRecordMem, RecordConsumer, RecordProducer};
+    use crate::wire::{Request, StatId, decode_response, encode_request};
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
+
+    const LIMITS: Limits = Limits {
+        max_key: 64,
+        max_value: 256,
+    };
+
+    type Heap = Arc<HeapRecordMem>;
+
+    fn rings(cap: usize) -> (Heap, Heap) {
+        (
+            Arc::new(HeapRecordMem::new(cap)),
+            Arc::new(HeapRecordMem::new(cap)),
+        )
+    }
+
+    fn push(p: &mut RecordProducer<Heap>, id: u64, op: Op) {
+        let mut buf = Vec::new();
+        encode_request(&Request { id, op }, &mut buf);
+        p.push(&buf, None).unwrap();
+    }
+
+    fn pop(c: &mut RecordConsumer<Heap>) -> Response {
+        let mut buf = Vec::new();
+        c.pop_into(&mut buf, None).unwrap();
+        decode_response(&buf, &LIMITS).unwrap()
+    }
 
     /// Times every request, slowly (so that requests stay in flight a while), and reports how
     /// many it timed as its only statistic.
@@ -786,7 +1004,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
             self.recorded.fetch_add(1, Ordering::SeqCst);
         }
-        fn stats(&self, _table: &ServedTable) -> Vec<Stat> {
+        fn stats(&self, _store: &Store) -> Vec<Stat> {
             vec![Stat {
                 id: StatId(999),
                 index: 0,
@@ -799,46 +1017,43 @@ mod tests {
     /// its latency recorded), even with other workers still busy with those requests.
     #[test]
     fn stats_wait_for_the_requests_taken_before() {
-        let req = Arc::new(HeapRingMem::new(64));
-        let resp = Arc::new(HeapRingMem::new(64));
-        let mut lane = Lane::new(req.clone(), resp.clone(), 3, 3);
+        let (req, resp) = rings(4096);
+        let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 3, 3).unwrap();
         lane.set_sample_every(1);
         let lane = Arc::new(lane);
-        let table = Arc::new(ServedTable::new(4).unwrap());
+        let store = Arc::new(Store::new(4, u64::MAX).unwrap());
         let ctl = Arc::new(SlowRecorder::default());
         let workers: Vec<_> = (0..3)
             .map(|_| {
-                let (lane, table, ctl) = (lane.clone(), table.clone(), ctl.clone());
+                let (lane, store, ctl) = (lane.clone(), store.clone(), ctl.clone());
                 std::thread::spawn(move || {
+                    let mut scratch = Scratch::default();
                     while !ctl.stop.load(Ordering::SeqCst) {
-                        lane.serve_one(&table, &*ctl, Some(Duration::from_millis(5)));
+                        lane.serve_one(&store, &*ctl, Some(Duration::from_millis(5)), &mut scratch);
                     }
                 })
             })
             .collect();
-        let mut p = Producer::new(req);
-        let mut c = Consumer::new(resp);
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
         let mut id = 0;
         for round in 1..=5u64 {
-            for key in 0..9 {
+            for key in 0..9u8 {
                 id += 1;
-                p.push(
-                    &encode_request(&Request {
-                        id,
-                        op: Op::Read { key },
-                    }),
-                    None,
-                )
-                .unwrap();
+                push(
+                    &mut p,
+                    id,
+                    Op::Read {
+                        key: vec![b'k', key],
+                    },
+                );
             }
             id += 1;
-            p.push(&encode_request(&Request { id, op: Op::Stats }), None)
-                .unwrap();
+            push(&mut p, id, Op::Stats);
             let mut seen = None;
             while seen.is_none() {
-                let r = decode_response(&c.pop(None).unwrap()).unwrap();
-                if let Reply::Stat(st) = r.reply {
-                    seen = Some(st.value);
+                if let Reply::Stats { stats, .. } = pop(&mut c).reply {
+                    seen = Some(stats[0].value);
                 }
             }
             // The 9 reads of this round and everything of earlier rounds (each Stats is timed
@@ -850,12 +1065,92 @@ mod tests {
         for w in workers {
             w.join().unwrap();
         }
-        assert_eq!(lane.counters().op_counts().read, 45);
-        assert_eq!(lane.counters().op_counts().stats, 5);
+        let ops = lane.counters().op_counts();
+        assert_eq!(ops.get(crate::wire::Verb::Read), 45);
+        assert_eq!(ops.get(crate::wire::Verb::Stats), 5);
         assert_eq!(lane.counters().requests(), 50);
     }
 
-    /// Grants every ThStart.
+    /// With several workers sharing the backlog, a len, scan or print counts every write the
+    /// client sent before it, and none it sent after (the whole-table reads are ordered).
+    #[test]
+    fn whole_table_reads_follow_earlier_writes() {
+        let (req, resp) = rings(1 << 16);
+        let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 3, 3).unwrap();
+        lane.set_share_backlog(true);
+        let lane = Arc::new(lane);
+        let store = Arc::new(Store::new(1, u64::MAX).unwrap());
+        let ctl = Arc::new(SlowRecorder::default());
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let (lane, store, ctl) = (lane.clone(), store.clone(), ctl.clone());
+                std::thread::spawn(move || {
+                    let mut scratch = Scratch::default();
+                    while !ctl.stop.load(Ordering::SeqCst) {
+                        lane.serve_one(&store, &*ctl, Some(Duration::from_millis(5)), &mut scratch);
+                    }
+                })
+            })
+            .collect();
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let mut id = 0;
+        let mut buf = Vec::new();
+        for round in 1..=4u64 {
+            let mut ids = Vec::new();
+            for i in 0..40u64 {
+                id += 1;
+                buf.clear();
+                let key = (round * 100 + i).to_le_bytes().to_vec();
+                encode_request(
+                    &Request {
+                        id,
+                        op: Op::Insert {
+                            key,
+                            value: vec![1],
+                        },
+                    },
+                    &mut buf,
+                );
+                p.write(&buf).unwrap();
+            }
+            for op in [
+                Op::Len,
+                Op::Scan {
+                    cursor: 0,
+                    count: 10_000,
+                },
+                Op::Print { bucket: 0 },
+            ] {
+                id += 1;
+                ids.push(id);
+                buf.clear();
+                encode_request(&Request { id, op }, &mut buf);
+                p.write(&buf).unwrap();
+            }
+            p.publish();
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let r = pop(&mut c);
+                let n = match r.reply {
+                    Reply::Count(n) => n,
+                    Reply::Keys { keys, .. } => keys.len() as u64,
+                    Reply::Entries { pairs, .. } => pairs.len() as u64,
+                    _ => continue,
+                };
+                assert!(ids.contains(&r.id));
+                seen.push(n);
+            }
+            assert_eq!(seen, vec![round * 40; 3], "round {round}");
+        }
+        ctl.stop.store(true, Ordering::SeqCst);
+        lane.nudge();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+
+    /// Grants every ThreadsStart.
     struct Grants;
 
     impl Control for Grants {
@@ -872,50 +1167,228 @@ mod tests {
         fn peer_gone(&self) -> bool {
             false
         }
-        fn record_latency(&self, _took: Duration) {}
-        fn stats(&self, _table: &ServedTable) -> Vec<Stat> {
-            Vec::new()
-        }
     }
 
-    /// ThStart counts the new workers and refuses to go past the lane's maximum; a second
+    /// Serve what `ops` ask, one request at a time, and return the answers' replies (taken
+    /// while the worker answers: a long answer may need more room than the ring has).
+    fn serve(
+        lane: &Lane<Heap>,
+        store: &Store,
+        p: &mut RecordProducer<Heap>,
+        c: &mut RecordConsumer<Heap>,
+        ops: Vec<Op>,
+    ) -> Vec<Reply> {
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        for (id, op) in (1..).zip(ops) {
+            push(p, id, op);
+            std::thread::scope(|s| {
+                let worker = s.spawn(|| lane.serve_one(store, &Grants, None, &mut scratch));
+                loop {
+                    let r = pop(c);
+                    assert_eq!(r.id, id);
+                    let more = r.reply.more();
+                    out.push(r.reply);
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(worker.join().unwrap(), Step::Served);
+            });
+        }
+        out
+    }
+
+    /// ThreadsStart counts the new workers and refuses to go past the lane's maximum; a second
     /// consumer of the lane's request memory cannot be built from safe code.
     #[test]
     fn thread_starts_are_counted_and_bounded() {
-        let req = Arc::new(HeapRingMem::new(8));
-        let resp = Arc::new(HeapRingMem::new(8));
-        let lane = Lane::new(req.clone(), resp.clone(), 2, 8);
-        let table = ServedTable::new(4).unwrap();
-        let mut p = Producer::new(req.clone());
-        let mut c = Consumer::new(resp);
-        for (id, n, want) in [
-            (1, 3, Reply::Threads(5)),
-            (
-                2,
-                4,
-                Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 }),
-            ),
-        ] {
-            p.push(
-                &encode_request(&Request {
-                    id,
-                    op: Op::ThStart { n },
-                }),
-                None,
-            )
-            .unwrap();
-            assert!(matches!(
-                lane.serve_one(&table, &Grants, None),
-                Step::Served
-            ));
-            assert_eq!(decode_response(&c.pop(None).unwrap()).unwrap().reply, want);
-        }
+        let (req, resp) = rings(4096);
+        let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 2, 8).unwrap();
+        let store = Store::new(4, u64::MAX).unwrap();
+        let mut p = RecordProducer::new(req.clone()).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let got = serve(
+            &lane,
+            &store,
+            &mut p,
+            &mut c,
+            vec![Op::ThreadsStart { n: 3 }, Op::ThreadsStart { n: 4 }],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Reply::Threads(5),
+                Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 })
+            ]
+        );
         assert_eq!(lane.workers(), 5);
-        let second =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Consumer::new(req.clone())));
+        let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            RecordConsumer::new(req.clone())
+        }));
         assert!(
             second.is_err(),
             "a second consumer of heap memory must panic"
         );
+    }
+
+    /// Every data operation answers as the wire table says; oversized and undecodable
+    /// requests are answered with an error under their id and counted.
+    #[test]
+    fn every_operation_is_answered() {
+        let (req, resp) = rings(4096);
+        let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+        let store = Store::new(2, u64::MAX).unwrap();
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let k = |s: &str| s.as_bytes().to_vec();
+        let got = serve(
+            &lane,
+            &store,
+            &mut p,
+            &mut c,
+            vec![
+                Op::Insert {
+                    key: k("a"),
+                    value: k("1"),
+                },
+                Op::Insert {
+                    key: k("a"),
+                    value: k("2"),
+                },
+                Op::InsertNew {
+                    key: k("a"),
+                    value: k("3"),
+                },
+                Op::Cas {
+                    key: k("a"),
+                    expected: Some(k("9")),
+                    new: k("4"),
+                },
+                Op::Cas {
+                    key: k("a"),
+                    expected: Some(k("2")),
+                    new: k("40"),
+                },
+                Op::Add {
+                    key: k("a"),
+                    delta: 2,
+                },
+                Op::Add {
+                    key: k("b"),
+                    delta: -5,
+                },
+                Op::Len,
+                Op::Read { key: k("a") },
+                Op::Delete { key: k("b") },
+                Op::Delete { key: k("b") },
+                Op::Cas {
+                    key: k("b"),
+                    expected: None,
+                    new: k(""),
+                },
+                Op::Read { key: k("b") },
+                Op::Print { bucket: 7 },
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Reply::Created,
+                Reply::Replaced(k("1")),
+                Reply::Exists(k("2")),
+                Reply::Mismatch(Some(k("2"))),
+                Reply::Swapped,
+                Reply::Number(42),
+                Reply::Number(-5),
+                Reply::Count(2),
+                Reply::Value(k("42")),
+                Reply::Deleted(k("-5")),
+                Reply::NotFound,
+                Reply::Swapped,
+                Reply::Value(Vec::new()),
+                Reply::Error(ErrorCode::BadBucket {
+                    bucket: 7,
+                    buckets: 2
+                }),
+            ]
+        );
+        // A key over the limit (encoded by hand: a well-behaved client refuses it) and bytes
+        // that are no request at all.
+        let mut scratch = Scratch::default();
+        let mut big = Vec::new();
+        encode_request(
+            &Request {
+                id: 77,
+                op: Op::Read { key: vec![1; 65] },
+            },
+            &mut big,
+        );
+        p.push(&big, None).unwrap();
+        p.push(&[9; 20], None).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                lane.serve_one(&store, &Grants, None, &mut scratch),
+                Step::Served
+            );
+        }
+        assert_eq!(
+            pop(&mut c),
+            Response {
+                id: 77,
+                reply: Reply::Error(ErrorCode::TooLarge {
+                    what: crate::wire::Field::Key,
+                    len: 65,
+                    max: 64
+                })
+            }
+        );
+        assert_eq!(pop(&mut c).reply, Reply::Error(ErrorCode::Malformed));
+        let e = lane.counters().error_counts();
+        assert_eq!((e.get(1), e.get(5), e.get(6)), (1, 1, 1));
+    }
+
+    /// A long answer is split into parts that each fit a record, and they add up to the whole.
+    #[test]
+    fn long_answers_come_in_parts() {
+        let (req, resp) = rings(1024);
+        let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+        let store = Store::new(1, u64::MAX).unwrap();
+        for i in 0..100u32 {
+            store.write(&i.to_le_bytes()).insert(&[7; 40]).unwrap();
+        }
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let got = serve(
+            &lane,
+            &store,
+            &mut p,
+            &mut c,
+            vec![
+                Op::Print { bucket: 0 },
+                Op::Scan {
+                    cursor: 0,
+                    count: 1000,
+                },
+            ],
+        );
+        let mut a = crate::wire::Assembly::default();
+        let mut outcomes = Vec::new();
+        for r in &got {
+            if let Some(o) = a.add(r.clone()).unwrap() {
+                outcomes.push(o);
+            }
+        }
+        assert!(got.len() > 4, "{} parts", got.len());
+        match &outcomes[..] {
+            [
+                crate::wire::Outcome::Entries(e),
+                crate::wire::Outcome::Keys { cursor: 0, keys },
+            ] => {
+                assert_eq!(e.len(), 100);
+                assert_eq!(keys.len(), 100);
+            }
+            o => panic!("{o:?}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Sealed shared-memory objects: create one (`memfd_create` + `F_SEAL_SHRINK | F_SEAL_GROW |
-//! F_SEAL_SEAL`), map one received from a peer after checking its seals and size, and
-//! [`ShmRingMem`], a ring's memory inside a mapping.
+//! F_SEAL_SEAL`), and map one received from a peer after checking its seals and size. A ring's
+//! memory inside a mapping is [`crate::record::ShmRecordMem`], built on [`Mapping`]'s checked
+//! accessors.
 //!
 //! This is the only module that calls `memfd_create`/`mmap`. A [`Mapping`] is only ever accessed
 //! through atomics (`&AtomicU32`/`&AtomicU64`, whose interior mutability makes sharing them with
@@ -10,9 +11,8 @@
 //! mapping (which would make the next access a SIGBUS) or change its size; hole punching
 //! (`fallocate(PUNCH_HOLE)`) only zeroes pages, which a peer could do by writing anyway.
 
-use crate::region::{RING_CTRL_SIZE, RingCtrl, RingMem, SLOT_SIZE, Side, Slot};
-use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering};
-use crate::wait::SysFutex;
+use crate::region::{RING_CTRL_SIZE, RingCtrl};
+use crate::sync::{AtomicU32, AtomicU64};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MemFdCreateFlag, memfd_create};
@@ -161,6 +161,15 @@ impl Mapping {
         Some(unsafe { &*(p as *const AtomicU64) })
     }
 
+    /// The `count` 64-bit atomics from `offset` on, or `None` when they would not lie inside
+    /// the mapping or `offset` is misaligned.
+    pub fn atomic_u64_slice(&self, offset: usize, count: usize) -> Option<&[AtomicU64]> {
+        let p = self.check(offset, count.checked_mul(8)?, 8)?;
+        // SAFETY: `count` words in bounds and 8-aligned (checked); as for `atomic_u64`, each
+        // is a valid AtomicU64 for the mapping's life, accessed by others only atomically.
+        Some(unsafe { std::slice::from_raw_parts(p as *const AtomicU64, count) })
+    }
+
     /// The 32-bit atomic at `offset`, or `None` when it would not lie inside the mapping or is
     /// misaligned.
     pub fn atomic_u32(&self, offset: usize) -> Option<&AtomicU32> {
@@ -179,97 +188,12 @@ impl Mapping {
     }
 }
 
-/// Words per slot: slots are accessed as four 64-bit atomics, so that a peer writing the same
-/// slot at the same time (a hostile peer can) is a race on atomics, never undefined behaviour.
-const SLOT_WORDS: usize = SLOT_SIZE / 8;
-
-/// A ring's memory inside a [`Mapping`]: a control block and `capacity` slots at checked offsets.
-#[derive(Debug, Clone)]
-pub struct ShmRingMem {
-    map: Arc<Mapping>,
-    ctrl_offset: usize,
-    slots_offset: usize,
-    capacity: usize,
-    waker: SysFutex,
-}
-
-impl ShmRingMem {
-    /// The ring whose control block is at `ctrl_offset` and whose `capacity` slots start at
-    /// `slots_offset`. `None` when `capacity` is not a power of two or any part lies outside
-    /// the mapping or is misaligned.
-    pub fn new(
-        map: Arc<Mapping>,
-        ctrl_offset: usize,
-        slots_offset: usize,
-        capacity: usize,
-    ) -> Option<Self> {
-        if !capacity.is_power_of_two() {
-            return None;
-        }
-        map.ring_ctrl(ctrl_offset)?;
-        map.check(slots_offset, capacity.checked_mul(SLOT_SIZE)?, 8)?;
-        Some(Self {
-            map,
-            ctrl_offset,
-            slots_offset,
-            capacity,
-            waker: SysFutex,
-        })
-    }
-
-    fn word(&self, index: usize, word: usize) -> &AtomicU64 {
-        let off = self.slots_offset + (index * SLOT_WORDS + word) * 8;
-        self.map
-            .atomic_u64(off)
-            .expect("slot offsets were checked when the ring was built")
-    }
-}
-
-impl RingMem for ShmRingMem {
-    type Waker = SysFutex;
-
-    fn ctrl(&self) -> &RingCtrl {
-        self.map
-            .ring_ctrl(self.ctrl_offset)
-            .expect("control offset was checked when the ring was built")
-    }
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-    fn waker(&self) -> &SysFutex {
-        &self.waker
-    }
-    fn claim(&self, _side: Side) -> bool {
-        // Every slot access is atomic: a second half in this process (or a hostile peer's
-        // writes) can garble data but never cause undefined behaviour.
-        true
-    }
-    unsafe fn read_slot(&self, index: usize) -> Slot {
-        let mut out = [0u8; SLOT_SIZE];
-        let index = index & (self.capacity - 1);
-        for w in 0..SLOT_WORDS {
-            let v = self.word(index, w).load(Ordering::Relaxed);
-            out[w * 8..w * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-    unsafe fn write_slot(&self, index: usize, slot: &Slot) {
-        let index = index & (self.capacity - 1);
-        for w in 0..SLOT_WORDS {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&slot[w * 8..w * 8 + 8]);
-            self.word(index, w)
-                .store(u64::from_le_bytes(b), Ordering::Relaxed);
-        }
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     // Every test here calls memfd_create/mmap, which Miri cannot run.
     #![cfg_attr(miri, allow(unused_imports))]
     use super::*;
-    use crate::ring;
+    use crate::sync::Ordering;
 
     #[test]
     #[cfg(not(miri))]
@@ -323,34 +247,13 @@ mod tests {
         assert!(m.atomic_u64(4096).is_none());
         assert!(m.atomic_u64(usize::MAX - 3).is_none());
         assert!(m.atomic_u64(4).is_none(), "misaligned");
-        let m = Arc::new(m);
-        assert!(ShmRingMem::new(m.clone(), 0, 256, 8).is_some());
-        assert!(ShmRingMem::new(m.clone(), 0, 256, 3).is_none());
-        assert!(ShmRingMem::new(m.clone(), 0, 256, 1 << 20).is_none());
-        assert!(ShmRingMem::new(m, 4000, 256, 8).is_none());
-    }
-
-    #[test]
-    #[cfg(not(miri))]
-    fn ring_over_two_mappings_of_one_object() {
-        let (fd, a) = Mapping::create_sealed(4096).unwrap();
-        let a = Arc::new(a);
-        let b = Arc::new(Mapping::open_sealed(&fd).unwrap());
-        let mut p = ring::Producer::new(ShmRingMem::new(a, 0, 256, 16).unwrap());
-        let mut c = ring::Consumer::new(ShmRingMem::new(b, 0, 256, 16).unwrap());
-        let t = std::thread::spawn(move || {
-            for i in 0..5000u64 {
-                let mut s = [0u8; SLOT_SIZE];
-                s[..8].copy_from_slice(&i.to_le_bytes());
-                s[24..].copy_from_slice(&(!i).to_le_bytes());
-                p.push(&s, None).unwrap();
-            }
-        });
-        for i in 0..5000u64 {
-            let s = c.pop(None).unwrap();
-            assert_eq!(u64::from_le_bytes(s[..8].try_into().unwrap()), i);
-            assert_eq!(u64::from_le_bytes(s[24..].try_into().unwrap()), !i);
-        }
-        t.join().unwrap();
+        assert!(m.atomic_u32(4092).is_some());
+        assert!(m.atomic_u32(4094).is_none(), "misaligned");
+        assert!(m.ring_ctrl(4096 - RING_CTRL_SIZE).is_some());
+        assert!(
+            m.ring_ctrl(4096 - RING_CTRL_SIZE + 64).is_none(),
+            "past the end"
+        );
+        assert!(m.ring_ctrl(8).is_none(), "misaligned");
     }
 }

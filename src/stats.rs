@@ -1,6 +1,6 @@
 //! Server statistics: the counters a lane keeps on its hot path ([`LaneCounters`]), the
 //! sampled service-time histogram ([`Latency`]), and the typed set a Stats request returns
-//! ([`Stats`], sent as [`Stat`] slots; the wire table is in [`crate::protocol`]).
+//! ([`Stats`], sent as [`Stat`]s; the wire table is in [`crate::wire`]).
 //!
 //! # Cost on the hot path
 //!
@@ -13,11 +13,9 @@
 //! [`crate::sync`] facade: they carry no synchronisation the ring or the table relies on, so the
 //! model checker has no reason to explore them.
 
-use crate::protocol::{ErrorCode, Op, Stat, StatId};
-use crate::table::Table;
+use crate::wire::{ERROR_CODES, ERROR_NAMES, ErrorCode, Stat, StatId, VERBS, Verb};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -31,122 +29,78 @@ pub const LATENCY_WINDOW: Duration = Duration::from_secs(10);
 /// Highest service time the histogram records exactly (longer ones are recorded as this).
 const MAX_TRACKED_NS: u64 = 3_600_000_000_000;
 
-/// Requests of each kind, as counted by the server.
+/// Requests of each kind, as counted by the server, by [`Verb::index`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OpCounts {
-    /// Insert requests.
-    pub insert: u64,
-    /// Read requests.
-    pub read: u64,
-    /// Delete requests.
-    pub delete: u64,
-    /// Print requests.
-    pub print: u64,
-    /// ThStart requests.
-    pub threads_start: u64,
-    /// ThStop requests.
-    pub threads_stop: u64,
-    /// Quit requests.
-    pub quit: u64,
-    /// Stats requests.
-    pub stats: u64,
-}
+pub struct OpCounts(pub [u64; VERBS.len()]);
 
 impl OpCounts {
-    /// All requests that decoded.
-    pub fn total(&self) -> u64 {
-        self.fields().iter().map(|(_, v)| *v).sum()
+    /// Requests of verb `v`.
+    pub fn get(&self, v: Verb) -> u64 {
+        self.0[v.index()]
     }
 
-    /// Each count with its [`StatId`] and its name, in wire order.
-    pub fn fields(&self) -> [(StatId, u64); 8] {
-        [
-            (StatId::OPS_INSERT, self.insert),
-            (StatId::OPS_READ, self.read),
-            (StatId::OPS_DELETE, self.delete),
-            (StatId::OPS_PRINT, self.print),
-            (StatId::OPS_THREADS_START, self.threads_start),
-            (StatId::OPS_THREADS_STOP, self.threads_stop),
-            (StatId::OPS_QUIT, self.quit),
-            (StatId::OPS_STATS, self.stats),
-        ]
+    /// All requests that decoded.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each verb with its count, in [`VERBS`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Verb, u64)> + '_ {
+        Verb::ALL.iter().map(|&v| (v, self.get(v)))
     }
 
     fn field_mut(&mut self, id: StatId) -> Option<&mut u64> {
-        Some(match id {
-            StatId::OPS_INSERT => &mut self.insert,
-            StatId::OPS_READ => &mut self.read,
-            StatId::OPS_DELETE => &mut self.delete,
-            StatId::OPS_PRINT => &mut self.print,
-            StatId::OPS_THREADS_START => &mut self.threads_start,
-            StatId::OPS_THREADS_STOP => &mut self.threads_stop,
-            StatId::OPS_QUIT => &mut self.quit,
-            StatId::OPS_STATS => &mut self.stats,
-            _ => return None,
-        })
+        let i = VERBS.iter().position(|v| v.stat_id == id)?;
+        Some(&mut self.0[i])
     }
 }
 
 impl std::ops::AddAssign for OpCounts {
     fn add_assign(&mut self, o: OpCounts) {
-        for (id, v) in o.fields() {
-            if let Some(f) = self.field_mut(id) {
-                *f += v;
-            }
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
         }
     }
 }
 
-/// Requests refused, by reason.
+/// Requests refused, by error code − 1 ([`ERROR_NAMES`] gives the names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ErrorCounts {
-    /// [`ErrorCode::BadBucket`].
-    pub bad_bucket: u64,
-    /// [`ErrorCode::ThreadLimit`].
-    pub thread_limit: u64,
-    /// [`ErrorCode::LastWorker`].
-    pub last_worker: u64,
-    /// [`ErrorCode::ShuttingDown`].
-    pub shutting_down: u64,
-    /// [`ErrorCode::Malformed`].
-    pub malformed: u64,
-}
+pub struct ErrorCounts(pub [u64; ERROR_CODES]);
 
 impl ErrorCounts {
-    /// All refusals.
-    pub fn total(&self) -> u64 {
-        self.fields().iter().map(|(_, v)| *v).sum()
+    /// Refusals with error code `code` (0 for an unknown code).
+    pub fn get(&self, code: u16) -> u64 {
+        (code as usize)
+            .checked_sub(1)
+            .and_then(|i| self.0.get(i))
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// Each count with its [`StatId`], in wire order.
-    pub fn fields(&self) -> [(StatId, u64); 5] {
-        [
-            (StatId::ERRORS_BAD_BUCKET, self.bad_bucket),
-            (StatId::ERRORS_THREAD_LIMIT, self.thread_limit),
-            (StatId::ERRORS_LAST_WORKER, self.last_worker),
-            (StatId::ERRORS_SHUTTING_DOWN, self.shutting_down),
-            (StatId::ERRORS_MALFORMED, self.malformed),
-        ]
+    /// All refusals.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each error's statistics name with its count, by code.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ERROR_NAMES.iter().copied().zip(self.0.iter().copied())
+    }
+
+    fn stat_id(i: usize) -> StatId {
+        StatId(16 + i as u16)
     }
 
     fn field_mut(&mut self, id: StatId) -> Option<&mut u64> {
-        Some(match id {
-            StatId::ERRORS_BAD_BUCKET => &mut self.bad_bucket,
-            StatId::ERRORS_THREAD_LIMIT => &mut self.thread_limit,
-            StatId::ERRORS_LAST_WORKER => &mut self.last_worker,
-            StatId::ERRORS_SHUTTING_DOWN => &mut self.shutting_down,
-            StatId::ERRORS_MALFORMED => &mut self.malformed,
-            _ => return None,
-        })
+        let i = (id.0 as usize).checked_sub(16)?;
+        self.0.get_mut(i)
     }
 }
 
 impl std::ops::AddAssign for ErrorCounts {
     fn add_assign(&mut self, o: ErrorCounts) {
-        for (id, v) in o.fields() {
-            if let Some(f) = self.field_mut(id) {
-                *f += v;
-            }
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
         }
     }
 }
@@ -204,6 +158,14 @@ pub struct Stats {
     pub buckets: u64,
     /// Pairs in the fullest bucket.
     pub longest_bucket: u64,
+    /// Bytes the table holds, as the server accounts them (see `store::entry_cost`).
+    pub memory_used: u64,
+    /// The table's memory budget (`--max-memory`; `u64::MAX`: none).
+    pub memory_limit: u64,
+    /// The longest key the server accepts.
+    pub max_key: u64,
+    /// The longest value the server accepts.
+    pub max_value: u64,
     /// Client slots of the server.
     pub client_slots: u64,
     /// Each client slot, by index.
@@ -235,11 +197,15 @@ impl Stats {
             value,
         };
         let mut v: Vec<Stat> = Vec::with_capacity(32 + 3 * self.slots.len());
-        v.extend(self.ops.fields().iter().map(|&(id, x)| one(id, x)));
-        v.extend(self.errors.fields().iter().map(|&(id, x)| one(id, x)));
+        v.extend(self.ops.iter().map(|(verb, x)| one(verb.info().stat_id, x)));
+        v.extend((0..ERROR_CODES).map(|i| one(ErrorCounts::stat_id(i), self.errors.0[i])));
         v.push(one(StatId::ENTRIES, self.entries));
         v.push(one(StatId::BUCKETS, self.buckets));
         v.push(one(StatId::LONGEST_BUCKET, self.longest_bucket));
+        v.push(one(StatId::MEMORY_USED, self.memory_used));
+        v.push(one(StatId::MEMORY_LIMIT, self.memory_limit));
+        v.push(one(StatId::MAX_KEY, self.max_key));
+        v.push(one(StatId::MAX_VALUE, self.max_value));
         v.push(one(StatId::CLIENT_SLOTS, self.client_slots));
         for s in &self.slots {
             for (id, value) in [
@@ -291,6 +257,10 @@ impl Stats {
                 StatId::ENTRIES => out.entries = x,
                 StatId::BUCKETS => out.buckets = x,
                 StatId::LONGEST_BUCKET => out.longest_bucket = x,
+                StatId::MEMORY_USED => out.memory_used = x,
+                StatId::MEMORY_LIMIT => out.memory_limit = x,
+                StatId::MAX_KEY => out.max_key = x,
+                StatId::MAX_VALUE => out.max_value = x,
                 StatId::CLIENT_SLOTS => out.client_slots = x,
                 StatId::SLOT_OWNER | StatId::SLOT_WORKERS | StatId::SLOT_REQUESTS => {
                     let s = slots.entry(st.index).or_insert(SlotStats {
@@ -319,26 +289,13 @@ impl Stats {
     }
 }
 
-/// The table's part of the statistics: entries, buckets, longest bucket. Reads every bucket
-/// under its read lock, one at a time.
-pub fn table_stats<K: Hash + Eq + Clone, V: Clone, S: BuildHasher + Clone>(
-    table: &Table<K, V, S>,
-) -> (u64, u64, u64) {
-    let buckets = table.bucket_count();
-    let longest = (0..buckets)
-        .filter_map(|b| table.read_bucket(b).map(|g| g.len()))
-        .max()
-        .unwrap_or(0);
-    (table.len() as u64, buckets as u64, longest as u64)
-}
-
-/// One lane's counters. Written only by the worker holding the lane's consumer lock (so a
-/// relaxed load and store suffice), read by anyone.
+/// One lane's counters. Requests are counted only by the worker holding the lane's consumer
+/// lock (so a relaxed load and store suffice), refusals by any worker; read by anyone.
 #[derive(Debug, Default)]
 pub struct LaneCounters {
     taken: AtomicU64,
-    ops: [AtomicU64; 8],
-    errors: [AtomicU64; 5],
+    ops: [AtomicU64; VERBS.len()],
+    errors: [AtomicU64; ERROR_CODES],
 }
 
 fn bump(c: &AtomicU64) -> u64 {
@@ -354,31 +311,15 @@ impl LaneCounters {
         bump(&self.taken)
     }
 
-    /// Count a decoded request of kind `op`. The caller holds the lane's consumer lock.
-    pub(crate) fn op(&self, op: &Op) {
-        let i = match op {
-            Op::Insert { .. } => 0,
-            Op::Read { .. } => 1,
-            Op::Delete { .. } => 2,
-            Op::Print { .. } => 3,
-            Op::ThStart { .. } => 4,
-            Op::ThStop => 5,
-            Op::Quit => 6,
-            Op::Stats => 7,
-        };
-        bump(&self.ops[i]);
+    /// Count a decoded request of verb `v`. The caller holds the lane's consumer lock.
+    pub(crate) fn op(&self, v: Verb) {
+        bump(&self.ops[v.index()]);
     }
 
-    /// Count a refusal. The caller holds the lane's consumer lock.
+    /// Count a refusal (from any worker: some are known only after the consumer lock is
+    /// released, so this one is an atomic add; refusals are rare).
     pub(crate) fn error(&self, e: &ErrorCode) {
-        let i = match e {
-            ErrorCode::BadBucket { .. } => 0,
-            ErrorCode::ThreadLimit { .. } => 1,
-            ErrorCode::LastWorker => 2,
-            ErrorCode::ShuttingDown => 3,
-            ErrorCode::Malformed => 4,
-        };
-        bump(&self.errors[i]);
+        self.errors[usize::from(e.code()) - 1].fetch_add(1, Relaxed);
     }
 
     /// Requests taken from the ring so far.
@@ -388,29 +329,12 @@ impl LaneCounters {
 
     /// Decoded requests so far, by kind.
     pub fn op_counts(&self) -> OpCounts {
-        let o = |i: usize| self.ops[i].load(Relaxed);
-        OpCounts {
-            insert: o(0),
-            read: o(1),
-            delete: o(2),
-            print: o(3),
-            threads_start: o(4),
-            threads_stop: o(5),
-            quit: o(6),
-            stats: o(7),
-        }
+        OpCounts(std::array::from_fn(|i| self.ops[i].load(Relaxed)))
     }
 
     /// Refusals so far, by reason.
     pub fn error_counts(&self) -> ErrorCounts {
-        let e = |i: usize| self.errors[i].load(Relaxed);
-        ErrorCounts {
-            bad_bucket: e(0),
-            thread_limit: e(1),
-            last_worker: e(2),
-            shutting_down: e(3),
-            malformed: e(4),
-        }
+        ErrorCounts(std::array::from_fn(|i| self.errors[i].load(Relaxed)))
     }
 }
 
@@ -533,26 +457,15 @@ mod tests {
 
     fn sample() -> Stats {
         Stats {
-            ops: OpCounts {
-                insert: 1,
-                read: 2,
-                delete: 3,
-                print: 4,
-                threads_start: 5,
-                threads_stop: 6,
-                quit: 7,
-                stats: 8,
-            },
-            errors: ErrorCounts {
-                bad_bucket: 9,
-                thread_limit: 10,
-                last_worker: 11,
-                shutting_down: 12,
-                malformed: 13,
-            },
+            ops: OpCounts(std::array::from_fn(|i| i as u64 + 1)),
+            errors: ErrorCounts(std::array::from_fn(|i| i as u64 + 100)),
             entries: 14,
             buckets: 15,
             longest_bucket: 16,
+            memory_used: 30,
+            memory_limit: 31,
+            max_key: 32,
+            max_value: 33,
             client_slots: 2,
             slots: vec![
                 SlotStats {
@@ -590,21 +503,24 @@ mod tests {
     fn stats_round_trip_through_the_wire_form() {
         let s = sample();
         let wire = s.to_stats();
-        assert_eq!(wire.len(), 8 + 5 + 4 + 3 * 2 + 7 + 1 + 1);
+        assert_eq!(
+            wire.len(),
+            VERBS.len() + ERROR_CODES + 8 + 3 * 2 + 7 + 1 + 1
+        );
         assert_eq!(Stats::from_stats(&wire), s);
         // Order does not matter.
         let mut rev = wire.clone();
         rev.reverse();
         assert_eq!(Stats::from_stats(&rev), s);
-        assert_eq!(s.ops.total(), 36);
-        assert_eq!(s.errors.total(), 55);
+        assert_eq!(s.ops.total(), 13 * 14 / 2);
+        assert_eq!(s.errors.total(), 100 * 9 + 36);
         assert_eq!(s.connected(), 1);
         assert_eq!(s.worker_threads(), 19);
     }
 
-    /// The ids in the first column of protocol.rs's statistics table ("N" or "A–B").
+    /// The ids in the first column of wire.rs's statistics table ("N" or "A–B").
     fn documented_ids() -> Vec<u16> {
-        let doc = include_str!("protocol.rs");
+        let doc = include_str!("wire.rs");
         let table = &doc[doc.find("# Statistics").unwrap()..];
         let mut ids = Vec::new();
         for line in table.lines().skip(1).take_while(|l| l.starts_with("//!")) {
@@ -641,20 +557,17 @@ mod tests {
         let c = LaneCounters::default();
         assert_eq!(c.taken(), 1);
         assert_eq!(c.taken(), 2);
-        c.op(&Op::Read { key: 1 });
-        c.op(&Op::Stats);
-        c.op(&Op::Stats);
+        c.op(Verb::Read);
+        c.op(Verb::Stats);
+        c.op(Verb::Stats);
         c.error(&ErrorCode::LastWorker);
         assert_eq!(c.requests(), 2);
+        let ops = c.op_counts();
         assert_eq!(
-            c.op_counts(),
-            OpCounts {
-                read: 1,
-                stats: 2,
-                ..OpCounts::default()
-            }
+            (ops.get(Verb::Read), ops.get(Verb::Stats), ops.total()),
+            (1, 2, 3)
         );
-        assert_eq!(c.error_counts().last_worker, 1);
+        assert_eq!(c.error_counts().get(ErrorCode::LastWorker.code()), 1);
         assert_eq!(c.error_counts().total(), 1);
     }
 

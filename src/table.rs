@@ -2,13 +2,20 @@
 //! reader-writer lock, generic over key, value and hasher.
 //!
 //! Operations on different buckets never block each other; reads of one bucket run in parallel.
-//! Besides the plain `insert`/`get`/`remove`, the table hands out per-key guards
-//! ([`Table::lock_key`], [`Table::read_key`]) that hold the key's bucket lock: the server takes
-//! one while it still holds its client's ring, which is how same-key operations of a client keep
-//! their order (see design.md, "The ordering guarantee").
+//! Besides the plain `insert`/`get`/`remove`, the table hands out guards that hold a bucket's
+//! lock: [`Table::lock_key`] write-locks a key's bucket ([`BucketWrite`]) and
+//! [`Table::read_key`] read-locks it ([`BucketRead`]). The server takes one while it still
+//! holds its client's ring, which is how same-key operations of a client keep their order (see
+//! design.md, "The ordering guarantee"); it then does the operation through the guard.
+//!
+//! Lookups take the key in any borrowed form, as `HashMap`'s do: a `Table<String, _>` is
+//! searched with a `&str`, a table of byte-string entries with a `&[u8]`. The borrowed form
+//! must hash and compare exactly like the key (the [`Borrow`] contract), since the bucket is
+//! chosen from its hash.
 
 use crate::sync::{AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, TryReserveError};
 use std::hash::{BuildHasher, Hash};
 
 /// The default hasher: foldhash's fast, randomly seeded hasher.
@@ -73,8 +80,12 @@ struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
 /// let t: Table<String, u32> = Table::new(16).unwrap();
 /// assert_eq!(t.insert("a".into(), 1), None);
 /// assert_eq!(t.insert("a".into(), 2), Some(1));
-/// assert_eq!(t.get(&"a".to_string()), Some(2));
-/// assert_eq!(t.remove(&"a".to_string()), Some(2));
+/// assert_eq!(t.get("a"), Some(2)); // looked up as a &str
+/// let mut g = t.lock_key("b"); // write-locks the bucket of "b"
+/// assert_eq!(g.insert("b".into(), 3), None);
+/// assert_eq!(g.remove_entry("b"), Some(("b".to_string(), 3)));
+/// drop(g);
+/// assert_eq!(t.remove("a"), Some(2));
 /// assert!(t.is_empty());
 /// # }
 /// ```
@@ -123,7 +134,11 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
     }
 
     /// The bucket `key` lives in.
-    pub fn bucket_of(&self, key: &K) -> usize {
+    pub fn bucket_of<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         // Scramble first (Fibonacci hashing): the bucket's own HashMap uses the top 7 bits of the
         // same hash as lookup tags, and a range reduction of the raw hash would give every key
         // of a bucket the same top bits (and the same tag).
@@ -145,24 +160,30 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         self.len() == 0
     }
 
-    /// Exclusive access to `key`'s bucket, for one key. The bucket stays locked until the guard
-    /// is dropped.
-    pub fn lock_key(&self, key: K) -> KeyWrite<'_, K, V, S> {
-        let bucket = self.bucket_of(&key);
-        KeyWrite {
+    /// Exclusive access to `key`'s bucket. The bucket stays write-locked until the guard is
+    /// dropped; every operation through the guard keeps the table's entry count.
+    pub fn lock_key<Q>(&self, key: &Q) -> BucketWrite<'_, K, V, S>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let bucket = self.bucket_of(key);
+        BucketWrite {
             guard: self.buckets[bucket].0.write(),
             len: &self.len,
-            key,
         }
     }
 
-    /// Shared access to `key`'s bucket, for one key. The bucket stays read-locked until the
-    /// guard is dropped.
-    pub fn read_key<'a>(&'a self, key: &'a K) -> KeyRead<'a, K, V, S> {
+    /// Shared access to `key`'s bucket. The bucket stays read-locked until the guard is
+    /// dropped.
+    pub fn read_key<Q>(&self, key: &Q) -> BucketRead<'_, K, V, S>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let bucket = self.bucket_of(key);
-        KeyRead {
+        BucketRead {
             guard: self.buckets[bucket].0.read(),
-            key,
         }
     }
 
@@ -173,25 +194,29 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
             .map(|b| BucketRead { guard: b.0.read() })
     }
 
-    /// Insert or replace; returns the previous value.
+    /// Insert or replace; returns the previous value (the key already in the table stays, as
+    /// with `HashMap::insert`).
     pub fn insert(&self, key: K, value: V) -> Option<V> {
-        self.lock_key(key).insert(value)
+        self.lock_key(&key).insert(key, value)
     }
 
     /// The value of `key`, cloned.
-    pub fn get(&self, key: &K) -> Option<V>
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.read_key(key).get().cloned()
+        self.read_key(key).get(key).cloned()
     }
 
     /// Remove `key`; returns its value.
-    pub fn remove(&self, key: &K) -> Option<V>
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Clone,
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
     {
-        self.lock_key(key.clone()).remove()
+        self.lock_key(key).remove(key)
     }
 
     /// The pairs of bucket `index`, cloned (the Print operation), or `None` when out of range.
@@ -202,61 +227,146 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
     {
         self.read_bucket(index).map(|b| b.entries())
     }
+
+    /// Append the keys of bucket `index`, cloned, to `out` (the Scan operation, one bucket per
+    /// call and one read lock at a time); false, with `out` unchanged, when out of range.
+    pub fn bucket_keys(&self, index: usize, out: &mut Vec<K>) -> bool
+    where
+        K: Clone,
+    {
+        match self.read_bucket(index) {
+            Some(b) => {
+                out.extend(b.keys().cloned());
+                true
+            }
+            None => false,
+        }
+    }
 }
 
-/// A write-locked bucket, bound to one key.
-pub struct KeyWrite<'a, K, V, S> {
+/// A write-locked bucket: any number of operations on the keys that live in it (a key of
+/// another bucket is simply not found there, and must not be inserted through it). The lock is
+/// released when the guard is dropped.
+pub struct BucketWrite<'a, K, V, S> {
     guard: RwLockWriteGuard<'a, HashMap<K, V, S>>,
     len: &'a AtomicUsize,
-    key: K,
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> KeyWrite<'_, K, V, S> {
-    /// Insert or replace the key's value; returns the previous value.
-    pub fn insert(mut self, value: V) -> Option<V> {
-        let prev = self.guard.insert(self.key, value);
+impl<K: Hash + Eq, V, S: BuildHasher> BucketWrite<'_, K, V, S> {
+    /// The value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.guard.get(key)
+    }
+
+    /// The key as stored and the value of `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.guard.get_key_value(key)
+    }
+
+    /// Insert or replace; returns the previous value. On a replace the stored key stays (as
+    /// with `HashMap::insert`): remove the entry first to replace the key too.
+    ///
+    /// `key` must live in this bucket (the table's `bucket_of(&key)` is this guard's bucket),
+    /// else later lookups will not find it.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let prev = self.guard.insert(key, value);
         if prev.is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
         prev
     }
 
-    /// Remove the key; returns its value.
-    pub fn remove(mut self) -> Option<V> {
-        let prev = self.guard.remove(&self.key);
+    /// Remove `key`; returns its value.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_entry(key).map(|(_, v)| v)
+    }
+
+    /// Remove `key`; returns the stored key and its value.
+    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let prev = self.guard.remove_entry(key);
         if prev.is_some() {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
         prev
     }
 
-    /// The key's value.
-    pub fn get(&self) -> Option<&V> {
-        self.guard.get(&self.key)
+    /// Make room for `additional` more entries in this bucket without allocating again, or
+    /// fail without aborting when the allocation fails. After `try_reserve(1)` succeeds, one
+    /// `insert` (even after a `remove`) allocates nothing in the map.
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
+        self.guard.try_reserve(additional)
+    }
+
+    /// Number of entries in the bucket.
+    pub fn len(&self) -> usize {
+        self.guard.len()
+    }
+
+    /// True when the bucket is empty.
+    pub fn is_empty(&self) -> bool {
+        self.guard.is_empty()
     }
 }
 
-/// A read-locked bucket, bound to one key.
-pub struct KeyRead<'a, K, V, S> {
-    guard: RwLockReadGuard<'a, HashMap<K, V, S>>,
-    key: &'a K,
-}
-
-impl<K: Hash + Eq, V, S: BuildHasher> KeyRead<'_, K, V, S> {
-    /// The key's value.
-    pub fn get(&self) -> Option<&V> {
-        self.guard.get(self.key)
-    }
-}
-
-/// A read-locked bucket.
+/// A read-locked bucket (of a key, or by index). The lock is released when the guard is
+/// dropped.
 pub struct BucketRead<'a, K, V, S> {
     guard: RwLockReadGuard<'a, HashMap<K, V, S>>,
 }
 
-impl<K: Clone, V: Clone, S> BucketRead<'_, K, V, S> {
+impl<K: Hash + Eq, V, S: BuildHasher> BucketRead<'_, K, V, S> {
+    /// The value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.guard.get(key)
+    }
+
+    /// The key as stored and the value of `key`.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.guard.get_key_value(key)
+    }
+}
+
+impl<K, V, S> BucketRead<'_, K, V, S> {
+    /// The bucket's pairs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.guard.iter()
+    }
+
+    /// The bucket's keys, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.guard.keys()
+    }
+
     /// The bucket's pairs, cloned, in no particular order.
-    pub fn entries(&self) -> Vec<(K, V)> {
+    pub fn entries(&self) -> Vec<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
         self.guard
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -271,6 +381,12 @@ impl<K: Clone, V: Clone, S> BucketRead<'_, K, V, S> {
     /// True when the bucket is empty.
     pub fn is_empty(&self) -> bool {
         self.guard.is_empty()
+    }
+
+    /// How many pairs the bucket's map holds before it must grow (for memory estimates: the
+    /// map has about `capacity * 8 / 7` slots, rounded up to a power of two).
+    pub fn capacity(&self) -> usize {
+        self.guard.capacity()
     }
 }
 
@@ -300,8 +416,8 @@ mod tests {
         let t: Table<String, Vec<u8>> = Table::new(3).unwrap();
         t.insert("x".to_string(), vec![1, 2]);
         t.insert("y".to_string(), vec![]);
-        assert_eq!(t.get(&"x".to_string()), Some(vec![1, 2]));
-        assert_eq!(t.remove(&"y".to_string()), Some(vec![]));
+        assert_eq!(t.get("x"), Some(vec![1, 2]));
+        assert_eq!(t.remove("y"), Some(vec![]));
         assert_eq!(t.len(), 1);
     }
 
@@ -352,12 +468,65 @@ mod tests {
     #[test]
     fn key_guards_see_their_key() {
         let t: Table<u64, &str> = Table::new(4).unwrap();
-        assert_eq!(t.lock_key(9).insert("a"), None);
+        assert_eq!(t.lock_key(&9).insert(9, "a"), None);
         let g = t.read_key(&9);
-        assert_eq!(g.get(), Some(&"a"));
+        assert_eq!(g.get(&9), Some(&"a"));
+        assert_eq!(g.get_key_value(&9), Some((&9, &"a")));
         drop(g);
-        assert_eq!(t.lock_key(9).get(), Some(&"a"));
-        assert_eq!(t.lock_key(9).remove(), Some("a"));
+        assert_eq!(t.lock_key(&9).get(&9), Some(&"a"));
+        assert_eq!(t.lock_key(&9).get_key_value(&9), Some((&9, &"a")));
+        assert_eq!(t.lock_key(&9).remove(&9), Some("a"));
+        assert_eq!(t.lock_key(&9).remove(&9), None);
+        assert!(t.is_empty());
+    }
+
+    /// Several operations through one write guard keep the entry count; lookups by a borrowed
+    /// form find owned keys.
+    #[test]
+    fn one_write_guard_many_operations() {
+        let t: Table<String, u32> = Table::new(1).unwrap();
+        let mut g = t.lock_key("x");
+        assert!(g.is_empty());
+        g.try_reserve(2).unwrap();
+        assert_eq!(g.insert("x".to_string(), 1), None);
+        assert_eq!(g.insert("y".to_string(), 2), None);
+        assert_eq!(g.insert("x".to_string(), 3), Some(1));
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.get("x"), Some(&3));
+        assert_eq!(g.remove_entry("y"), Some(("y".to_string(), 2)));
+        assert_eq!(g.remove_entry("y"), None);
+        assert_eq!(g.remove("nope"), None);
+        drop(g);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get("x"), Some(3));
+        assert_eq!(t.bucket_of("x"), t.bucket_of(&"x".to_string()));
+        let r = t.read_key("x");
+        assert_eq!(r.get_key_value("x"), Some((&"x".to_string(), &3)));
+        assert_eq!(r.iter().count(), 1);
+        assert!(r.capacity() >= 1);
+        drop(r);
+        // A slice-keyed lookup of a boxed-slice table.
+        let b: Table<Box<[u8]>, ()> = Table::new(8).unwrap();
+        b.insert(Box::from(&b"key"[..]), ());
+        assert_eq!(b.get(&b"key"[..]), Some(()));
+        assert_eq!(b.remove(&b"key"[..]), Some(()));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn bucket_keys_appends_each_bucket() {
+        let t: Table<u64, u64> = Table::new(3).unwrap();
+        for k in 0..30 {
+            t.insert(k, k);
+        }
+        let mut keys = vec![99];
+        for b in 0..3 {
+            assert!(t.bucket_keys(b, &mut keys));
+        }
+        assert!(!t.bucket_keys(3, &mut keys));
+        assert_eq!(keys.remove(0), 99);
+        keys.sort_unstable();
+        assert_eq!(keys, (0..30).collect::<Vec<_>>());
     }
 
     #[test]

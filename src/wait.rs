@@ -1,9 +1,10 @@
 //! Blocking on a 32-bit word: the process-shared Linux futex, a model of it for heap memory and
 //! loom, and the spin-then-block policy that decides how long to spin before sleeping.
 //!
-//! The ring (see [`crate::ring`]) never sleeps on anything but a [`Wake`] implementation, so the
-//! same wait/wake protocol runs over the real `futex(2)` system call in the binaries and over a
-//! mutex and condition variable from [`crate::sync`] in tests and under loom.
+//! The record ring (see [`crate::record`]) never sleeps on anything but a [`Wake`]
+//! implementation, so the same wait/wake protocol runs over the real `futex(2)` system call in
+//! the binaries and over a mutex and condition variable from [`crate::sync`] in tests and under
+//! loom.
 
 use crate::sync::{AtomicU32, Condvar, Mutex, Ordering};
 use std::time::Duration;

@@ -1,6 +1,5 @@
-//! The byte-string wire protocol: requests and responses with byte-string keys and values, each
-//! carried as ONE payload of a [`crate::record`] ring (at most its `max_payload` bytes). Not
-//! yet used by the server or the client, which still speak [`crate::protocol`].
+//! The wire protocol: requests and responses with byte-string keys and values, each carried as
+//! ONE payload of a [`crate::record`] ring (at most its `max_payload` bytes).
 //!
 //! Every operation is defined once, in the [`VERBS`] table (wire tag, command-line name,
 //! argument [`Shape`], statistics name and id, the replies it may get, a one-line summary);
@@ -53,7 +52,7 @@
 //! | 12 | `len`           | (none) | |
 //! | 13 | `scan`          | cursor `u64`, count `u32` (at least 1) | |
 //!
-//! Tags 1 to 8 are those of [`crate::protocol`]'s operations, so that a verb's operation
+//! Tags 1 to 8 are those of the first protocol's (u64) operations, so that a verb's operation
 //! statistic keeps its id (`StatId(tag)`, see [`VerbInfo::stat_id`]).
 //!
 //! Responses:
@@ -84,7 +83,7 @@
 //! concatenates the lists. Every part of a `Keys` answer carries the same next cursor. Every
 //! other answer is exactly one response. An answer that is refused is one `Error` response.
 //!
-//! Error codes (codes 1 to 5 are those of [`crate::protocol`], so that the refusal statistic
+//! Error codes (codes 1 to 5 are those of the first protocol, so that the refusal statistic
 //! keeps its id, `StatId(15 + code)`, see [`ErrorCode::stat_id`]):
 //!
 //! | code | error | details |
@@ -98,6 +97,39 @@
 //! | 7 | `OutOfMemory`  | (none) |
 //! | 8 | `NotAnInteger` | (none) |
 //! | 9 | `Overflow`     | (none) |
+//!
+//! # Statistics
+//!
+//! A `Stats` part carries a list of [`Stat`]s, each one number: what it is ([`StatId`], a
+//! `u16`), which client slot it is about (`index`, for the per-slot statistics; 0 otherwise)
+//! and its value. The server takes the whole set at one moment (after every earlier request of
+//! the asking client has been answered) and sends it in this order; [`crate::stats::Stats`]
+//! is the typed form.
+//!
+//! | id | name | index | value |
+//! |---:|------|-------|-------|
+//! | 1–13 | one per verb, id = the verb's tag ([`VerbInfo::stat_id`]) | 0 | requests of that verb taken since the server started, from every client |
+//! | 16–24 | one per error code, id = 15 + code ([`ErrorCode::stat_id`]) | 0 | requests refused with that error |
+//! | 32 | `ENTRIES` | 0 | pairs in the table |
+//! | 33 | `BUCKETS` | 0 | buckets in the table |
+//! | 34 | `LONGEST_BUCKET` | 0 | pairs in the fullest bucket |
+//! | 35 | `MEMORY_USED` | 0 | bytes the table holds, as accounted |
+//! | 36 | `MEMORY_LIMIT` | 0 | the table's memory budget |
+//! | 37 | `MAX_KEY` | 0 | the longest key accepted |
+//! | 38 | `MAX_VALUE` | 0 | the longest value accepted |
+//! | 48 | `CLIENT_SLOTS` | 0 | client slots of the server |
+//! | 64 | `SLOT_OWNER` | slot | pid of the attached client, 0 when the slot is free |
+//! | 65 | `SLOT_WORKERS` | slot | worker threads serving the slot |
+//! | 66 | `SLOT_REQUESTS` | slot | requests taken from the slot since the server started |
+//! | 80 | `LATENCY_SAMPLES` | 0 | requests timed in the latency window |
+//! | 81–84 | `LATENCY_P50_NS`, `LATENCY_P99_NS`, `LATENCY_P999_NS`, `LATENCY_MAX_NS` | 0 | service time percentiles and maximum in nanoseconds (0 without samples) |
+//! | 85 | `LATENCY_WINDOW_MS` | 0 | how far back the window reaches |
+//! | 86 | `LATENCY_SAMPLE_EVERY` | 0 | one request in this many is timed |
+//! | 96 | `UPTIME_MS` | 0 | milliseconds since the server started |
+//!
+//! The id space is open: a decoder accepts any id but 0, so a newer server may send
+//! statistics an older client does not know (it keeps them aside, see
+//! [`crate::stats::Stats::other`]).
 //!
 //! # Decoding
 //!
@@ -114,8 +146,6 @@
 //!
 //! A request that does not decode is still answered (with [`ErrorCode::Malformed`], or
 //! [`ErrorCode::TooLarge`], see [`WireError::reply_code`]) under the id [`request_id`] reads.
-
-use crate::protocol::{self, Stat, StatId};
 
 // ---------------------------------------------------------------------------------------------
 // Layout constants.
@@ -135,6 +165,94 @@ const MIN_KEY_ITEM: usize = 4 + 1;
 const MIN_ENTRY_ITEM: usize = MIN_KEY_ITEM + 4;
 /// Bytes a stat takes.
 const STAT_ITEM: usize = 2 + 4 + 8;
+
+// ---------------------------------------------------------------------------------------------
+// Statistics items.
+// ---------------------------------------------------------------------------------------------
+
+/// Which statistic a [`Stat`] is. Any value but 0 decodes; the constants are the ids this
+/// version knows. An operation's counter is `StatId(tag)` ([`VerbInfo::stat_id`]), a refusal
+/// counter `StatId(15 + code)` ([`ErrorCode::stat_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatId(pub u16);
+
+impl StatId {
+    /// Insert requests taken.
+    pub const OPS_INSERT: StatId = StatId(1);
+    /// Read requests taken.
+    pub const OPS_READ: StatId = StatId(2);
+    /// Delete requests taken.
+    pub const OPS_DELETE: StatId = StatId(3);
+    /// Print requests taken.
+    pub const OPS_PRINT: StatId = StatId(4);
+    /// ThStart requests taken.
+    pub const OPS_THREADS_START: StatId = StatId(5);
+    /// ThStop requests taken.
+    pub const OPS_THREADS_STOP: StatId = StatId(6);
+    /// Quit requests taken.
+    pub const OPS_QUIT: StatId = StatId(7);
+    /// Stats requests taken (including the one being answered).
+    pub const OPS_STATS: StatId = StatId(8);
+    /// Requests refused with `BadBucket`.
+    pub const ERRORS_BAD_BUCKET: StatId = StatId(16);
+    /// Requests refused with `ThreadLimit`.
+    pub const ERRORS_THREAD_LIMIT: StatId = StatId(17);
+    /// Requests refused with `LastWorker`.
+    pub const ERRORS_LAST_WORKER: StatId = StatId(18);
+    /// Requests refused with `ShuttingDown`.
+    pub const ERRORS_SHUTTING_DOWN: StatId = StatId(19);
+    /// Requests refused with `Malformed`.
+    pub const ERRORS_MALFORMED: StatId = StatId(20);
+    /// Pairs in the table.
+    pub const ENTRIES: StatId = StatId(32);
+    /// Buckets in the table.
+    pub const BUCKETS: StatId = StatId(33);
+    /// Pairs in the fullest bucket.
+    pub const LONGEST_BUCKET: StatId = StatId(34);
+    /// Bytes the table holds, as the server accounts them (keys, values, per-entry overhead).
+    pub const MEMORY_USED: StatId = StatId(35);
+    /// The server's memory budget for the table (`--max-memory`).
+    pub const MEMORY_LIMIT: StatId = StatId(36);
+    /// The longest key the server accepts.
+    pub const MAX_KEY: StatId = StatId(37);
+    /// The longest value the server accepts.
+    pub const MAX_VALUE: StatId = StatId(38);
+    /// Client slots of the server.
+    pub const CLIENT_SLOTS: StatId = StatId(48);
+    /// Per slot (`index`): pid of the attached client, 0 when free.
+    pub const SLOT_OWNER: StatId = StatId(64);
+    /// Per slot (`index`): worker threads serving it.
+    pub const SLOT_WORKERS: StatId = StatId(65);
+    /// Per slot (`index`): requests taken from it.
+    pub const SLOT_REQUESTS: StatId = StatId(66);
+    /// Requests timed in the latency window.
+    pub const LATENCY_SAMPLES: StatId = StatId(80);
+    /// Median service time, nanoseconds.
+    pub const LATENCY_P50_NS: StatId = StatId(81);
+    /// 99th percentile service time, nanoseconds.
+    pub const LATENCY_P99_NS: StatId = StatId(82);
+    /// 99.9th percentile service time, nanoseconds.
+    pub const LATENCY_P999_NS: StatId = StatId(83);
+    /// Longest service time in the window, nanoseconds.
+    pub const LATENCY_MAX_NS: StatId = StatId(84);
+    /// How far back the latency window reaches, milliseconds.
+    pub const LATENCY_WINDOW_MS: StatId = StatId(85);
+    /// One request in this many is timed.
+    pub const LATENCY_SAMPLE_EVERY: StatId = StatId(86);
+    /// Milliseconds since the server started.
+    pub const UPTIME_MS: StatId = StatId(96);
+}
+
+/// One statistic as it travels in a [`Reply::Stats`] part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stat {
+    /// What it is.
+    pub id: StatId,
+    /// The client slot it is about (per-slot statistics), else 0.
+    pub index: u32,
+    /// Its value.
+    pub value: u64,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Limits.
@@ -361,8 +479,8 @@ pub struct VerbInfo {
     pub shape: Shape,
     /// Its stable statistics name (a JSON key, e.g. `"threads_start"`).
     pub stat_name: &'static str,
-    /// The id of the statistic counting its requests: `StatId(tag)`, the `OPS_*` ids of
-    /// [`crate::protocol`] for tags 1 to 8.
+    /// The id of the statistic counting its requests: `StatId(tag)` (the `OPS_*` ids for tags
+    /// 1 to 8).
     pub stat_id: StatId,
     /// The replies that answer it (besides `Error`, which may answer any verb).
     pub replies: &'static [ReplyKind],
@@ -766,6 +884,22 @@ pub enum ErrorCode {
     Overflow,
 }
 
+/// Error codes there are (1 to this).
+pub const ERROR_CODES: usize = 9;
+
+/// Each error code's statistics name (a JSON key), by code − 1.
+pub const ERROR_NAMES: [&str; ERROR_CODES] = [
+    "bad_bucket",
+    "thread_limit",
+    "last_worker",
+    "shutting_down",
+    "malformed",
+    "too_large",
+    "out_of_memory",
+    "not_an_integer",
+    "overflow",
+];
+
 impl ErrorCode {
     /// The code on the wire.
     pub const fn code(&self) -> u16 {
@@ -783,62 +917,34 @@ impl ErrorCode {
     }
 
     /// The id of the statistic counting refusals with this code: `StatId(15 + code)`, the
-    /// `ERRORS_*` ids of [`crate::protocol`] for codes 1 to 5.
+    /// `ERRORS_*` ids for codes 1 to 5.
     pub const fn stat_id(&self) -> StatId {
         StatId(15 + self.code())
-    }
-
-    /// The same error in [`crate::protocol`]'s terms, for the codes both have.
-    fn as_protocol(&self) -> Option<protocol::ErrorCode> {
-        Some(match *self {
-            ErrorCode::BadBucket { bucket, buckets } => {
-                protocol::ErrorCode::BadBucket { bucket, buckets }
-            }
-            ErrorCode::ThreadLimit { current, max } => {
-                protocol::ErrorCode::ThreadLimit { current, max }
-            }
-            ErrorCode::LastWorker => protocol::ErrorCode::LastWorker,
-            ErrorCode::ShuttingDown => protocol::ErrorCode::ShuttingDown,
-            ErrorCode::Malformed => protocol::ErrorCode::Malformed,
-            ErrorCode::TooLarge { .. }
-            | ErrorCode::OutOfMemory
-            | ErrorCode::NotAnInteger
-            | ErrorCode::Overflow => return None,
-        })
-    }
-}
-
-impl From<protocol::ErrorCode> for ErrorCode {
-    fn from(e: protocol::ErrorCode) -> Self {
-        match e {
-            protocol::ErrorCode::BadBucket { bucket, buckets } => {
-                ErrorCode::BadBucket { bucket, buckets }
-            }
-            protocol::ErrorCode::ThreadLimit { current, max } => {
-                ErrorCode::ThreadLimit { current, max }
-            }
-            protocol::ErrorCode::LastWorker => ErrorCode::LastWorker,
-            protocol::ErrorCode::ShuttingDown => ErrorCode::ShuttingDown,
-            protocol::ErrorCode::Malformed => ErrorCode::Malformed,
-        }
     }
 }
 
 impl std::fmt::Display for ErrorCode {
-    /// Today's codes are worded as [`crate::protocol::ErrorCode`] words them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(old) = self.as_protocol() {
-            return old.fmt(f);
-        }
         match self {
+            ErrorCode::BadBucket { bucket, buckets } => write!(
+                f,
+                "bucket {bucket} out of range (the table has {buckets} buckets, 0..={})",
+                buckets.saturating_sub(1)
+            ),
+            ErrorCode::ThreadLimit { current, max } => write!(
+                f,
+                "thread limit: this client has {current} worker threads and at most {max} are allowed"
+            ),
+            ErrorCode::LastWorker => f.write_str("cannot stop the last worker thread of a client"),
+            ErrorCode::ShuttingDown => f.write_str("the server is shutting down"),
+            ErrorCode::Malformed => f.write_str("malformed request"),
             ErrorCode::TooLarge { what, len, max } => write!(
                 f,
                 "{what} of {len} bytes is longer than the server's limit of {max} bytes"
             ),
-            ErrorCode::OutOfMemory => f.write_str("the server is out of memory"),
+            ErrorCode::OutOfMemory => f.write_str("out of memory (the server's --max-memory)"),
             ErrorCode::NotAnInteger => f.write_str("the value is not a decimal 64-bit integer"),
             ErrorCode::Overflow => f.write_str("the result would overflow a 64-bit integer"),
-            _ => unreachable!("handled above"),
         }
     }
 }
@@ -941,6 +1047,177 @@ pub struct Response {
     pub id: u64,
     /// The reply.
     pub reply: Reply,
+}
+
+/// The complete answer to one request: its one response, or the parts of a long answer put
+/// together (see [`Assembly`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key was absent and is now set (insert, insert-new).
+    Created,
+    /// Insert replaced this value.
+    Replaced(Vec<u8>),
+    /// Read found this value.
+    Value(Vec<u8>),
+    /// The key was absent (read, delete).
+    NotFound,
+    /// Delete removed the key, which had this value.
+    Deleted(Vec<u8>),
+    /// Insert-new found the key present with this value and changed nothing.
+    Exists(Vec<u8>),
+    /// Cas found the expected value (or absence) and set the new value.
+    Swapped,
+    /// Cas found this value (`None`: the key is absent) and changed nothing.
+    Mismatch(Option<Vec<u8>>),
+    /// Add's result, now stored.
+    Number(i64),
+    /// Len: the number of keys.
+    Count(u64),
+    /// Scan: where the next scan starts (0: the scan is complete) and the keys found.
+    Keys {
+        /// The next cursor.
+        cursor: u64,
+        /// Keys, in the server's order.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Print: the bucket's pairs, in the server's order.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+    /// ThreadsStart/ThreadsStop: the client's worker count now.
+    Threads(u32),
+    /// Stats: every statistic, in the order sent ([`crate::stats::Stats::from_stats`] types
+    /// them).
+    Stats(Vec<Stat>),
+    /// Quit accepted.
+    Done,
+    /// Refused with a reason.
+    Refused(ErrorCode),
+}
+
+/// Puts the parts of one answer together: feed it every response with the request's id, in
+/// order, until it returns an [`Outcome`].
+#[derive(Debug, Default)]
+pub struct Assembly {
+    /// Parts so far of a long answer (`Keys`, `Entries` or `Stats` with `more`).
+    partial: Option<Reply>,
+}
+
+/// A response that does not continue the answer being put together (a peer's lie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfPlace {
+    /// The kind of the answer's first part.
+    pub expected: ReplyKind,
+    /// The kind that came.
+    pub got: ReplyKind,
+}
+
+impl Assembly {
+    /// Whether some parts have come and the answer is not complete yet.
+    pub fn is_partial(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Take the next response of the answer. `Ok(None)` while more parts are to come.
+    pub fn add(&mut self, reply: Reply) -> Result<Option<Outcome>, OutOfPlace> {
+        let more = reply.more();
+        let joined = match (self.partial.take(), reply) {
+            (None, r) => r,
+            (
+                Some(Reply::Keys {
+                    cursor, mut keys, ..
+                }),
+                Reply::Keys { keys: k, more, .. },
+            ) => {
+                keys.extend(k);
+                Reply::Keys { cursor, keys, more }
+            }
+            (Some(Reply::Entries { mut pairs, .. }), Reply::Entries { pairs: p, more }) => {
+                pairs.extend(p);
+                Reply::Entries { pairs, more }
+            }
+            (Some(Reply::Stats { mut stats, .. }), Reply::Stats { stats: s, more }) => {
+                stats.extend(s);
+                Reply::Stats { stats, more }
+            }
+            (Some(first), got) => {
+                return Err(OutOfPlace {
+                    expected: first.kind(),
+                    got: got.kind(),
+                });
+            }
+        };
+        if more {
+            self.partial = Some(joined);
+            return Ok(None);
+        }
+        Ok(Some(match joined {
+            Reply::Created => Outcome::Created,
+            Reply::Replaced(v) => Outcome::Replaced(v),
+            Reply::Value(v) => Outcome::Value(v),
+            Reply::NotFound => Outcome::NotFound,
+            Reply::Deleted(v) => Outcome::Deleted(v),
+            Reply::Exists(v) => Outcome::Exists(v),
+            Reply::Swapped => Outcome::Swapped,
+            Reply::Mismatch(v) => Outcome::Mismatch(v),
+            Reply::Number(n) => Outcome::Number(n),
+            Reply::Count(n) => Outcome::Count(n),
+            Reply::Keys { cursor, keys, .. } => Outcome::Keys { cursor, keys },
+            Reply::Entries { pairs, .. } => Outcome::Entries(pairs),
+            Reply::Threads(n) => Outcome::Threads(n),
+            Reply::Stats { stats, .. } => Outcome::Stats(stats),
+            Reply::Done => Outcome::Done,
+            Reply::Error(e) => Outcome::Refused(e),
+        }))
+    }
+}
+
+/// Split a long answer's list into parts whose responses each encode in at most `max_len`
+/// bytes (see "Long answers" in the [module](self) docs): `fixed` is the bytes a part takes
+/// besides its items (header, list count, cursor), `item_len` an item's bytes. Each part holds
+/// at least one item, so an item that alone exceeds the room gets a part of its own (the
+/// limits keep that from happening: [`Limits::max_response_len`]); an empty list gives one
+/// empty part.
+pub fn split_parts<T>(
+    items: Vec<T>,
+    fixed: usize,
+    item_len: impl Fn(&T) -> usize,
+    max_len: usize,
+) -> Vec<Vec<T>> {
+    let room = max_len.saturating_sub(fixed);
+    let mut parts = vec![Vec::new()];
+    let mut used = 0;
+    for item in items {
+        let n = item_len(&item);
+        let last = parts.last_mut().expect("never empty");
+        if !last.is_empty() && used + n > room {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        parts.last_mut().expect("never empty").push(item);
+    }
+    parts
+}
+
+/// The bytes a `Keys` part takes besides its keys.
+pub const KEYS_FIXED: usize = HEADER_LEN + 8 + 4;
+/// The bytes an `Entries` part takes besides its pairs.
+pub const ENTRIES_FIXED: usize = HEADER_LEN + 4;
+/// The bytes a `Stats` part takes besides its statistics.
+pub const STATS_FIXED: usize = HEADER_LEN + 4;
+
+/// A key's bytes in a `Keys` list.
+pub fn key_item_len(k: &[u8]) -> usize {
+    4 + k.len()
+}
+
+/// A pair's bytes in an `Entries` list.
+pub fn entry_item_len(e: &(Vec<u8>, Vec<u8>)) -> usize {
+    8 + e.0.len() + e.1.len()
+}
+
+/// A statistic's bytes in a `Stats` list.
+pub fn stat_item_len(_: &Stat) -> usize {
+    STAT_ITEM
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1755,7 +2032,7 @@ mod tests {
         );
     }
 
-    /// The tags and statistics this table keeps from `protocol.rs`.
+    /// The tags and statistics ids of the first protocol's operations are kept.
     #[test]
     fn old_tags_and_stat_ids_are_kept() {
         let old = [
@@ -2313,8 +2590,8 @@ mod tests {
             "value of 9 bytes is longer than the server's limit of 8 bytes"
         );
         assert_eq!(
-            ErrorCode::from(protocol::ErrorCode::LastWorker).to_string(),
-            protocol::ErrorCode::LastWorker.to_string()
+            ErrorCode::LastWorker.to_string(),
+            "cannot stop the last worker thread of a client"
         );
         assert!(
             WireError::Truncated {

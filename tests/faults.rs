@@ -2,8 +2,12 @@
 //! truncates, grows or punches holes in its session object; another user at the front door, and
 //! a socket planted by another user; clients SIGKILLed by the hundred mid-pipeline; a server
 //! SIGKILLed or stopped under its waiting clients; futex storms and a stopped client with a full
-//! response ring (what each costs the server); hostile clients scribbling over their own object;
-//! races for one slot; names and limits.
+//! response ring (what each costs the server); hostile clients scribbling over their own object
+//! and lying in its record rings; races for one slot; names and limits.
+//!
+//! Servers here are mostly started with `--max-value 1K`: the smallest rings (64 KiB each, see
+//! `shmkv::channel::ring_sizes`), so that rings fill up; the workloads write values of at most
+//! `roles::MAX_WORKLOAD_VALUE` (1000) bytes.
 //!
 //! Child processes are this test binary run again (`child_role` with `SHMKV_FAULTS_ROLE`
 //! set); their roles are in `tests/common/roles.rs`. Tests wait on conditions, polled with
@@ -23,8 +27,9 @@ use nix::unistd::Pid;
 use roles::{Hostility, Model, Rng, Workload};
 use shmkv::channel::{REQ_CTRL, RESP_CTRL};
 use shmkv::client::{Client, ClientConfig, ClientError};
-use shmkv::protocol::Op;
+use shmkv::record::record_size;
 use shmkv::shm::Mapping;
+use shmkv::wire::{Limits, Op, Request};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -58,7 +63,11 @@ fn child_role() {
         buckets: 64,
         clients: hostile_slots + 1,
         threads: 2,
-        ring_capacity: 16,
+        // The smallest rings (64 KiB).
+        limits: Limits {
+            max_key: 4096,
+            max_value: 1024,
+        },
         ..Default::default()
     })
     .unwrap();
@@ -94,8 +103,8 @@ fn child_role() {
             roles::run_role(&format!("hostile {n} {slot} {} 1", h.name()), &s)
         });
         let c = Client::connect(&ClientConfig::new(&name).slot(hostile_slots)).unwrap();
-        c.insert(1, 2).unwrap();
-        assert_eq!(c.read(1).unwrap(), Some(2));
+        c.insert(b"1", b"2").unwrap();
+        assert_eq!(c.read(b"1").unwrap(), Some(b"2".to_vec()));
         stop.store(true, Ordering::SeqCst);
         assert_eq!(t.join().unwrap(), 0, "{h:?}");
         drop(c);
@@ -362,6 +371,31 @@ fn fill(map: &Mapping, ctrl: usize) -> u64 {
     tail.wrapping_sub(head)
 }
 
+/// Whether the server sleeps (or is about to) waiting for room in the response ring of a mapped
+/// session object: its waiter flag (`space_waiting`, offset 136 of the control block) is set.
+fn server_waits_for_room(map: &Mapping) -> bool {
+    map.atomic_u32(RESP_CTRL + 136)
+        .unwrap()
+        .load(Ordering::SeqCst)
+        == 1
+}
+
+/// Bytes the request record of `op` takes in a ring.
+fn request_record(op: &Op) -> u64 {
+    let r = Request {
+        id: 1,
+        op: op.clone(),
+    };
+    record_size(r.encoded_len()) as u64
+}
+
+/// A read of key number `k` (its 8 little-endian bytes).
+fn read_op(k: u64) -> Op {
+    Op::Read {
+        key: k.to_le_bytes().to_vec(),
+    }
+}
+
 /// Log lines saying a client was dropped.
 fn drops(log: &str) -> Vec<String> {
     log.lines()
@@ -420,8 +454,8 @@ fn a_resized_or_hole_punched_object_harms_only_its_session() {
         "4",
         "--threads",
         "2",
-        "--ring",
-        "64",
+        "--max-value",
+        "1K",
     ]);
     let spid = s.pid();
     let mut others: Vec<Checker> = (1..3)
@@ -441,8 +475,9 @@ fn a_resized_or_hole_punched_object_harms_only_its_session() {
         let wrong = roles::resize_attempts(fd, len);
         assert!(wrong.is_empty(), "round {round}: {wrong:?}");
         // Its session is unaffected.
-        assert_eq!(c.insert(round, round + 1).unwrap(), None);
-        assert_eq!(c.read(round).unwrap(), Some(round + 1));
+        let (key, value) = (round.to_le_bytes(), (round + 1).to_string());
+        assert_eq!(c.insert(&key, value.as_bytes()).unwrap(), None);
+        assert_eq!(c.read(&key).unwrap(), Some(value.into_bytes()));
     }
     assert_eq!(nix::sys::stat::fstat(fd.as_raw_fd()).unwrap().st_size, len);
     drop(c);
@@ -739,8 +774,8 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
         "3",
         "--threads",
         "2",
-        "--ring",
-        "64",
+        "--max-value",
+        "1K",
     ]);
     let mut others: Vec<Checker> = (1..3)
         .map(|slot| Checker::start(&s.name, slot, honest(slot, 0)))
@@ -842,8 +877,8 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
         "5",
         "--threads",
         "2",
-        "--ring",
-        "16",
+        "--max-value",
+        "1K",
     ];
     let mut s = ServerProc::start(&args);
     let name = s.name.clone();
@@ -856,8 +891,12 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
         })
         .collect();
     for (k, c) in clients.iter().enumerate() {
-        assert_eq!(c.insert(k as u64, 1).unwrap(), None);
+        assert_eq!(c.insert(&(k as u64).to_le_bytes(), b"1").unwrap(), None);
     }
+    // Every read here takes the same number of bytes in a ring; the request rings are 64 KiB.
+    let read = request_record(&read_op(1));
+    let ring = u64::from(clients[0].info().req_capacity);
+    let full = ring / read + 100;
     let maps: Vec<Mapping> = clients
         .iter()
         .map(|c| Mapping::open_sealed(&c.object_fd()).unwrap())
@@ -885,7 +924,7 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
         let c2 = c.clone();
         calls.push(std::thread::spawn(move || {
             let r = c2
-                .submit_all(&[Op::Read { key: 1 }; 8])
+                .submit_all(&vec![read_op(1); 8])
                 .and_then(|ts| c2.wait(ts[0]).map(drop));
             (
                 format!("client {i}: waiting for answers"),
@@ -893,30 +932,32 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
                 Instant::now(),
             )
         }));
-        wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 8);
+        wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 8 * read);
         if i < 2 {
             // A second waiter (not the one draining the ring), and a submitter blocked on
             // the full request ring.
             let c2 = c.clone();
             calls.push(std::thread::spawn(move || {
-                let r = c2.read(3).map(drop);
+                let r = c2.read(&3u64.to_le_bytes()).map(drop);
                 (format!("client {i}: a second waiter"), r, Instant::now())
             }));
-            wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 9);
+            wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 9 * read);
             let c2 = c.clone();
             calls.push(std::thread::spawn(move || {
-                let r = c2.submit_all(&[Op::Read { key: 2 }; 100]).map(drop);
+                let r = c2.submit_all(&vec![read_op(2); full as usize]).map(drop);
                 (
                     format!("client {i}: blocked on a full ring"),
                     r,
                     Instant::now(),
                 )
             }));
-            wait_until(DEADLINE, || fill(&maps[i], REQ_CTRL) == 16);
+            // Full: no room for one more.
+            wait_until(DEADLINE, || ring - fill(&maps[i], REQ_CTRL) < read);
         }
     }
     cli_in.write_all(b"read 9\n").unwrap();
-    wait_until(DEADLINE, || fill(&cli_map, REQ_CTRL) == 1);
+    let cli_read = request_record(&Op::Read { key: b"9".to_vec() });
+    wait_until(DEADLINE, || fill(&cli_map, REQ_CTRL) == cli_read);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let status = cli.wait().unwrap();
@@ -944,7 +985,10 @@ fn a_killed_server_fails_every_waiting_call_within_100ms() {
         );
     }
     // Later calls fail at once; new connections find no server.
-    assert_eq!(clients[0].read(1), Err(ClientError::ServerGone("died")));
+    assert_eq!(
+        clients[0].read(&1u64.to_le_bytes()),
+        Err(ClientError::ServerGone("died"))
+    );
     assert!(matches!(
         Client::connect(&ClientConfig::new(&name)),
         Err(ClientError::NoServer { .. })
@@ -988,21 +1032,23 @@ fn a_stopped_server_is_given_up_after_the_timeout() {
         "4",
         "--threads",
         "2",
-        "--ring",
-        "16",
+        "--max-value",
+        "1K",
     ]);
     let t = Duration::from_millis(300);
     let c = Client::connect(&ClientConfig::new(&s.name).slot(0).timeout(t)).unwrap();
-    assert_eq!(c.insert(7, 70).unwrap(), None);
+    assert_eq!(c.insert(b"7", b"70").unwrap(), None);
     let c2 = Client::connect(&ClientConfig::new(&s.name).slot(1).timeout(t)).unwrap();
     stop_and_wait(s.pid());
     let t0 = Instant::now();
-    let r = c.read(7);
+    let r = c.read(b"7");
     let read_took = t0.elapsed();
     assert_eq!(r, Err(ClientError::Timeout(t)));
-    assert_eq!(c.read(7), Err(ClientError::Timeout(t)), "given up");
+    assert_eq!(c.read(b"7"), Err(ClientError::Timeout(t)), "given up");
+    // More reads than the request ring (64 KiB) holds.
+    let more = u64::from(c2.info().req_capacity) / request_record(&read_op(2)) + 100;
     let t0 = Instant::now();
-    let r = c2.submit_all(&[Op::Read { key: 2 }; 100]).map(|_| ());
+    let r = c2.submit_all(&vec![read_op(2); more as usize]).map(|_| ());
     let submit_took = t0.elapsed();
     assert_eq!(r, Err(ClientError::Timeout(t)));
     for took in [read_took, submit_took] {
@@ -1018,7 +1064,7 @@ fn a_stopped_server_is_given_up_after_the_timeout() {
     // It resumes: the acknowledged insert is there; the given-up slots are freed.
     signal(s.pid(), Signal::SIGCONT);
     let c = connect_within(&s.name, 0, DEADLINE);
-    assert_eq!(c.read(7).unwrap(), Some(70));
+    assert_eq!(c.read(b"7").unwrap(), Some(b"70".to_vec()));
     drop(connect_within(&s.name, 1, DEADLINE));
     drop(c);
     s.quit_and_check_clean();
@@ -1038,7 +1084,6 @@ fn a_stopped_server_is_given_up_after_the_timeout() {
 fn futex_storms_and_a_stopped_client_cost_the_server_little() {
     let _g = serial();
     const WINDOW: Duration = Duration::from_secs(3);
-    let ring = 64;
     let s = ServerProc::start(&[
         "--buckets",
         "256",
@@ -1046,12 +1091,12 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         "4",
         "--threads",
         "2",
-        "--ring",
-        &ring.to_string(),
+        "--max-value",
+        "1K",
     ]);
     let spid = s.pid();
     let idle = Client::connect(&ClientConfig::new(&s.name).slot(3)).unwrap();
-    assert_eq!(idle.insert(1, 1).unwrap(), None);
+    assert_eq!(idle.insert(b"1", b"1").unwrap(), None);
     let baseline = server_share(spid, Duration::from_secs(1));
     let mut figures = vec![format!("idle: {:.2}% of a core", baseline * 100.0)];
     for (i, h) in [Hostility::Futex, Hostility::WakeOnly]
@@ -1094,16 +1139,21 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         for o in others {
             o.finish();
         }
-        assert_eq!(idle.read(1).unwrap(), Some(1));
+        assert_eq!(idle.read(b"1").unwrap(), Some(b"1".to_vec()));
     }
 
-    // A pipelining client that submits 16 rings' worth at a time, stopped with its response
-    // ring full and requests still waiting.
+    // A pipelining client that submits several rings' worth at a time (2000 requests of
+    // about 100 bytes on average, into rings of 64 KiB), stopped with its response ring full
+    // and requests still waiting.
+    let ring = u64::from(idle.info().resp_capacity);
+    // The longest answer record of the workload (a value of 1000 bytes); with the padding
+    // that may go before it, the response ring is full when less than twice that is free.
+    let answer = record_size(1100) as u64;
     let w = Workload {
         base: 7 << 40,
         keys: 500,
         seed: 9,
-        batch: 16 * ring,
+        batch: 2000,
     };
     let mut kid = Kid::spawn(&format!("{} 60", w.spec(&s.name, Some(0))));
     let pid: u32 = kid
@@ -1122,7 +1172,10 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         // The server answers what is in the request ring until the response ring is full.
         let end = Instant::now() + Duration::from_secs(1);
         let full = loop {
-            if fill(&obj, RESP_CTRL) == ring as u64 && fill(&obj, REQ_CTRL) > 0 {
+            if server_waits_for_room(&obj)
+                && ring - fill(&obj, RESP_CTRL) < 2 * answer
+                && fill(&obj, REQ_CTRL) > 0
+            {
                 break true;
             }
             if Instant::now() > end {
@@ -1137,12 +1190,12 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         signal(pid, Signal::SIGCONT);
         std::thread::sleep(Duration::from_micros(Rng::new(tries).below(20_000)));
     }
-    let waiting = fill(&obj, REQ_CTRL);
+    let (waiting, answers) = (fill(&obj, REQ_CTRL), fill(&obj, RESP_CTRL));
     let share = server_share(spid, WINDOW);
-    assert_eq!(fill(&obj, RESP_CTRL), ring as u64, "still full");
+    assert_eq!(fill(&obj, RESP_CTRL), answers, "still full");
     assert_eq!(fill(&obj, REQ_CTRL), waiting, "nothing more taken");
     figures.push(format!(
-        "a stopped client, response ring full, {waiting} requests waiting: {:.2}% of a core over {WINDOW:?}",
+        "a stopped client, response ring full ({answers} of {ring} bytes), {waiting} bytes of requests waiting: {:.2}% of a core over {WINDOW:?}",
         share * 100.0
     ));
     assert!(
@@ -1156,7 +1209,7 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
     kid.expect(&format!("ACK {}", last + 1), DEADLINE);
     let lines = kid.kill();
     assert!(!lines.iter().any(|l| l.starts_with("ERR")), "{lines:?}");
-    assert_eq!(idle.read(1).unwrap(), Some(1));
+    assert_eq!(idle.read(b"1").unwrap(), Some(b"1".to_vec()));
     drop(idle);
     let log = s.quit_and_check_clean();
     assert!(
@@ -1176,7 +1229,7 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
 #[test]
 fn hostile_writers_harm_only_themselves() {
     let _g = serial();
-    let s = ServerProc::start(&["--buckets", "256", "--clients", "3", "--ring", "64"]);
+    let s = ServerProc::start(&["--buckets", "256", "--clients", "3", "--max-value", "1K"]);
     let spid = s.pid();
     // Warm up (table, histograms, thread stacks) before taking the memory baseline.
     let warm: Vec<Checker> = (1..3)
@@ -1265,13 +1318,49 @@ fn hostile_writers_harm_only_themselves() {
     );
 }
 
+/// Every lie a client can tell in its request ring (a record longer than the ring's maximum
+/// or than what is published, a padding record that does not end at the end of the data area,
+/// an unknown kind, a misaligned tail, a tail more than the capacity ahead) gets it dropped at
+/// once, with the lie named in the log; the other client, checked against its model, never
+/// notices, and the slot serves a new client afterwards.
+#[test]
+fn every_lie_in_a_request_ring_gets_its_client_dropped() {
+    let _g = serial();
+    let s = ServerProc::start(&["--clients", "2", "--threads", "2", "--max-value", "1K"]);
+    let mut other = Checker::start(&s.name, 1, honest(1, 0));
+    for (k, lie) in roles::LIES.iter().enumerate() {
+        let mut kid = Kid::spawn(&format!("hostile {} 0 lying {k}", s.name));
+        let pid: u32 = kid.expect("READY", DEADLINE)[6..].parse().unwrap();
+        let line = wait_dropped(&s, pid, DEADLINE)
+            .unwrap_or_else(|| panic!("lie {k} ({lie}): not dropped:\n{}", s.log()));
+        assert!(
+            line.contains(&format!(
+                "reason=its ring is corrupt: record ring corrupt: {lie}"
+            )),
+            "lie {k}: {line}"
+        );
+        drop(kid.kill());
+        other.progresses(2, DEADLINE);
+        let c = connect_within(&s.name, 0, DEADLINE);
+        let stop = AtomicBool::new(false);
+        let w = honest(0, k as u64 + 1);
+        assert_eq!(
+            roles::run_checked(&c, &w, &mut Model::default(), 0, 2, &stop, |_| {}),
+            Ok(2)
+        );
+    }
+    assert!(other.finish() > 10);
+    let log = s.quit_and_check_clean();
+    assert_eq!(drops(&log).len(), roles::LIES.len(), "{log}");
+}
+
 /// The pointless-work limits never drop a well-behaved client: many worker threads woken at
 /// once by each detach, clients that come and go without a request, a pipelined client whose
 /// small response ring is full most of the time.
 #[test]
 fn well_behaved_clients_are_never_dropped() {
     let _g = serial();
-    let s = ServerProc::start(&["--clients", "1", "--ring", "8"]);
+    let s = ServerProc::start(&["--clients", "1", "--max-value", "1K"]);
     let threads0 = threads_of(s.pid());
     let mut rss_warm = 0;
     for round in 0..60u64 {
@@ -1280,8 +1369,9 @@ fn well_behaved_clients_are_never_dropped() {
         }
         let c = connect_within(&s.name, 0, DEADLINE);
         assert_eq!(c.start_threads(15).unwrap(), 16);
-        assert_eq!(c.insert(round, round * 3).unwrap(), None);
-        assert_eq!(c.read(round).unwrap(), Some(round * 3));
+        let (key, value) = (round.to_le_bytes(), (round * 3).to_string());
+        assert_eq!(c.insert(&key, value.as_bytes()).unwrap(), None);
+        assert_eq!(c.read(&key).unwrap(), Some(value.into_bytes()));
         drop(c);
     }
     // The 750 threads started after the warm-up exited and were joined: their stacks did
@@ -1294,19 +1384,26 @@ fn well_behaved_clients_are_never_dropped() {
     for _ in 0..60 {
         drop(connect_within(&s.name, 0, DEADLINE));
     }
+    // Rounds of 1000 inserts over 500 keys with 200-byte values: each answer after the first
+    // round carries the value it replaced, and a round's answers (about 220 KB) are more than
+    // three times the 64 KiB response ring.
     let c = connect_within(&s.name, 0, DEADLINE);
+    let value = |round: u64, k: u64| vec![(round * 7 + k) as u8; 200];
     for round in 0..20u64 {
-        let keys = 1000 + round * 64..1000 + round * 64 + 64;
-        let tickets = c
-            .submit_all(
-                &keys
-                    .clone()
-                    .map(|k| Op::Insert { key: k, value: k })
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap();
-        for t in tickets {
-            c.wait(t).unwrap();
+        let ops: Vec<Op> = (0..1000u64)
+            .map(|i| Op::Insert {
+                key: format!("wb{}", i % 500).into_bytes(),
+                value: value(round, i),
+            })
+            .collect();
+        let tickets = c.submit_all(&ops).unwrap();
+        for (i, t) in (0..1000u64).zip(tickets) {
+            let want = match (round, i) {
+                (0, 0..500) => shmkv::client::Outcome::Created,
+                (_, 0..500) => shmkv::client::Outcome::Replaced(value(round - 1, i + 500)),
+                _ => shmkv::client::Outcome::Replaced(value(round, i - 500)),
+            };
+            assert_eq!(c.wait(t).unwrap(), want, "round {round} insert {i}");
         }
     }
     drop(c);
@@ -1403,7 +1500,7 @@ fn names_are_validated_by_both_binaries() {
     ];
     for (name, msg) in bad {
         let flag = format!("--name={name}");
-        run(SERVER, &[&flag]).fails(1, msg);
+        run(SERVER, &[&flag]).fails(2, msg);
         run(CLIENT, &[&flag, "0", "read", "1"]).fails(2, msg);
     }
     let longest = format!("{}-{}", "m".repeat(50), std::process::id())
@@ -1438,34 +1535,105 @@ fn limits_have_clear_errors_beyond_their_maximum() {
             "threads per client must be 1 to 2, got 3",
         ),
         (
-            &["--ring", "131072"],
-            "ring capacity must be a power of two from 2 to 65536, got 131072",
+            &["--max-key", "65537"],
+            "max key must be 1 to 65536 bytes, got 65537",
         ),
         (
-            &["--ring", "1"],
-            "ring capacity must be a power of two from 2 to 65536, got 1",
+            &["--max-key", "0"],
+            "max key must be 1 to 65536 bytes, got 0",
+        ),
+        (
+            &["--max-value", "67108865"],
+            "max value must be 0 to 67108864 bytes, got 67108865",
         ),
         (
             &["--buckets", "16777217"],
             "buckets must be 1 to 16777216, got 16777217",
         ),
     ];
+    // Settings out of range are usage errors (status 2), like the rest of a bad command line.
     for (args, msg) in cases {
-        run_server_expect_fail(args).fails(1, msg);
+        run_server_expect_fail(args).fails(2, msg);
     }
-    // The maxima themselves.
-    let s = ServerProc::start(&["--clients", "1024", "--ring", "2", "--buckets", "16777216"]);
-    s.client(&["1023", "insert", "1", "2", "read", "1"])
-        .ok("insert 1 2: ok\nread 1: 2\n");
+    // A size that does not fit the wire's 32-bit length: a usage error.
+    run_server_expect_fail(&["--max-value", "4G"]).fails(2, "--max-value 4294967296 is too large");
+    run_server_expect_fail(&["--max-key", "64X"]).fails(2, "unknown unit 'X'");
+    // The maxima themselves (and the smallest limits: 1-byte keys, empty values).
+    let s = ServerProc::start(&[
+        "--clients",
+        "1024",
+        "--buckets",
+        "16777216",
+        "--max-key",
+        "1",
+        "--max-value",
+        "0",
+    ]);
+    s.client(&["1023", "insert", "1", "\"\"", "read", "1"])
+        .ok("insert 1 \"\": ok\nread 1: \"\"\n");
     s.client(&["1024", "read", "1"])
         .fails(3, "client id 1024 is out of range: server");
+    let c = Client::connect(&ClientConfig::new(&s.name).slot(0)).unwrap();
+    assert_eq!(
+        c.insert(b"2", b"x"),
+        Err(ClientError::TooLarge {
+            what: shmkv::wire::Field::Value,
+            len: 1,
+            max: 0
+        })
+    );
+    assert_eq!(
+        c.read(b"12"),
+        Err(ClientError::TooLarge {
+            what: shmkv::wire::Field::Key,
+            len: 2,
+            max: 1
+        })
+    );
+    assert_eq!(c.read(b"1").unwrap(), Some(Vec::new()));
+    drop(c);
     s.quit_and_check_clean();
-    let s = ServerProc::start(&["--clients", "1", "--ring", "65536", "--threads", "64"]);
+    let s = ServerProc::start(&[
+        "--clients",
+        "1",
+        "--threads",
+        "64",
+        "--max-key",
+        "64K",
+        "--max-value",
+        "64M",
+    ]);
     s.client(&["0", "threads", "start", "1"]).fails(
         1,
         "thread limit: this client has 64 worker threads and at most 64 are allowed",
     );
     s.client(&["0", "threads", "stop", "read", "1"])
         .ok("threads stop: ok, 63 threads\nread 1: not found\n");
+    // The longest key with the longest value, through the library, and cas with two values
+    // of the longest (the largest request there is).
+    wait_until(DEADLINE, || owner_of(&s.name, 0) == 0);
+    // (Patient: the server copies 64 MiB several times per request, with no answer between.)
+    let patient = ClientConfig::new(&s.name)
+        .slot(0)
+        .timeout(Duration::from_secs(60));
+    let c = Client::connect(&patient).unwrap();
+    let key: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let big: Vec<u8> = (0..64 << 20u32).map(|i| (i % 253) as u8).collect();
+    assert_eq!(c.insert(&key, &big).unwrap(), None);
+    let mut other = big.clone();
+    other[12345] ^= 1;
+    assert_eq!(c.cas(&key, Some(&big), &other).unwrap(), Ok(()));
+    assert!(c.read(&key).unwrap() == Some(other));
+    let mut too_long = key.clone();
+    too_long.push(0);
+    assert!(matches!(
+        c.read(&too_long),
+        Err(ClientError::TooLarge {
+            len: 65537,
+            max: 65536,
+            ..
+        })
+    ));
+    drop(c);
     s.quit_and_check_clean();
 }

@@ -1,34 +1,28 @@
-//! Codec laws of `shmkv::protocol`, checked with quickcheck on random messages and random slots.
+//! Laws of the statistics a Stats request answers with: the typed form
+//! ([`shmkv::stats::Stats`]) and its wire form (a list of [`shmkv::wire::Stat`]), checked with
+//! quickcheck on random statistics.
 //!
-//! * `decode(encode(m)) == m` for every request (every `Op`) and every response (every `Reply`,
-//!   every `ErrorCode`);
-//! * decoding any 32 bytes returns, never panics, and accepts exactly the slots the layout table
-//!   at the top of `src/protocol.rs` describes;
-//! * a slot that decodes re-encodes to the same meaningful bytes (id, tag, and the fields its
-//!   op or reply uses), with zeros everywhere else, and bytes the layout calls unused or
-//!   reserved never change what a slot decodes to.
+//! * `Stats::from_stats(s.to_stats()) == s` for any typed statistics, whatever order the list
+//!   arrives in;
+//! * typed statistics survive the whole trip a Stats answer makes: split into parts that fit a
+//!   record of any size ([`split_parts`]), each part encoded and decoded as a response, the
+//!   parts put together again ([`Assembly`]);
+//! * `from_stats` of any list returns (never panics); a statistic sent twice counts once, with
+//!   the value sent last; a statistic this version does not know is kept, in order, and sent on.
 //!
-//! The byte layout is spelled out again here ([`request_fields`], [`response_fields`]) rather
-//! than taken from the crate, so that a change of the wire format has to change this file too.
+//! (The codec laws of the wire protocol itself are in `tests/wire_laws.rs`.)
 //!
 //! Run with `cargo test --test quickcheck`; `QC_CASES=<n>` changes the number of cases per
 //! property (default 10000).
 #![cfg(not(loom))]
 
-use quickcheck::{Arbitrary, Gen, QuickCheck, Testable};
-use shmkv::protocol::{
-    DecodeError, ErrorCode, Op, Reply, Request, Response, Stat, StatId, decode_request,
-    decode_response, encode_request, encode_response, request_id,
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult, Testable};
+use shmkv::stats::{ErrorCounts, LatencyStats, OpCounts, SlotStats, Stats};
+use shmkv::wire::{
+    Assembly, Limits, Outcome, Reply, Response, STATS_FIXED, Stat, StatId, decode_response,
+    encode_response, split_parts, stat_item_len,
 };
-use shmkv::region::{SLOT_SIZE, Slot};
-use std::ops::Range;
-
-const ID: Range<usize> = 0..8;
-const TAG: usize = 8;
-const CODE: Range<usize> = 10..12;
-const INDEX: Range<usize> = 12..16;
-const A: Range<usize> = 16..24;
-const B: Range<usize> = 24..32;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 fn cases() -> u64 {
     std::env::var("QC_CASES")
@@ -44,19 +38,44 @@ fn check<A: Testable>(prop: A) {
         .quickcheck(prop);
 }
 
+/// A property's verdict, carrying the inputs on failure (quickcheck 1 prints a failing case's
+/// arguments only when one of its shrinks also fails).
+fn verdict(ok: bool, what: impl std::fmt::Debug) -> TestResult {
+    if ok {
+        TestResult::passed()
+    } else {
+        TestResult::error(format!("counterexample: {what:?}"))
+    }
+}
+
+/// The per-slot statistics' ids (sent once per slot, `index` = the slot).
+const SLOT_IDS: [StatId; 3] = [
+    StatId::SLOT_OWNER,
+    StatId::SLOT_WORKERS,
+    StatId::SLOT_REQUESTS,
+];
+
+/// The ids of the statistics sent once (`index` 0), as this version sends them.
+fn global_ids() -> Vec<StatId> {
+    Stats::default().to_stats().iter().map(|s| s.id).collect()
+}
+
+/// Every id this version knows.
+fn known_ids() -> BTreeSet<StatId> {
+    global_ids().into_iter().chain(SLOT_IDS).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
-// Generators (local newtypes, since Arbitrary cannot be implemented for the crate's types here).
+// Generators.
 // ---------------------------------------------------------------------------------------------
 
-/// A `u64` field: often a boundary (0, 1, the u32 edge, u64::MAX) or a small number, else any
-/// value.
+/// A counter: often a boundary (0, 1, the u32 edge, u64::MAX) or a small number, else any value.
 fn field(g: &mut Gen) -> u64 {
     match u8::arbitrary(g) % 4 {
         0 => *g
             .choose(&[
                 0,
                 1,
-                u64::from(u32::MAX) - 1,
                 u64::from(u32::MAX),
                 u64::from(u32::MAX) + 1,
                 u64::MAX - 1,
@@ -68,469 +87,278 @@ fn field(g: &mut Gen) -> u64 {
     }
 }
 
-/// A `u32` field: boundaries, small numbers, or any value.
-fn field32(g: &mut Gen) -> u32 {
-    match u8::arbitrary(g) % 4 {
-        0 => *g.choose(&[0, 1, 64, u32::MAX - 1, u32::MAX]).unwrap(),
-        1 => u32::from(u8::arbitrary(g)),
+/// A slot index: small, a boundary, or any value.
+fn index(g: &mut Gen) -> u32 {
+    match u8::arbitrary(g) % 3 {
+        0 => *g.choose(&[0, 1, u32::MAX - 1, u32::MAX]).unwrap(),
+        1 => u32::from(u8::arbitrary(g) % 8),
         _ => u32::arbitrary(g),
     }
 }
 
-/// A stat id: never 0 (not a valid id, see `decoding_any_slot_...`), often a known one.
-fn stat_id(g: &mut Gen) -> StatId {
-    let known = [
-        StatId::OPS_INSERT,
-        StatId::ERRORS_MALFORMED,
-        StatId::SLOT_OWNER,
-        StatId::UPTIME_MS,
-        StatId(u16::MAX),
-    ];
-    match u8::arbitrary(g) % 2 {
-        0 => *g.choose(&known).unwrap(),
-        _ => StatId(u16::arbitrary(g).max(1)),
+/// An id this version does not know (never 0, which does not decode).
+fn unknown_id(g: &mut Gen, known: &BTreeSet<StatId>) -> StatId {
+    loop {
+        let id = match u8::arbitrary(g) % 3 {
+            0 => StatId(u16::arbitrary(g) % 128),
+            1 => *g.choose(&[StatId(999), StatId(u16::MAX)]).unwrap(),
+            _ => StatId(u16::arbitrary(g)),
+        };
+        if id.0 != 0 && !known.contains(&id) {
+            return id;
+        }
     }
 }
 
-/// A valid request: every `Op` variant, equally likely.
+/// Typed statistics: every field random, up to 6 slots (distinct indices, in order, as
+/// `from_stats` gives them), and up to 3 statistics of unknown ids.
 #[derive(Debug, Clone)]
-struct ArbRequest(Request);
+struct ArbStats(Stats);
 
-impl Arbitrary for ArbRequest {
+impl Arbitrary for ArbStats {
     fn arbitrary(g: &mut Gen) -> Self {
-        let op = match u8::arbitrary(g) % 8 {
-            0 => Op::Insert {
-                key: field(g),
+        let known = known_ids();
+        let indices: BTreeSet<u32> = (0..usize::arbitrary(g) % 7).map(|_| index(g)).collect();
+        let slots = indices
+            .into_iter()
+            .map(|slot| SlotStats {
+                slot,
+                owner_pid: field(g),
+                workers: field(g),
+                requests: field(g),
+            })
+            .collect();
+        let other = (0..usize::arbitrary(g) % 4)
+            .map(|_| Stat {
+                id: unknown_id(g, &known),
+                index: index(g),
                 value: field(g),
+            })
+            .collect();
+        ArbStats(Stats {
+            ops: OpCounts(std::array::from_fn(|_| field(g))),
+            errors: ErrorCounts(std::array::from_fn(|_| field(g))),
+            entries: field(g),
+            buckets: field(g),
+            longest_bucket: field(g),
+            memory_used: field(g),
+            memory_limit: field(g),
+            max_key: field(g),
+            max_value: field(g),
+            client_slots: field(g),
+            slots,
+            latency: LatencyStats {
+                samples: field(g),
+                p50_ns: field(g),
+                p99_ns: field(g),
+                p999_ns: field(g),
+                max_ns: field(g),
+                window_ms: field(g),
+                sample_every: field(g),
             },
-            1 => Op::Read { key: field(g) },
-            2 => Op::Delete { key: field(g) },
-            3 => Op::Print { bucket: field(g) },
-            // ThStart of 0 threads is not a valid request (see `thstart_zero_is_refused`).
-            4 => Op::ThStart {
-                n: field32(g).max(1),
-            },
-            5 => Op::ThStop,
-            6 => Op::Quit,
-            _ => Op::Stats,
-        };
-        ArbRequest(Request { id: field(g), op })
-    }
-
-    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        let Request { id, op } = self.0;
-        let with_id = id.shrink().map(move |id| ArbRequest(Request { id, op }));
-        let ops: Vec<Op> = match op {
-            Op::Insert { key, value } => (key, value)
-                .shrink()
-                .map(|(key, value)| Op::Insert { key, value })
-                .collect(),
-            Op::Read { key } => key.shrink().map(|key| Op::Read { key }).collect(),
-            Op::Delete { key } => key.shrink().map(|key| Op::Delete { key }).collect(),
-            Op::Print { bucket } => bucket.shrink().map(|bucket| Op::Print { bucket }).collect(),
-            Op::ThStart { n } => n
-                .shrink()
-                .filter(|&n| n > 0)
-                .map(|n| Op::ThStart { n })
-                .collect(),
-            Op::ThStop | Op::Quit | Op::Stats => Vec::new(),
-        };
-        Box::new(
-            with_id.chain(
-                ops.into_iter()
-                    .map(move |op| ArbRequest(Request { id, op })),
-            ),
-        )
-    }
-}
-
-/// A response: every `Reply` variant, and within `Error` every `ErrorCode`. (Shrinking only
-/// the id keeps the variant, which is what a failure report needs.)
-#[derive(Debug, Clone)]
-struct ArbResponse(Response);
-
-impl Arbitrary for ArbResponse {
-    fn arbitrary(g: &mut Gen) -> Self {
-        let reply = match u8::arbitrary(g) % 14 {
-            0 => Reply::Done,
-            1 => Reply::Value(field(g)),
-            2 => Reply::NotFound,
-            3 => Reply::Replaced(field(g)),
-            4 => Reply::Entry {
-                key: field(g),
-                value: field(g),
-            },
-            5 => Reply::PrintEnd { count: field(g) },
-            6 => Reply::Threads(field32(g)),
-            7 => Reply::Error(ErrorCode::BadBucket {
-                bucket: field(g),
-                buckets: field(g),
-            }),
-            8 => Reply::Error(ErrorCode::ThreadLimit {
-                current: field32(g),
-                max: field32(g),
-            }),
-            9 => Reply::Error(ErrorCode::LastWorker),
-            10 => Reply::Error(ErrorCode::ShuttingDown),
-            11 => Reply::Error(ErrorCode::Malformed),
-            12 => Reply::Stat(Stat {
-                id: stat_id(g),
-                index: field32(g),
-                value: field(g),
-            }),
-            _ => Reply::StatsEnd { count: field(g) },
-        };
-        ArbResponse(Response {
-            id: field(g),
-            reply,
+            uptime_ms: field(g),
+            other,
         })
     }
-
-    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        let Response { id, reply } = self.0;
-        Box::new(
-            id.shrink()
-                .map(move |id| ArbResponse(Response { id, reply })),
-        )
-    }
 }
 
-/// Any 32 bytes, biased towards slots that get past the tag check: byte 8 is usually a known
-/// tag or a neighbour of one, the error code usually near the known ones, and `a` often a
-/// boundary of the ThStart/Threads range. Fully random bytes would almost never decode.
+/// Any list of statistics, as a hostile or newer server might send: ids mostly known (global or
+/// per slot, often repeated), some unknown; any index; any value.
 #[derive(Debug, Clone)]
-struct ArbSlot(Slot);
+struct ArbList(Vec<Stat>);
 
-impl Arbitrary for ArbSlot {
+impl Arbitrary for ArbList {
     fn arbitrary(g: &mut Gen) -> Self {
-        let mut s = [0u8; SLOT_SIZE];
-        for b in s.iter_mut() {
-            *b = u8::arbitrary(g);
-        }
-        if u8::arbitrary(g) % 8 != 0 {
-            s[TAG] = u8::arbitrary(g) % 12;
-        }
-        if u8::arbitrary(g) % 2 == 0 {
-            s[CODE].copy_from_slice(&u16::from(u8::arbitrary(g) % 7).to_le_bytes());
-        }
-        if u8::arbitrary(g) % 4 == 0 {
-            s[INDEX].fill(0);
-        }
-        if u8::arbitrary(g) % 2 == 0 {
-            s[A].copy_from_slice(&field(g).to_le_bytes());
-        }
-        if u8::arbitrary(g) % 2 == 0 {
-            s[B].copy_from_slice(&field(g).to_le_bytes());
-        }
-        ArbSlot(s)
+        let known = known_ids();
+        let global = global_ids();
+        let list = (0..usize::arbitrary(g) % 40)
+            .map(|_| {
+                let id = match u8::arbitrary(g) % 4 {
+                    0 | 1 => *g.choose(&global).unwrap(),
+                    2 => *g.choose(&SLOT_IDS).unwrap(),
+                    _ => unknown_id(g, &known),
+                };
+                Stat {
+                    id,
+                    index: u32::from(u8::arbitrary(g) % 4),
+                    value: field(g),
+                }
+            })
+            .collect();
+        ArbList(list)
     }
 
+    /// The list without one of its statistics.
     fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        // Zero one non-zero byte at a time: shrinks towards the fewest bytes that matter.
-        let s = self.0;
-        Box::new((0..SLOT_SIZE).filter(move |&i| s[i] != 0).map(move |i| {
-            let mut t = s;
-            t[i] = 0;
-            ArbSlot(t)
+        let v = self.0.clone();
+        Box::new((0..v.len()).map(move |i| {
+            let mut w = v.clone();
+            w.remove(i);
+            ArbList(w)
         }))
     }
 }
 
-/// Random bytes to write over the bytes of a slot that the layout says are ignored.
-#[derive(Debug, Clone)]
-struct Noise(Slot);
-
-impl Arbitrary for Noise {
-    fn arbitrary(g: &mut Gen) -> Self {
-        let mut s = [0u8; SLOT_SIZE];
-        for b in s.iter_mut() {
-            *b = u8::arbitrary(g);
-        }
-        Noise(s)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The layout, independently of the crate: which byte ranges a decodable slot's meaning lies in.
-// ---------------------------------------------------------------------------------------------
-
-/// The byte ranges that carry a request with op tag `tag`, or `None` for an unknown tag.
-fn request_fields(tag: u8) -> Option<Vec<Range<usize>>> {
-    let head = [ID, TAG..TAG + 1];
-    Some(match tag {
-        1 => [&head[..], &[A, B]].concat(),
-        2..=5 => [&head[..], &[A]].concat(),
-        6..=8 => head.to_vec(),
-        _ => return None,
-    })
-}
-
-/// The byte ranges that carry a response with reply tag `tag` and error code `code`, or `None`
-/// for an unknown tag or code.
-fn response_fields(tag: u8, code: u16) -> Option<Vec<Range<usize>>> {
-    let head = [ID, TAG..TAG + 1];
-    Some(match tag {
-        1 | 3 => head.to_vec(),
-        2 | 4 | 6 | 7 | 10 => [&head[..], &[A]].concat(),
-        5 => [&head[..], &[A, B]].concat(),
-        9 if code != 0 => [&head[..], &[CODE, INDEX, A]].concat(),
-        8 => match code {
-            1 | 2 => [&head[..], &[CODE, A, B]].concat(),
-            3..=5 => [&head[..], &[CODE]].concat(),
-            _ => return None,
-        },
-        _ => return None,
-    })
-}
-
-fn code_of(s: &Slot) -> u16 {
-    u16::from_le_bytes([s[CODE.start], s[CODE.start + 1]])
-}
-
-fn u64_at(s: &Slot, r: Range<usize>) -> u64 {
-    u64::from_le_bytes(s[r].try_into().unwrap())
-}
-
-/// A mask with 0xFF on the bytes in `fields`.
-fn mask_of(fields: &[Range<usize>]) -> Slot {
-    let mut m = [0u8; SLOT_SIZE];
-    for r in fields {
-        m[r.clone()].fill(0xFF);
-    }
-    m
-}
-
-/// `s` and `t` agree on the masked bytes, and `t` is zero elsewhere.
-fn same_meaning_and_zero_elsewhere(s: &Slot, t: &Slot, mask: &Slot) -> bool {
-    (0..SLOT_SIZE).all(|i| {
-        if mask[i] != 0 {
-            s[i] == t[i]
-        } else {
-            t[i] == 0
-        }
-    })
-}
-
-/// `s` with every byte outside `mask` replaced by the noise's byte.
-fn scribble(s: &Slot, mask: &Slot, noise: &Slot) -> Slot {
-    let mut t = *s;
-    for i in 0..SLOT_SIZE {
-        if mask[i] == 0 {
-            t[i] = noise[i];
-        }
-    }
-    t
+/// `v` reordered by `seed` (a deterministic shuffle: sorted by a hash of seed and position).
+fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
+    let mix = |i: u64| {
+        // splitmix64
+        let mut z = seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut keyed: Vec<(u64, T)> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (mix(i as u64), x.clone()))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, x)| x).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Laws.
 // ---------------------------------------------------------------------------------------------
 
-/// Catches: encoder and decoder disagreeing on a tag number, a field's offset, its width or its
-/// byte order; a field that is dropped (e.g. Insert's value); a range check that rejects values
-/// the encoder produces (ThStart of u32::MAX threads).
+/// Catches: a statistic `to_stats` sends under one id and `from_stats` files under another (two
+/// fields swapped, an op counter off by one verb, an error counter off by one code), one that
+/// is not sent or not read back, a slot's statistic attached to the wrong slot, and a decoder
+/// that depends on the order the list arrives in (the unknown ones aside, whose order is kept).
 #[test]
-fn request_round_trips() {
-    fn prop(r: ArbRequest) -> bool {
-        decode_request(&encode_request(&r.0)) == Ok(r.0)
-    }
-    check(prop as fn(ArbRequest) -> bool);
-}
-
-/// Catches the same for responses, including the error code at bytes 10..12 and the details
-/// of BadBucket and ThreadLimit (an error code mapped to the wrong variant, a detail lost).
-#[test]
-fn response_round_trips() {
-    fn prop(r: ArbResponse) -> bool {
-        decode_response(&encode_response(&r.0)) == Ok(r.0)
-    }
-    check(prop as fn(ArbResponse) -> bool);
-}
-
-/// Catches: an encoder that writes a field outside its place in the layout, or leaves a byte
-/// the layout calls unused non-zero (which an older or stricter peer could misread).
-#[test]
-fn encoding_follows_the_layout() {
-    fn prop(r: ArbRequest, p: ArbResponse) -> bool {
-        let s = encode_request(&r.0);
-        let Some(rf) = request_fields(s[TAG]) else {
-            return false;
-        };
-        let t = encode_response(&p.0);
-        let Some(pf) = response_fields(t[TAG], code_of(&t)) else {
-            return false;
-        };
-        same_meaning_and_zero_elsewhere(&s, &s, &mask_of(&rf))
-            && same_meaning_and_zero_elsewhere(&t, &t, &mask_of(&pf))
-            && u64_at(&s, ID) == r.0.id
-            && u64_at(&t, ID) == p.0.id
-    }
-    check(prop as fn(ArbRequest, ArbResponse) -> bool);
-}
-
-/// Catches: a decoder that panics on hostile bytes (an index out of bounds, an unchecked
-/// conversion, an `unwrap` on a peer's value), and one that accepts slots the layout does not
-/// define or rejects slots it does (the decision must depend only on the tag, the error code
-/// and the ThStart/Threads/ThreadLimit ranges, and the Stat id being non-zero).
-#[test]
-fn decoding_any_slot_returns_and_accepts_exactly_the_layout() {
-    fn prop(s: ArbSlot) -> bool {
+fn stats_round_trip_through_the_wire_form_in_any_order() {
+    fn prop(s: ArbStats, seed: u64) -> TestResult {
         let s = s.0;
-        let (a, b) = (u64_at(&s, A), u64_at(&s, B));
-        let fits = |v: u64| v <= u64::from(u32::MAX);
-        let req_ok = match s[TAG] {
-            1..=4 | 6..=8 => true,
-            5 => a >= 1 && fits(a),
-            _ => false,
-        };
-        let resp_ok = match (s[TAG], code_of(&s)) {
-            (1..=6, _) => true,
-            (7, _) => fits(a),
-            (8, 1 | 3..=5) => true,
-            (8, 2) => fits(a) && fits(b),
-            (9, c) => c != 0,
-            (10, _) => true,
-            _ => false,
-        };
-        let req = decode_request(&s);
-        let resp = decode_response(&s);
-        let req_err_right = match req {
-            Err(DecodeError::UnknownTag(t)) => t == s[TAG] && !(1..=8).contains(&t),
-            Err(DecodeError::FieldRange) => s[TAG] == 5,
-            Err(DecodeError::UnknownErrorCode(_) | DecodeError::ZeroStatId) => false,
-            Ok(_) => true,
-        };
-        let resp_err_right = match resp {
-            Err(DecodeError::UnknownTag(t)) => t == s[TAG] && !(1..=10).contains(&t),
-            Err(DecodeError::UnknownErrorCode(c)) => s[TAG] == 8 && c == code_of(&s),
-            Err(DecodeError::ZeroStatId) => s[TAG] == 9 && code_of(&s) == 0,
-            Err(DecodeError::FieldRange) => matches!(s[TAG], 7 | 8),
-            Ok(_) => true,
-        };
-        req.is_ok() == req_ok && resp.is_ok() == resp_ok && req_err_right && resp_err_right
+        let wire = s.to_stats();
+        if Stats::from_stats(&wire) != s {
+            return verdict(false, ("in order", &s));
+        }
+        // Shuffle the known statistics; keep the unknown ones (the tail) in order, after them.
+        let known = wire.len() - s.other.len();
+        let mut mixed = shuffled(&wire[..known], seed);
+        mixed.extend_from_slice(&wire[known..]);
+        verdict(Stats::from_stats(&mixed) == s, ("shuffled", &s, seed))
     }
-    check(prop as fn(ArbSlot) -> bool);
+    check(prop as fn(ArbStats, u64) -> TestResult);
 }
 
-/// Catches: a decoder that reads a field from the wrong offset, truncates it (a key read as
-/// u32), or ignores a byte that carries meaning; re-encoding such a decode would not give the
-/// slot's meaningful bytes back. Also catches an encoder that does not zero unused bytes.
+/// Catches: a Stats answer that does not survive its trip: a part that does not fit the record
+/// it was split for, a statistic lost or repeated at a part boundary, parts put together in the
+/// wrong order or with a `more` flag wrong (the answer ends early or never), a field of a
+/// statistic mangled by the codec.
 #[test]
-fn a_decoded_slot_re_encodes_to_its_meaningful_bytes() {
-    fn prop(s: ArbSlot) -> bool {
+fn stats_survive_split_encode_decode_and_assembly() {
+    fn prop(s: ArbStats, room: u16, id: u64) -> TestResult {
         let s = s.0;
-        let req_ok = match decode_request(&s) {
-            Err(_) => true,
-            Ok(r) => {
-                let Some(f) = request_fields(s[TAG]) else {
-                    return false;
-                };
-                same_meaning_and_zero_elsewhere(&s, &encode_request(&r), &mask_of(&f))
+        // Records from one statistic per part up to all of them in one.
+        let max_len = STATS_FIXED + 14 + usize::from(room) % 1200;
+        let parts = split_parts(s.to_stats(), STATS_FIXED, stat_item_len, max_len);
+        let last = parts.len() - 1;
+        let mut assembly = Assembly::default();
+        let mut outcome = None;
+        let mut buf = Vec::new();
+        for (i, stats) in parts.into_iter().enumerate() {
+            let sent = Response {
+                id,
+                reply: Reply::Stats {
+                    stats,
+                    more: i < last,
+                },
+            };
+            buf.clear();
+            encode_response(&sent, &mut buf);
+            if buf.len() > max_len {
+                return verdict(false, ("part too long", buf.len(), max_len, &s));
             }
-        };
-        let resp_ok = match decode_response(&s) {
-            Err(_) => true,
-            Ok(r) => {
-                let Some(f) = response_fields(s[TAG], code_of(&s)) else {
-                    return false;
-                };
-                same_meaning_and_zero_elsewhere(&s, &encode_response(&r), &mask_of(&f))
+            let got = match decode_response(&buf, &Limits::UNLIMITED) {
+                Ok(r) if r == sent => r,
+                other => return verdict(false, ("decode", other, &sent)),
+            };
+            if outcome.is_some() {
+                return verdict(false, ("a part after the answer was complete", &s));
             }
-        };
-        req_ok && resp_ok
-    }
-    check(prop as fn(ArbSlot) -> bool);
-}
-
-/// Catches: a decoder whose result depends on bytes the layout reserves or that the op does
-/// not use (e.g. reading the error code of a non-error reply, treating bytes 8..10 as one
-/// u16 tag, reading Read's unused `b`). Such a decoder would misread slots written by a
-/// peer that leaves garbage there, which the layout allows.
-#[test]
-fn ignored_bytes_do_not_change_the_decoding() {
-    fn prop(s: ArbSlot, noise: Noise) -> bool {
-        let s = s.0;
-        let req_ok = match request_fields(s[TAG]) {
-            None => true,
-            Some(f) => decode_request(&scribble(&s, &mask_of(&f), &noise.0)) == decode_request(&s),
-        };
-        let resp_ok = match response_fields(s[TAG], code_of(&s)) {
-            None => true,
-            Some(f) => {
-                decode_response(&scribble(&s, &mask_of(&f), &noise.0)) == decode_response(&s)
+            match assembly.add(got.reply) {
+                Ok(done) => outcome = done,
+                Err(e) => return verdict(false, ("out of place", e, &s)),
             }
-        };
-        req_ok && resp_ok
-    }
-    check(prop as fn(ArbSlot, Noise) -> bool);
-}
-
-/// Catches: a malformed request answered with the wrong id (the server answers a slot that
-/// does not decode with the id `request_id` reads, so it must be bytes 0..8 whatever the rest
-/// holds, and agree with the decoded id when the slot decodes).
-#[test]
-fn request_id_is_bytes_0_to_8() {
-    fn prop(s: ArbSlot) -> bool {
-        let s = s.0;
-        let id = request_id(&s);
-        id == u64_at(&s, ID) && decode_request(&s).ok().is_none_or(|r| r.id == id)
-    }
-    check(prop as fn(ArbSlot) -> bool);
-}
-
-/// ThStart of 0 threads is representable in `Op` but not a valid request: it must encode to a
-/// slot the server refuses (FieldRange, answered Malformed), never to one it misreads as some
-/// other request. Catches: an encoder that maps 0 to a valid count (e.g. `n - 1` on the wire).
-#[test]
-fn thstart_zero_is_refused() {
-    fn prop(id: u64) -> bool {
-        let s = encode_request(&Request {
-            id,
-            op: Op::ThStart { n: 0 },
-        });
-        decode_request(&s) == Err(DecodeError::FieldRange) && request_id(&s) == id
-    }
-    check(prop as fn(u64) -> bool);
-}
-
-/// The generators reach every variant, so that the laws above cover every message type.
-/// Catches: a generator change that silently stops producing some variant.
-#[test]
-fn generators_cover_every_variant() {
-    /// The reply's variant, and for an error its code's variant.
-    fn kind(r: &Reply) -> String {
-        match r {
-            Reply::Error(e) => format!("error {:?}", std::mem::discriminant(e)),
-            r => format!("reply {:?}", std::mem::discriminant(r)),
+        }
+        match outcome {
+            Some(Outcome::Stats(list)) => {
+                verdict(Stats::from_stats(&list) == s, ("assembled", &list, &s))
+            }
+            other => verdict(false, ("no Stats outcome", other, &s)),
         }
     }
+    check(prop as fn(ArbStats, u16, u64) -> TestResult);
+}
+
+/// Catches: a `from_stats` that panics on a list a server may send (a repeated statistic, a
+/// slot index out of order, an unknown id), that keeps the first of two values sent for one
+/// statistic instead of the last, that drops an unknown statistic or reorders them, or that
+/// is not a normal form (typing, sending and typing again changes something).
+#[test]
+fn any_list_types_to_the_last_value_of_each_statistic() {
+    fn prop(l: ArbList) -> TestResult {
+        let l = l.0;
+        let global: BTreeSet<StatId> = global_ids().into_iter().collect();
+        let typed = Stats::from_stats(&l);
+        let sent = typed.to_stats();
+        if Stats::from_stats(&sent) != typed {
+            return verdict(false, ("not a normal form", &l));
+        }
+        // The last value of each statistic, as it should be sent back.
+        let mut want_global: HashMap<StatId, u64> = global.iter().map(|&id| (id, 0)).collect();
+        let mut want_slots: BTreeMap<(u32, StatId), u64> = BTreeMap::new();
+        let mut want_other = Vec::new();
+        for st in &l {
+            if global.contains(&st.id) {
+                want_global.insert(st.id, st.value);
+            } else if SLOT_IDS.contains(&st.id) {
+                for id in SLOT_IDS {
+                    want_slots.entry((st.index, id)).or_insert(0);
+                }
+                want_slots.insert((st.index, st.id), st.value);
+            } else {
+                want_other.push(*st);
+            }
+        }
+        let mut got_global = HashMap::new();
+        let mut got_slots = BTreeMap::new();
+        let mut got_other = Vec::new();
+        for st in &sent {
+            if global.contains(&st.id) {
+                if st.index != 0 || got_global.insert(st.id, st.value).is_some() {
+                    return verdict(false, ("a global statistic twice or indexed", st, &l));
+                }
+            } else if SLOT_IDS.contains(&st.id) {
+                if got_slots.insert((st.index, st.id), st.value).is_some() {
+                    return verdict(false, ("a slot statistic twice", st, &l));
+                }
+            } else {
+                got_other.push(*st);
+            }
+        }
+        verdict(
+            got_global == want_global && got_slots == want_slots && got_other == want_other,
+            (&l, &sent),
+        )
+    }
+    check(prop as fn(ArbList) -> TestResult);
+}
+
+/// The generators reach what the laws are about. Catches: a generator change that silently
+/// stops producing slots, unknown statistics, or lists with repeated statistics.
+#[test]
+fn generators_cover_slots_unknown_ids_and_repeats() {
     let mut g = Gen::new(100);
-    let mut ops = std::collections::HashSet::new();
-    let mut replies = std::collections::HashSet::new();
-    let mut req_tags = std::collections::HashSet::new();
-    let mut resp_kinds = std::collections::HashSet::new();
-    for _ in 0..10_000 {
-        ops.insert(std::mem::discriminant(&ArbRequest::arbitrary(&mut g).0.op));
-        let reply = ArbResponse::arbitrary(&mut g).0.reply;
-        replies.insert(kind(&reply));
+    let (mut slots, mut other, mut repeats) = (false, false, false);
+    for _ in 0..1000 {
+        let s = ArbStats::arbitrary(&mut g).0;
+        slots |= s.slots.len() >= 2;
+        other |= !s.other.is_empty();
+        let l = ArbList::arbitrary(&mut g).0;
+        let ids: BTreeSet<(StatId, u32)> = l.iter().map(|s| (s.id, s.index)).collect();
+        repeats |= ids.len() < l.len();
     }
-    // Random slots reach the rarest kinds (a ThreadLimit error needs a small value in both
-    // fields: about 1 slot in 12,000) only over many draws: 10,000 missed one now and then.
-    for _ in 0..400_000 {
-        let s = ArbSlot::arbitrary(&mut g).0;
-        if let Ok(r) = decode_request(&s) {
-            req_tags.insert(std::mem::discriminant(&r.op));
-        }
-        if let Ok(r) = decode_response(&s) {
-            resp_kinds.insert(kind(&r.reply));
-        }
-    }
-    assert_eq!(ops.len(), 8, "every Op");
-    assert_eq!(
-        replies.len(),
-        9 + 5,
-        "every Reply but Error, and every ErrorCode"
-    );
-    assert_eq!(req_tags.len(), 8, "random slots decode to every Op");
-    assert_eq!(resp_kinds.len(), 14, "random slots decode to every reply");
+    assert!(slots && other && repeats, "{slots} {other} {repeats}");
 }

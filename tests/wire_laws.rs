@@ -22,10 +22,10 @@
 #![cfg(not(loom))]
 
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult, Testable};
-use shmkv::protocol::{Stat, StatId};
 use shmkv::wire::{
-    ErrorCode, Field, Limits, Op, REPLIES, Reply, ReplyKind, Request, Response, VERBS, Verb,
-    WireError, decode_request, decode_response, encode_request, encode_response, request_id,
+    ErrorCode, Field, Limits, Op, REPLIES, Reply, ReplyKind, Request, Response, Stat, StatId,
+    VERBS, Verb, WireError, decode_request, decode_response, encode_request, encode_response,
+    request_id,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -8,8 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shmkv::wire::{
-    Limits, WireError, decode_request, decode_response, encode_request, encode_response,
-    request_id,
+    Limits, WireError, decode_request, decode_response, encode_request, encode_response, request_id,
 };
 
 const LIMITS: [Limits; 5] = [

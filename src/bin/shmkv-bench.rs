@@ -21,7 +21,7 @@ mod app {
     use hdrhistogram::serialization::Serializer as _;
     use serde_json::json;
     use shmkv::client::{Client, ClientConfig, Outcome};
-    use shmkv::protocol::Op;
+    use shmkv::wire::Op;
     use std::io::{BufRead, BufReader, IsTerminal, Write};
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, ExitCode, Stdio};
@@ -34,7 +34,9 @@ shmkv-server child for each server worker-thread count (1 2 4 8 16 by default). 
 checked (a read must return what was written); a wrong answer fails the run (exit 1).
 
 Routines: insert (all keys), read (all keys), mixed (80% read / 20% insert, uniform keys),
-zipf (the same with Zipf(0.99)-skewed keys), delete (all keys).
+zipf (the same with Zipf(0.99)-skewed keys), delete (all keys). Keys are 8 bytes; values are
+--value-size bytes (each size runs every routine; a size of S bytes uses at most
+--data-budget / S keys, so that 1 MiB values do not need 100 GB).
 Modes: sync (one request at a time), pipelined (a window of --pipeline requests in flight),
 threads (--client-threads threads sharing one connection, each synchronous), processes
 (--client-processes processes, one connection each, each pipelined).
@@ -43,6 +45,7 @@ Examples:
   shmkv-bench                                  the default run (under a minute)
   shmkv-bench --keys 100000 --json out.json --plot out.svg
   shmkv-bench --vs-redis --server-threads 1    side by side with redis-server
+  shmkv-bench --value-size 8,64,1024,65536,1048576 --server-threads 1 --modes sync,pipelined
 
 Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command line.";
 
@@ -53,6 +56,13 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         /// Keys in the key set (each routine touches each key once, or does this many ops).
         #[arg(long, default_value_t = 100_000)]
         keys: u64,
+        /// Value sizes in bytes, comma separated (suffixes K, M: KiB, MiB).
+        #[arg(long, value_delimiter = ',', default_value = "8", value_parser = shmkv::cli::parse_size)]
+        value_size: Vec<u64>,
+        /// Bytes of values a key set may hold: a value size S uses min(--keys, this / S) keys
+        /// (at least 16).
+        #[arg(long, default_value = "256M", value_parser = shmkv::cli::parse_size)]
+        data_budget: u64,
         /// Server worker-thread counts to run, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
         server_threads: Vec<u32>,
@@ -167,6 +177,50 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         }
     }
 
+    /// What one routine works on: how many keys, and how long each value is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct KeySet {
+        keys: u64,
+        value_size: usize,
+    }
+
+    impl KeySet {
+        fn new(args: &Args, value_size: u64) -> KeySet {
+            let fit = (args.data_budget / value_size.max(1)).max(16);
+            KeySet {
+                keys: args.keys.min(fit),
+                value_size: value_size as usize,
+            }
+        }
+    }
+
+    /// The 8-byte key of index `i`.
+    fn key_bytes(i: u64) -> Vec<u8> {
+        key_of(i).to_le_bytes().to_vec()
+    }
+
+    /// The key's number back from its bytes.
+    fn key_number(key: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        let n = key.len().min(8);
+        b[..n].copy_from_slice(&key[..n]);
+        u64::from_le_bytes(b)
+    }
+
+    /// The value every routine stores for `key`, `len` bytes long: its 8-byte pattern
+    /// repeated, so that any read can be checked.
+    fn value_bytes(key: u64, len: usize) -> Vec<u8> {
+        let pat = value_of(key).to_le_bytes();
+        (0..len).map(|i| pat[i % 8]).collect()
+    }
+
+    /// Whether `v` is the value of `key` for some size (a key set of another size may have
+    /// left it).
+    fn value_ok(key: u64, v: &[u8]) -> bool {
+        let pat = value_of(key).to_le_bytes();
+        v.iter().enumerate().all(|(i, b)| *b == pat[i % 8])
+    }
+
     /// The key of index `i`: spread over the u64 range (splitmix64).
     fn key_of(i: u64) -> u64 {
         let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -214,20 +268,19 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     }
 
     /// The ops one client (thread or process) `part` of `parts` performs in a routine.
-    fn plan(routine: Routine, keys: u64, part: u64, parts: u64, zipf: Option<&Zipf>) -> Vec<Op> {
+    fn plan(routine: Routine, set: KeySet, part: u64, parts: u64, zipf: Option<&Zipf>) -> Vec<Op> {
+        let keys = set.keys;
+        let insert = |i: u64| Op::Insert {
+            key: key_bytes(i),
+            value: value_bytes(key_of(i), set.value_size),
+        };
         match routine {
             Routine::Insert | Routine::Read | Routine::Delete => (part..keys)
                 .step_by(parts as usize)
-                .map(|i| {
-                    let key = key_of(i);
-                    match routine {
-                        Routine::Insert => Op::Insert {
-                            key,
-                            value: value_of(key),
-                        },
-                        Routine::Read => Op::Read { key },
-                        _ => Op::Delete { key },
-                    }
+                .map(|i| match routine {
+                    Routine::Insert => insert(i),
+                    Routine::Read => Op::Read { key: key_bytes(i) },
+                    _ => Op::Delete { key: key_bytes(i) },
                 })
                 .collect(),
             Routine::Mixed | Routine::Zipf => {
@@ -238,14 +291,10 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                             (Routine::Zipf, Some(z)) => z.sample(&mut rng),
                             _ => rng.next() % keys,
                         };
-                        let key = key_of(i);
                         if rng.next() % 10 < 8 {
-                            Op::Read { key }
+                            Op::Read { key: key_bytes(i) }
                         } else {
-                            Op::Insert {
-                                key,
-                                value: value_of(key),
-                            }
+                            insert(i)
                         }
                     })
                     .collect()
@@ -266,10 +315,10 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     /// Check one answer; the key set is fully present during read/mixed/zipf.
     fn check(op: &Op, o: &Outcome) -> Result<(), String> {
         let ok = match (op, o) {
-            (Op::Insert { .. }, Outcome::Done) => true,
-            (Op::Insert { key, .. }, Outcome::Replaced(v)) => *v == value_of(*key),
-            (Op::Read { key }, Outcome::Value(v)) => *v == value_of(*key),
-            (Op::Delete { key }, Outcome::Value(v)) => *v == value_of(*key),
+            (Op::Insert { .. }, Outcome::Created) => true,
+            (Op::Insert { key, .. }, Outcome::Replaced(v))
+            | (Op::Read { key }, Outcome::Value(v))
+            | (Op::Delete { key }, Outcome::Deleted(v)) => value_ok(key_number(key), v),
             _ => false,
         };
         if ok {
@@ -298,7 +347,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         if window <= 1 {
             for op in ops {
                 let t0 = Instant::now();
-                let t = client.submit(*op).map_err(|e| e.to_string())?;
+                let t = client.submit(op.clone()).map_err(|e| e.to_string())?;
                 let o = client.wait(t).map_err(|e| e.to_string())?;
                 let dt = t0.elapsed().as_nanos() as u64;
                 check(op, &o)?;
@@ -401,6 +450,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         system: &'static str,
         routine: &'static str,
         mode: &'static str,
+        value_size: usize,
         server_threads: u32,
         client_threads: usize,
         client_processes: usize,
@@ -418,11 +468,17 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         fn ops_per_sec(&self) -> f64 {
             self.ops as f64 / self.seconds.max(1e-9)
         }
+        /// Value bytes moved per second (written or read), in MB/s.
+        fn mb_per_sec(&self) -> f64 {
+            self.ops_per_sec() * self.value_size as f64 / 1e6
+        }
         fn to_json(&self) -> serde_json::Value {
             json!({
                 "system": self.system,
                 "routine": self.routine,
                 "mode": self.mode,
+                "value_size": self.value_size,
+                "mb_per_sec": self.mb_per_sec(),
                 "server_threads": self.server_threads,
                 "client_threads": self.client_threads,
                 "client_processes": self.client_processes,
@@ -492,10 +548,13 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             buckets: usize,
             clients: usize,
             threads: u32,
+            max_value: u64,
         ) -> Result<ServerChild, String> {
             use std::os::unix::process::CommandExt;
             let mut cmd = Command::new(bin);
             cmd.args([
+                "--max-value",
+                &max_value.max(1 << 20).to_string(),
                 "--buckets",
                 &buckets.to_string(),
                 "--clients",
@@ -611,14 +670,16 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 f.get(4)?.parse::<u64>().ok()?,
                 f.get(5)?.parse::<usize>().ok()?,
                 f.get(6)?.parse::<f64>().ok()?,
+                f.get(7)?.parse::<usize>().ok()?,
             ))
         })();
-        let Some((name, routine, keys, part, parts, window, max_s)) = parsed else {
+        let Some((name, routine, keys, part, parts, window, max_s, value_size)) = parsed else {
             eprintln!("shmkv-bench: bad --child spec");
             return ExitCode::from(2);
         };
         let zipf = (routine == Routine::Zipf).then(|| Zipf::new(keys, 0.99));
-        let ops = plan(routine, keys, part, parts, zipf.as_ref());
+        let set = KeySet { keys, value_size };
+        let ops = plan(routine, set, part, parts, zipf.as_ref());
         let client = match Client::connect(&ClientConfig::new(&name)) {
             Ok(c) => c,
             Err(e) => {
@@ -665,7 +726,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     fn run_mode(
         args: &Args,
         name: &str,
-        routine: Routine,
+        (routine, set): (Routine, KeySet),
         mode: Mode,
         zipf: Option<&Zipf>,
     ) -> Result<(Part, f64), String> {
@@ -675,7 +736,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             Mode::Sync | Mode::Pipelined => {
                 let client =
                     Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?;
-                let ops = plan(routine, args.keys, 0, 1, zipf);
+                let ops = plan(routine, set, 0, 1, zipf);
                 let window = if mode == Mode::Sync { 1 } else { args.pipeline };
                 let cpu0 = self_cpu_ns();
                 let t0 = Instant::now();
@@ -688,9 +749,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 let client =
                     Arc::new(Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?);
                 let n = args.client_threads.max(1) as u64;
-                let plans: Vec<Vec<Op>> = (0..n)
-                    .map(|i| plan(routine, args.keys, i, n, zipf))
-                    .collect();
+                let plans: Vec<Vec<Op>> = (0..n).map(|i| plan(routine, set, i, n, zipf)).collect();
                 let cpu0 = self_cpu_ns();
                 let t0 = Instant::now();
                 let until = stop_at();
@@ -719,11 +778,12 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 let mut kids = Vec::new();
                 for i in 0..n {
                     let spec = format!(
-                        "{name}:{}:{}:{i}:{n}:{}:{}",
+                        "{name}:{}:{}:{i}:{n}:{}:{}:{}",
                         routine.name(),
-                        args.keys,
+                        set.keys,
                         args.pipeline,
-                        limit
+                        limit,
+                        set.value_size
                     );
                     let mut c = Command::new(&me)
                         .args(["--child", &spec])
@@ -783,6 +843,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         }
     }
 
+    fn fmt_size(n: usize) -> String {
+        match n {
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{}K", n >> 10),
+            n => n.to_string(),
+        }
+    }
+
     fn fmt_rate(r: f64) -> String {
         if r >= 1e6 {
             format!("{:.2} M", r / 1e6)
@@ -793,12 +861,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
 
     fn print_header() {
         println!(
-            "{:<6} {:<7} {:<10} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:<6} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
             "system",
             "routine",
             "mode",
+            "value",
             "srv thr",
             "ops/s",
+            "MB/s",
             "p50",
             "p99",
             "p99.9",
@@ -809,12 +879,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
 
     fn print_record(r: &Record) {
         println!(
-            "{:<6} {:<7} {:<10} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7.0}% {:>7.0}%",
+            "{:<6} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9.1} {:>9} {:>9} {:>9} {:>7.0}% {:>7.0}%",
             r.system,
             r.routine,
             r.mode,
+            fmt_size(r.value_size),
             r.server_threads,
             fmt_rate(r.ops_per_sec()),
+            r.mb_per_sec(),
             fmt_ns(r.p50_ns),
             fmt_ns(r.p99_ns),
             fmt_ns(r.p999_ns),
@@ -826,7 +898,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     #[allow(clippy::too_many_arguments)]
     fn record_of(
         system: &'static str,
-        routine: Routine,
+        (routine, set): (Routine, KeySet),
         mode: Mode,
         t: u32,
         args: &Args,
@@ -838,6 +910,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             system,
             routine: routine.name(),
             mode: mode.name(),
+            value_size: set.value_size,
             server_threads: t,
             client_threads: if mode == Mode::Threads {
                 args.client_threads
@@ -869,39 +942,45 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         bin: &Path,
         routines: &[Routine],
         modes: &[Mode],
-        zipf: &Zipf,
         bar: &Option<indicatif::ProgressBar>,
         out: &mut Vec<Record>,
     ) -> Result<(), String> {
         for &t in &args.server_threads {
             let name = format!("bench-{}-{t}", std::process::id());
+            let largest = args.value_size.iter().copied().max().unwrap_or(8);
             let server = ServerChild::start(
                 bin,
                 &name,
                 args.buckets,
                 args.client_processes.max(1) + 1,
                 t,
+                largest,
             )?;
-            for &mode in modes {
-                for &routine in routines {
-                    let z = (routine == Routine::Zipf).then_some(zipf);
-                    let srv0 = pid_cpu_ns_all(server.pid());
-                    let (p, secs) = run_mode(args, &name, routine, mode, z).map_err(|e| {
-                        format!(
-                            "{} {} with {t} server threads: {e}",
-                            routine.name(),
-                            mode.name()
-                        )
-                    })?;
-                    let srv = pid_cpu_ns_all(server.pid()).saturating_sub(srv0);
-                    let r = record_of("shmkv", routine, mode, t, args, &p, secs, srv);
-                    if let Some(b) = bar {
-                        b.suspend(|| print_record(&r));
-                        b.inc(1);
-                    } else {
-                        print_record(&r);
+            for &size in &args.value_size {
+                let set = KeySet::new(args, size);
+                let zipf = &Zipf::new(set.keys, 0.99);
+                for &mode in modes {
+                    for &routine in routines {
+                        let z = (routine == Routine::Zipf).then_some(zipf);
+                        let srv0 = pid_cpu_ns_all(server.pid());
+                        let (p, secs) =
+                            run_mode(args, &name, (routine, set), mode, z).map_err(|e| {
+                                format!(
+                                    "{} {} with {size}-byte values and {t} server threads: {e}",
+                                    routine.name(),
+                                    mode.name()
+                                )
+                            })?;
+                        let srv = pid_cpu_ns_all(server.pid()).saturating_sub(srv0);
+                        let r = record_of("shmkv", (routine, set), mode, t, args, &p, secs, srv);
+                        if let Some(b) = bar {
+                            b.suspend(|| print_record(&r));
+                            b.inc(1);
+                        } else {
+                            print_record(&r);
+                        }
+                        out.push(r);
                     }
-                    out.push(r);
                 }
             }
             server.stop()?;
@@ -954,7 +1033,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     }
 
     fn redis_cmd(op: &Op) -> redis::Cmd {
-        match *op {
+        match op {
             Op::Insert { key, value } => {
                 let mut c = redis::cmd("SET");
                 c.arg(key).arg(value);
@@ -978,12 +1057,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         use redis::Value as V;
         let ok = match (op, v) {
             (Op::Insert { .. }, V::Okay) => true,
-            (Op::Read { key }, V::BulkString(b)) => {
-                std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    == Some(value_of(*key))
-            }
+            (Op::Read { key }, V::BulkString(b)) => value_ok(key_number(key), b),
             (Op::Delete { .. }, V::Int(1)) => true,
             _ => false,
         };
@@ -998,17 +1072,21 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         args: &Args,
         routines: &[Routine],
         modes: &[Mode],
-        zipf: &Zipf,
         out: &mut Vec<Record>,
     ) -> Result<(), String> {
         let (rc, mut con) = start_redis()?;
-        for &mode in modes
-            .iter()
-            .filter(|m| matches!(m, Mode::Sync | Mode::Pipelined))
-        {
-            for &routine in routines {
-                let z = (routine == Routine::Zipf).then_some(zipf);
-                let ops = plan(routine, args.keys, 0, 1, z);
+        let runs = args.value_size.iter().flat_map(|&size| {
+            modes
+                .iter()
+                .filter(|m| matches!(m, Mode::Sync | Mode::Pipelined))
+                .flat_map(move |&mode| routines.iter().map(move |&r| (size, mode, r)))
+        });
+        for (size, mode, routine) in runs {
+            let set = KeySet::new(args, size);
+            {
+                let zipf = Zipf::new(set.keys, 0.99);
+                let z = (routine == Routine::Zipf).then_some(&zipf);
+                let ops = plan(routine, set, 0, 1, z);
                 let window = if mode == Mode::Sync { 1 } else { args.pipeline };
                 let mut hist = new_hist();
                 let srv0 = pid_cpu_ns(rc.child.id());
@@ -1071,7 +1149,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                     cpu_ns: self_cpu_ns() - cpu0,
                 };
                 let srv = pid_cpu_ns(rc.child.id()).saturating_sub(srv0);
-                let r = record_of("redis", routine, mode, 1, args, &p, secs, srv);
+                let r = record_of("redis", (routine, set), mode, 1, args, &p, secs, srv);
                 print_record(&r);
                 out.push(r);
             }
@@ -1216,14 +1294,24 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
                 shmkv::server::MAX_THREADS_PER_CLIENT
             )));
         }
+        if let Some(&bad) = args
+            .value_size
+            .iter()
+            .find(|&&v| v > u64::from(shmkv::server::MAX_VALUE_LIMIT))
+        {
+            return Err(usage(format!(
+                "--value-size {bad} is more than the server's largest value ({} bytes)",
+                shmkv::server::MAX_VALUE_LIMIT
+            )));
+        }
         if args.max_seconds.is_nan() || args.max_seconds <= 0.0 {
             return Err(usage("--max-seconds must be positive".into()));
         }
         let bin = server_binary(args).map_err(|e| (1, e))?;
-        let zipf = Zipf::new(args.keys, 0.99);
         println!(
-            "shmkv-bench: {} keys, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes; server {}",
+            "shmkv-bench: {} keys, value sizes {:?}, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes; server {}",
             args.keys,
+            args.value_size,
             routines.iter().map(|r| r.name()).collect::<Vec<_>>(),
             modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
             args.server_threads,
@@ -1232,7 +1320,9 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             args.client_processes,
             bin.display()
         );
-        let total = (args.server_threads.len() * modes.len() * routines.len()) as u64;
+        let total =
+            (args.server_threads.len() * args.value_size.len() * modes.len() * routines.len())
+                as u64;
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
@@ -1243,7 +1333,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         });
         print_header();
         let mut records = Vec::new();
-        let res = bench_shmkv(args, &bin, &routines, &modes, &zipf, &bar, &mut records);
+        let res = bench_shmkv(args, &bin, &routines, &modes, &bar, &mut records);
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
@@ -1255,7 +1345,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             idle_report(&bin).map_err(|e| (1, e))?;
         }
         if args.vs_redis {
-            bench_redis(args, &routines, &modes, &zipf, &mut records).map_err(|e| (1, e))?;
+            bench_redis(args, &routines, &modes, &mut records).map_err(|e| (1, e))?;
             summarize_vs_redis(&records);
         }
         if let Some(path) = &args.json {
@@ -1272,13 +1362,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         Ok(())
     }
 
-    /// Resident memory of process `pid` in bytes (VmRSS).
+    /// Resident private memory of process `pid` in bytes (`RssAnon`: its heap and stacks; the
+    /// session objects' pages, shared with the clients, are `RssShmem` and not counted).
     fn rss_bytes(pid: u32) -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
+                    .find(|l| l.starts_with("RssAnon:"))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|kb| kb.parse::<u64>().ok())
             })
@@ -1286,26 +1377,44 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             * 1024
     }
 
-    /// Insert `--memory-keys` keys into a fresh server and report the table's bytes per entry
-    /// (growth of the server's resident memory) and the size of each client object.
+    /// Insert `--memory-keys` entries of 16-byte keys and 16-byte values into a fresh server
+    /// and report the table's bytes per entry (growth of the server's resident memory, bucket
+    /// headers included) next to the server's own accounting, and each client object's size.
     fn memory_report(args: &Args, bin: &Path) -> Result<(), String> {
         let name = format!("bench-{}-mem", std::process::id());
-        let buckets = (args.memory_keys / 16).clamp(1, shmkv::table::MAX_BUCKETS as u64) as usize;
-        let server = ServerChild::start(bin, &name, buckets, 1, 1)?;
+        // The server's default bucket count: the map of a bucket grows by doubling, so the
+        // bytes per entry depend on the entries per bucket (see the store module's docs).
+        let buckets = shmkv::server::ServerConfig::default().buckets;
+        let server = ServerChild::start(bin, &name, buckets, 1, 1, 0)?;
         let client = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
         let before = rss_bytes(server.pid());
-        let ops = plan(Routine::Insert, args.memory_keys, 0, 1, None);
+        let ops: Vec<Op> = (0..args.memory_keys)
+            .map(|i| {
+                let mut key = key_bytes(i);
+                key.extend_from_slice(&i.to_le_bytes());
+                Op::Insert {
+                    key,
+                    value: value_bytes(key_of(i), 16),
+                }
+            })
+            .collect();
         let far = Instant::now() + Duration::from_secs(3600);
         drive(&client, &ops, args.pipeline.max(1), far)?;
         let after = rss_bytes(server.pid());
+        let accounted = client.stats().map_err(|e| e.to_string())?.memory_used;
+        let info = *client.info();
         drop(client);
         server.stop()?;
-        let per = after.saturating_sub(before) as f64 / args.memory_keys as f64;
-        let obj = shmkv::channel::object_len(1024, 1024);
+        let n = args.memory_keys as f64;
+        let per = after.saturating_sub(before) as f64 / n;
+        let obj = shmkv::channel::object_len(info.req_capacity, info.resp_capacity);
         println!(
-            "\nmemory: {} u64->u64 entries in {buckets} buckets grew the server by {:.1} MiB: {per:.1} bytes per entry (including bucket headers); each client object (ring capacity 1024) is {obj} bytes",
+            "\nmemory: {} entries of 16-byte keys and 16-byte values in {buckets} buckets grew the server's private resident memory (RssAnon) by {:.1} MiB: {per:.1} bytes per entry (bucket headers included; the server accounts {:.1}); each client object (keys up to {} bytes, values up to {} bytes) is {obj} bytes of virtual memory",
             args.memory_keys,
-            after.saturating_sub(before) as f64 / (1 << 20) as f64
+            after.saturating_sub(before) as f64 / (1 << 20) as f64,
+            accounted as f64 / n,
+            info.limits.max_key,
+            info.limits.max_value,
         );
         Ok(())
     }
@@ -1317,14 +1426,14 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
         let name = format!("bench-{}-idle", std::process::id());
-        let server = ServerChild::start(bin, &name, 1024, 2, 4)?;
+        let server = ServerChild::start(bin, &name, 1024, 2, 4, 0)?;
         // `a` waits on a stopped server for longer than the default 1 s client timeout.
         let mut patient = ClientConfig::new(&name);
         patient.timeout = Duration::from_secs(30);
         let a = Client::connect(&patient).map_err(|e| e.to_string())?;
         let b = Client::connect(&ClientConfig::new(&name)).map_err(|e| e.to_string())?;
-        a.insert(1, 1).map_err(|e| e.to_string())?;
-        b.read(1).map_err(|e| e.to_string())?;
+        a.insert(b"1", b"1").map_err(|e| e.to_string())?;
+        b.read(b"1").map_err(|e| e.to_string())?;
         let window = Duration::from_secs(2);
         let s0 = pid_cpu_ns(server.pid());
         std::thread::sleep(window);
@@ -1340,7 +1449,9 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
             }
             std::thread::yield_now();
         }
-        let t = a.submit(Op::Read { key: 1 }).map_err(|e| e.to_string())?;
+        let t = a
+            .submit(Op::Read { key: b"1".to_vec() })
+            .map_err(|e| e.to_string())?;
         let waiter = std::thread::spawn(move || {
             let c0 = thread_cpu_ns();
             let r = a.wait(t);
@@ -1351,7 +1462,7 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
         kill(pid, Signal::SIGCONT).map_err(|e| e.to_string())?;
         let (r, cpu, answered) = waiter.join().map_err(|_| "waiter panicked".to_string())?;
         let got = r.map_err(|e| e.to_string())?;
-        if got != Outcome::Value(1) {
+        if got != Outcome::Value(b"1".to_vec()) {
             return Err(format!("idle check: wrong answer {got:?}"));
         }
         let waited = answered.duration_since(resumed);
@@ -1393,18 +1504,20 @@ Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command
     }
 
     fn summarize_vs_redis(records: &[Record]) {
-        println!("\nshmkv vs redis (same routine and mode, 1 server thread):");
+        println!("\nshmkv vs redis (same routine, mode and value size, 1 server thread):");
         for r in records.iter().filter(|r| r.system == "redis") {
             if let Some(s) = records.iter().find(|s| {
                 s.system == "shmkv"
                     && s.routine == r.routine
                     && s.mode == r.mode
+                    && s.value_size == r.value_size
                     && s.server_threads == 1
             }) {
                 println!(
-                    "  {:<7} {:<10} shmkv {:>10}/s  redis {:>10}/s  ratio {:>6.1}x  (p50 {} vs {})",
+                    "  {:<7} {:<10} {:>5} shmkv {:>10}/s  redis {:>10}/s  ratio {:>6.1}x  (p50 {} vs {})",
                     r.routine,
                     r.mode,
+                    fmt_size(r.value_size),
                     fmt_rate(s.ops_per_sec()),
                     fmt_rate(r.ops_per_sec()),
                     s.ops_per_sec() / r.ops_per_sec().max(1e-9),

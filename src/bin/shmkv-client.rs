@@ -18,25 +18,14 @@ fn main() -> std::process::ExitCode {
 mod app {
 
     use clap::Parser;
-    use serde_json::{Value, json};
-    use shmkv::client::{Client, ClientConfig, ClientError, Outcome};
-    use shmkv::protocol::Op;
-    use shmkv::stats::Stats;
+    use shmkv::cli::{
+        Item, Token, argv_token, check_limits, operations_help, parse_ops, render_json,
+        render_text, split_line,
+    };
+    use shmkv::client::{Client, ClientConfig, ClientError};
+    use shmkv::wire::{Op, Outcome};
     use std::io::{BufRead, IsTerminal, Write};
     use std::process::ExitCode;
-
-    const OPERATIONS: &str = "\
-Operations (any number, run in order, pipelined):
-  insert <key> <value>    insert or replace            -> insert 1 2: ok
-  read <key>              read                         -> read 1: 2   |  read 9: not found
-  delete <key>            delete                       -> delete 1: ok  |  delete 1: not found
-  print <bucket>          list a bucket's pairs        -> print 0: (1, 2) (7, 3)  |  print 0: empty
-  threads start <n>       n more server worker threads -> threads start 2: ok, 3 threads
-  threads stop            one fewer (never the last)   -> threads stop: ok, 2 threads
-  stats                   the server's statistics      -> stats: and an indented block
-  quit                    shut the server down         -> quit: ok
-
-Keys and values are unsigned 64-bit integers (0..=18446744073709551615).";
 
     const AFTER_HELP: &str = "\
 ID is the client slot asked for (0, 1, ...); give '-' or leave it out to take any free one.
@@ -46,20 +35,26 @@ history in $SHMKV_HISTORY or ~/.shmkv_history, Tab completion; 'help', 'exit' or
 Without operations and without a terminal, it reads operations from standard input, one or
 more per line ('#' starts a comment); a line that does not parse stops it (status 2).
 
---json prints one JSON object per operation on standard output, refused ones included:
-  {\"op\":\"read\",\"key\":1,\"value\":2,\"status\":\"ok\"}
+Answers name the operation, then say what came of it:
+  read 1: 2   read 9: not found   insert 1 2: ok, replaced 7   cas k --absent v: ok
+  scan 0 10: cursor 17, 3 keys: a b \"c d\"   print 0: (1, 2) (7, 3)   stats: (a block)
+
+--json prints one JSON object per operation on standard output, refused ones included (a key
+or value that is not UTF-8 is {\"base64\": \"...\"}):
+  {\"op\":\"read\",\"key\":\"1\",\"value\":\"2\",\"status\":\"ok\"}
 
 Examples:
   shmkv-client 0 insert 1 2 insert 2 4
   shmkv-client 1 read 1 read 2
   shmkv-client --name t1 - insert 5 6 read 5
+  shmkv-client 0 insert 'a key' '\"\\x00\\xff\"' cas n --absent 0 add n 5
   shmkv-client 0                                  (interactive shell on a terminal)
   printf 'insert 1 2\\nread 1\\n' | shmkv-client 0
   shmkv-client --json 0 read 1 stats
 
 Exit status: 0 all operations done, 1 the server refused an operation, 2 bad command line
-(or a bad line on standard input), 3 could not connect or lost the server, 4 the terminal or
-standard input could not be read.";
+(or a bad line on standard input, or a key or value longer than the server takes), 3 could
+not connect or lost the server, 4 the terminal or standard input could not be read.";
 
     const SHELL_HELP: &str = "\
 Shell commands:
@@ -73,7 +68,7 @@ Several operations on one line are sent together, as on the command line.";
     #[command(
         name = "shmkv-client",
         version,
-        after_help = format!("{OPERATIONS}\n\n{AFTER_HELP}")
+        after_help = format!("{}\n\n{AFTER_HELP}", operations_help())
     )]
     struct Args {
         #[arg(
@@ -106,40 +101,6 @@ Several operations on one line are sent together, as on the command line.";
     const CONNECTION: u8 = 3;
     const INPUT: u8 = 4;
 
-    /// One parsed operation and the label printed before its result.
-    #[derive(Debug, Clone)]
-    struct Item {
-        label: String,
-        op: Op,
-    }
-
-    fn number<T: std::str::FromStr<Err = std::num::ParseIntError>>(
-        what: &str,
-        op: &str,
-        word: Option<&str>,
-    ) -> Result<T, String> {
-        let Some(w) = word else {
-            return Err(format!("'{op}' needs a {what}"));
-        };
-        w.parse::<T>().map_err(|e| {
-            use std::num::IntErrorKind::*;
-            match e.kind() {
-                PosOverflow | NegOverflow => format!(
-                    "{what} '{w}' of '{op}' is out of range (0..={})",
-                    max_of::<T>()
-                ),
-                _ => format!("{what} '{w}' of '{op}' is not a non-negative integer"),
-            }
-        })
-    }
-
-    fn max_of<T>() -> u64 {
-        match std::mem::size_of::<T>() {
-            4 => u64::from(u32::MAX),
-            _ => u64::MAX,
-        }
-    }
-
     /// Take a leading client id (`-`, or a number) off `words`: the slot (None: first free) and
     /// the remaining words.
     fn split_id<'a>(words: &'a [&'a str]) -> Result<(Option<u32>, &'a [&'a str]), String> {
@@ -158,250 +119,6 @@ Several operations on one line are sent together, as on the command line.";
         }
     }
 
-    /// Parse the operations in `words` (a command line after the id, or one line of the shell
-    /// or of standard input). An empty list is not an error here.
-    fn parse_ops(words: &[&str]) -> Result<Vec<Item>, String> {
-        let mut it = words.iter().copied();
-        let mut items = Vec::new();
-        while let Some(word) = it.next() {
-            let (label, op) = match word {
-                "insert" => {
-                    let key = number::<u64>("key", "insert", it.next())?;
-                    let value = number::<u64>("value", "insert", it.next())?;
-                    (format!("insert {key} {value}"), Op::Insert { key, value })
-                }
-                "read" => {
-                    let key = number::<u64>("key", "read", it.next())?;
-                    (format!("read {key}"), Op::Read { key })
-                }
-                "delete" => {
-                    let key = number::<u64>("key", "delete", it.next())?;
-                    (format!("delete {key}"), Op::Delete { key })
-                }
-                "print" => {
-                    let bucket = number::<u64>("bucket", "print", it.next())?;
-                    (format!("print {bucket}"), Op::Print { bucket })
-                }
-                "threads" => match it.next() {
-                    Some("start") => {
-                        let n = number::<u32>("count", "threads start", it.next())?;
-                        if n == 0 {
-                            return Err("'threads start' needs a count of at least 1".into());
-                        }
-                        (format!("threads start {n}"), Op::ThStart { n })
-                    }
-                    Some("stop") => ("threads stop".to_string(), Op::ThStop),
-                    Some(other) => {
-                        return Err(format!(
-                            "unknown 'threads {other}': use 'threads start <n>' or 'threads stop'"
-                        ));
-                    }
-                    None => return Err("'threads' needs 'start <n>' or 'stop'".into()),
-                },
-                "stats" => ("stats".to_string(), Op::Stats),
-                "quit" => ("quit".to_string(), Op::Quit),
-                other => {
-                    return Err(format!(
-                        "unknown operation '{other}' (operations: insert, read, delete, print, threads start, threads stop, stats, quit)"
-                    ));
-                }
-            };
-            items.push(Item { label, op });
-        }
-        Ok(items)
-    }
-
-    fn plural(n: u64, one: &str, many: &str) -> String {
-        format!("{n} {}", if n == 1 { one } else { many })
-    }
-
-    fn duration_ns(ns: u64) -> String {
-        match ns {
-            0..=999 => format!("{ns}ns"),
-            1_000..=999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-            1_000_000..=999_999_999 => format!("{:.1}ms", ns as f64 / 1e6),
-            _ => format!("{:.1}s", ns as f64 / 1e9),
-        }
-    }
-
-    /// The text form of a Stats answer: `stats:` and an indented block.
-    fn render_stats(label: &str, s: &Stats) -> String {
-        let o = &s.ops;
-        let e = &s.errors;
-        let mut out = format!("{label}:\n");
-        out += &format!(
-            "  requests   {} (insert {}, read {}, delete {}, print {}, threads start {}, threads stop {}, stats {}, quit {})\n",
-            o.total(),
-            o.insert,
-            o.read,
-            o.delete,
-            o.print,
-            o.threads_start,
-            o.threads_stop,
-            o.stats,
-            o.quit
-        );
-        out += &format!(
-            "  refused    {} (bad bucket {}, thread limit {}, last worker {}, shutting down {}, malformed {})\n",
-            e.total(),
-            e.bad_bucket,
-            e.thread_limit,
-            e.last_worker,
-            e.shutting_down,
-            e.malformed
-        );
-        out += &format!(
-            "  table      {}, {}, longest bucket {}\n",
-            plural(s.entries, "entry", "entries"),
-            plural(s.buckets, "bucket", "buckets"),
-            s.longest_bucket
-        );
-        out += &format!(
-            "  clients    {} of {} connected, {} in all\n",
-            s.connected(),
-            plural(s.client_slots, "slot", "slots"),
-            plural(s.worker_threads(), "worker thread", "worker threads")
-        );
-        for slot in s.slots.iter().filter(|x| x.connected()) {
-            out += &format!(
-                "    slot {}   pid {}, {}, {}\n",
-                slot.slot,
-                slot.owner_pid,
-                plural(slot.workers, "worker thread", "worker threads"),
-                plural(slot.requests, "request", "requests")
-            );
-        }
-        let l = &s.latency;
-        if l.samples == 0 {
-            out += &format!(
-                "  latency    no samples yet (1 in {} requests is timed)\n",
-                l.sample_every
-            );
-        } else {
-            out += &format!(
-                "  latency    p50 {}, p99 {}, p99.9 {}, max {} ({} over the last {:.1}s, 1 in {} requests timed)\n",
-                duration_ns(l.p50_ns),
-                duration_ns(l.p99_ns),
-                duration_ns(l.p999_ns),
-                duration_ns(l.max_ns),
-                plural(l.samples, "sample", "samples"),
-                l.window_ms as f64 / 1000.0,
-                l.sample_every
-            );
-        }
-        out += &format!("  uptime     {:.1}s", s.uptime_ms as f64 / 1000.0);
-        out
-    }
-
-    /// The text line(s) for one answer: Ok on stdout, Err (a refusal) on stderr.
-    fn render_text(item: &Item, outcome: &Outcome) -> Result<String, String> {
-        let label = &item.label;
-        Ok(match outcome {
-            Outcome::Done | Outcome::Replaced(_) => format!("{label}: ok"),
-            Outcome::Value(v) if matches!(item.op, Op::Read { .. }) => format!("{label}: {v}"),
-            Outcome::Value(_) => format!("{label}: ok"),
-            Outcome::NotFound => format!("{label}: not found"),
-            Outcome::Entries(e) if e.is_empty() => format!("{label}: empty"),
-            Outcome::Entries(e) => {
-                let mut e = e.clone();
-                e.sort_unstable();
-                let pairs: Vec<String> = e.iter().map(|(k, v)| format!("({k}, {v})")).collect();
-                format!("{label}: {}", pairs.join(" "))
-            }
-            Outcome::Threads(n) => {
-                format!("{label}: ok, {n} thread{}", if *n == 1 { "" } else { "s" })
-            }
-            Outcome::Stats(s) => render_stats(label, s),
-            Outcome::Refused(e) => return Err(format!("{label}: error: {e}")),
-        })
-    }
-
-    fn stats_json(s: &Stats) -> Value {
-        let o = &s.ops;
-        let e = &s.errors;
-        let l = &s.latency;
-        json!({
-            "requests": {
-                "insert": o.insert, "read": o.read, "delete": o.delete, "print": o.print,
-                "threads_start": o.threads_start, "threads_stop": o.threads_stop,
-                "stats": o.stats, "quit": o.quit, "total": o.total(),
-            },
-            "errors": {
-                "bad_bucket": e.bad_bucket, "thread_limit": e.thread_limit,
-                "last_worker": e.last_worker, "shutting_down": e.shutting_down,
-                "malformed": e.malformed, "total": e.total(),
-            },
-            "table": {
-                "entries": s.entries, "buckets": s.buckets, "longest_bucket": s.longest_bucket,
-            },
-            "client_slots": s.client_slots,
-            "connected": s.connected(),
-            "worker_threads": s.worker_threads(),
-            "slots": s.slots.iter().map(|x| json!({
-                "slot": x.slot,
-                "pid": if x.connected() { json!(x.owner_pid) } else { Value::Null },
-                "workers": x.workers,
-                "requests": x.requests,
-            })).collect::<Vec<_>>(),
-            "latency": {
-                "samples": l.samples, "p50_ns": l.p50_ns, "p99_ns": l.p99_ns,
-                "p999_ns": l.p999_ns, "max_ns": l.max_ns, "window_ms": l.window_ms,
-                "sample_every": l.sample_every,
-            },
-            "uptime_ms": s.uptime_ms,
-        })
-    }
-
-    /// The JSON object for one answer; the bool says whether it was refused.
-    fn render_json(item: &Item, outcome: &Outcome) -> (Value, bool) {
-        let mut v = match item.op {
-            Op::Insert { key, value } => json!({"op": "insert", "key": key, "value": value}),
-            Op::Read { key } => json!({"op": "read", "key": key}),
-            Op::Delete { key } => json!({"op": "delete", "key": key}),
-            Op::Print { bucket } => json!({"op": "print", "bucket": bucket}),
-            Op::ThStart { n } => json!({"op": "threads_start", "count": n}),
-            Op::ThStop => json!({"op": "threads_stop"}),
-            Op::Stats => json!({"op": "stats"}),
-            Op::Quit => json!({"op": "quit"}),
-        };
-        let m = v.as_object_mut().expect("an object");
-        let mut status = "ok";
-        match outcome {
-            Outcome::Done => {
-                if let Op::Insert { .. } = item.op {
-                    m.insert("previous".into(), Value::Null);
-                }
-            }
-            Outcome::Replaced(p) => {
-                m.insert("previous".into(), json!(p));
-            }
-            Outcome::Value(x) => {
-                m.insert("value".into(), json!(x));
-            }
-            Outcome::NotFound => {
-                m.insert("value".into(), Value::Null);
-                status = "not_found";
-            }
-            Outcome::Entries(e) => {
-                let mut e = e.clone();
-                e.sort_unstable();
-                m.insert("entries".into(), json!(e));
-            }
-            Outcome::Threads(n) => {
-                m.insert("threads".into(), json!(n));
-            }
-            Outcome::Stats(s) => {
-                m.insert("stats".into(), stats_json(s));
-            }
-            Outcome::Refused(e) => {
-                m.insert("error".into(), json!(e.to_string()));
-                status = "error";
-            }
-        }
-        m.insert("status".into(), json!(status));
-        (v, status == "error")
-    }
-
     /// How a batch ended, short of losing the connection.
     #[derive(Debug, Default)]
     struct Ran {
@@ -409,15 +126,31 @@ Several operations on one line are sent together, as on the command line.";
         quit: bool,
     }
 
-    /// Send `items` as one pipelined batch and print each answer, in order. Err: the connection
-    /// failed (the message is printed); the status is 3.
-    fn run_batch(client: &Client, items: &[Item], json: bool) -> Result<Ran, ()> {
-        let ops: Vec<Op> = items.iter().map(|i| i.op).collect();
+    /// Why a batch stopped.
+    #[derive(Debug)]
+    enum Stop {
+        /// A key or value is longer than the server takes (nothing was sent): this message,
+        /// a usage error (status 2).
+        Usage(String),
+        /// The connection failed (the message is printed): status 3.
+        Connection,
+    }
+
+    /// Send `items` as one pipelined batch and print each answer, in order. Nothing is sent
+    /// if a key or value is longer than the server's limits.
+    fn run_batch(client: &Client, items: &[Item], json: bool) -> Result<Ran, Stop> {
+        let limits = client.limits();
+        for item in items {
+            check_limits(item, &limits).map_err(Stop::Usage)?;
+        }
+        let ops: Vec<Op> = items.iter().map(|i| i.op.clone()).collect();
         let tickets = match client.submit_all(&ops) {
             Ok(t) => t,
+            // Checked above; the library checks too (an empty key as well).
+            Err(e @ ClientError::TooLarge { .. }) => return Err(Stop::Usage(e.to_string())),
             Err(e) => {
                 eprintln!("shmkv-client: {e}");
-                return Err(());
+                return Err(Stop::Connection);
             }
         };
         let mut ran = Ran::default();
@@ -448,7 +181,7 @@ Several operations on one line are sent together, as on the command line.";
                 Err(e) => {
                     let _ = out.flush();
                     eprintln!("shmkv-client: {}: {e}", item.label);
-                    return Err(());
+                    return Err(Stop::Connection);
                 }
             }
         }
@@ -509,7 +242,7 @@ Several operations on one line are sent together, as on the command line.";
             Ok(x) => x,
             Err(msg) => return usage(&msg),
         };
-        let items = match parse_ops(rest) {
+        let items = match parse_words(rest) {
             Ok(x) => x,
             Err(msg) => return usage(&msg),
         };
@@ -521,7 +254,8 @@ Several operations on one line are sent together, as on the command line.";
             return match run_batch(&client, &items, args.json) {
                 Ok(ran) if ran.refused => ExitCode::from(REFUSED),
                 Ok(_) => ExitCode::SUCCESS,
-                Err(()) => ExitCode::from(CONNECTION),
+                Err(Stop::Usage(msg)) => usage(&msg),
+                Err(Stop::Connection) => ExitCode::from(CONNECTION),
             };
         }
         if std::io::stdin().is_terminal() {
@@ -539,14 +273,24 @@ Several operations on one line are sent together, as on the command line.";
         Ops(Vec<Item>),
     }
 
+    /// The operations of command-line words (after the id): each word through
+    /// [`argv_token`], so that a quoted argument reads as on a line.
+    fn parse_words(words: &[&str]) -> Result<Vec<Item>, String> {
+        let tokens = words
+            .iter()
+            .map(|w| argv_token(w))
+            .collect::<Result<Vec<Token>, String>>()?;
+        parse_ops(&tokens)
+    }
+
+    /// One line of the shell or of standard input.
     fn parse_line(line: &str) -> Result<Line, String> {
-        let line = line.split('#').next().unwrap_or("");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        Ok(match words.as_slice() {
+        let tokens = split_line(line)?;
+        Ok(match tokens.as_slice() {
             [] => Line::Nothing,
-            ["help"] => Line::Help,
-            ["exit"] => Line::Exit,
-            _ => Line::Ops(parse_ops(&words)?),
+            [t] if *t == Token::bare("help") => Line::Help,
+            [t] if *t == Token::bare("exit") => Line::Exit,
+            _ => Line::Ops(parse_ops(&tokens)?),
         })
     }
 
@@ -566,7 +310,7 @@ Several operations on one line are sent together, as on the command line.";
             let items = match parse_line(&line) {
                 Ok(Line::Nothing) => continue,
                 Ok(Line::Help) => {
-                    println!("{OPERATIONS}");
+                    println!("{}", operations_help());
                     continue;
                 }
                 Ok(Line::Exit) => break,
@@ -593,7 +337,14 @@ Several operations on one line are sent together, as on the command line.";
                         break;
                     }
                 }
-                Err(()) => return ExitCode::from(CONNECTION),
+                Err(Stop::Usage(msg)) => {
+                    eprintln!(
+                        "shmkv-client: line {}: {msg}; stopped there (see shmkv-client --help)",
+                        n + 1
+                    );
+                    return ExitCode::from(USAGE);
+                }
+                Err(Stop::Connection) => return ExitCode::from(CONNECTION),
             }
         }
         if client.is_none() {
@@ -620,45 +371,26 @@ Several operations on one line are sent together, as on the command line.";
         use rustyline::validate::Validator;
         use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
-        const COMMANDS: &[&str] = &[
-            "insert", "read", "delete", "print", "threads", "stats", "quit", "help", "exit",
-        ];
-
-        /// Completes operation names (and `start`/`stop` after `threads`).
+        /// Completes operation names, from the verb table (and `start`/`stop` after
+        /// `threads`); `help` and `exit` at the start of a line.
         struct ShellHelper;
 
-        /// The words that may come next after `before` (complete words of the line).
-        fn candidates(before: &[&str]) -> &'static [&'static str] {
-            let mut numbers = 0;
-            let mut after_threads = false;
-            let mut first = true;
-            for w in before {
-                if numbers > 0 {
-                    numbers -= 1;
-                } else if after_threads {
-                    after_threads = false;
-                    if *w == "start" {
-                        numbers = 1;
-                    }
-                } else {
-                    match *w {
-                        "insert" => numbers = 2,
-                        "read" | "delete" | "print" => numbers = 1,
-                        "threads" => after_threads = true,
-                        _ => {}
-                    }
-                }
-                first = false;
+        /// The words that may come next after `before` (the complete words of the line):
+        /// nothing where an argument is due, in a comment, or where `before` does not split
+        /// (an open quote).
+        fn candidates(before: &str) -> Vec<&'static str> {
+            let Ok(tokens) = split_line(before) else {
+                return Vec::new();
+            };
+            // In a comment, a word typed now would be no word: nothing to offer.
+            if split_line(&format!("{before}x")).map(|t| t.len()) == Ok(tokens.len()) {
+                return Vec::new();
             }
-            if numbers > 0 {
-                &[]
-            } else if after_threads {
-                &["start", "stop"]
-            } else if first {
-                COMMANDS
-            } else {
-                &COMMANDS[..7]
+            let mut words = shmkv::cli::next_words(&tokens);
+            if tokens.is_empty() {
+                words.extend(["help", "exit"]);
             }
+            words
         }
 
         impl Completer for ShellHelper {
@@ -674,10 +406,9 @@ Several operations on one line are sent together, as on the command line.";
                 let start = head.rfind(char::is_whitespace).map_or(0, |i| {
                     i + head[i..].chars().next().map_or(1, char::len_utf8)
                 });
-                let before: Vec<&str> = head[..start].split_whitespace().collect();
                 let partial = &head[start..];
-                let found = candidates(&before)
-                    .iter()
+                let found = candidates(&head[..start])
+                    .into_iter()
                     .filter(|c| c.starts_with(partial))
                     .map(|c| Pair {
                         display: c.to_string(),
@@ -752,12 +483,13 @@ Several operations on one line are sent together, as on the command line.";
                 }
                 match parse_line(&line) {
                     Ok(Line::Nothing) => {}
-                    Ok(Line::Help) => println!("{OPERATIONS}\n\n{SHELL_HELP}"),
+                    Ok(Line::Help) => println!("{}\n\n{SHELL_HELP}", operations_help()),
                     Ok(Line::Exit) => break ExitCode::SUCCESS,
                     Ok(Line::Ops(items)) => match run_batch(&client, &items, json) {
                         Ok(ran) if ran.quit => break ExitCode::SUCCESS,
                         Ok(_) => {}
-                        Err(()) => break ExitCode::from(CONNECTION),
+                        Err(Stop::Usage(msg)) => eprintln!("shmkv-client: {msg} (type help)"),
+                        Err(Stop::Connection) => break ExitCode::from(CONNECTION),
                     },
                     Err(msg) => eprintln!("shmkv-client: {msg} (type help)"),
                 }
@@ -773,15 +505,22 @@ Several operations on one line are sent together, as on the command line.";
             use super::candidates;
 
             #[test]
-            fn completion_follows_the_grammar() {
-                assert!(candidates(&[]).contains(&"help"));
-                assert!(!candidates(&["read", "1"]).contains(&"help"));
-                assert!(candidates(&["read", "1"]).contains(&"insert"));
-                assert!(candidates(&["insert", "1"]).is_empty());
-                assert_eq!(candidates(&["threads"]), &["start", "stop"]);
-                assert!(candidates(&["threads", "start"]).is_empty());
-                assert!(candidates(&["threads", "start", "2"]).contains(&"stats"));
-                assert!(candidates(&["threads", "stop"]).contains(&"read"));
+            fn completion_follows_the_verb_table() {
+                assert!(candidates("").contains(&"help"));
+                assert!(candidates("  ").contains(&"exit"));
+                assert!(!candidates("read 1 ").contains(&"help"));
+                assert!(candidates("read 1 ").contains(&"insert"));
+                assert!(candidates("read 1 ").contains(&"insert-new"));
+                assert!(candidates("insert 1 ").is_empty());
+                assert_eq!(candidates("threads "), ["start", "stop"]);
+                assert!(candidates("threads start ").is_empty());
+                assert!(candidates("threads start 2 ").contains(&"stats"));
+                assert!(candidates("threads stop ").contains(&"read"));
+                assert!(candidates("scan 0 ").contains(&"read"));
+                // Inside an open quote, or after a comment: nothing.
+                assert!(candidates("insert \"a ").is_empty());
+                assert!(candidates("# note ").is_empty());
+                assert!(candidates("read 1 # note ").is_empty());
             }
         }
     }
@@ -794,42 +533,56 @@ Several operations on one line are sent together, as on the command line.";
         fn one_parser_for_command_lines_and_lines() {
             let (slot, rest) = split_id(&["3", "insert", "1", "2"]).unwrap();
             assert_eq!(slot, Some(3));
-            let items = parse_ops(rest).unwrap();
-            assert_eq!(items[0].op, Op::Insert { key: 1, value: 2 });
+            let items = parse_words(rest).unwrap();
+            assert_eq!(
+                items[0].op,
+                Op::Insert {
+                    key: b"1".to_vec(),
+                    value: b"2".to_vec()
+                }
+            );
             let Line::Ops(from_line) = parse_line("  insert 1 2   # comment").unwrap() else {
                 panic!("not ops");
             };
-            assert_eq!(from_line[0].op, items[0].op);
-            assert_eq!(from_line[0].label, items[0].label);
+            assert_eq!(from_line, items);
             assert!(matches!(parse_line("# only a comment"), Ok(Line::Nothing)));
             assert!(matches!(parse_line(" help "), Ok(Line::Help)));
             assert!(matches!(parse_line("exit"), Ok(Line::Exit)));
             assert!(parse_line("help me").is_err());
+            assert!(parse_line("\"help\"").is_err());
+            assert!(parse_line("read \"1").is_err());
             assert_eq!(split_id(&["-"]).unwrap(), (None, &[][..]));
             assert!(split_id(&["-1"]).is_err());
         }
 
         #[test]
-        fn json_objects_carry_op_key_value_status() {
-            let read = Item {
-                label: "read 1".into(),
-                op: Op::Read { key: 1 },
+        fn quoted_words_read_the_same_on_the_command_line_and_on_a_line() {
+            // What the shell hands over for: insert 'a b' '"\x00\xff"' cas k --absent v
+            let argv = [
+                "insert",
+                "a b",
+                "\"\\x00\\xff\"",
+                "cas",
+                "k",
+                "--absent",
+                "v",
+            ];
+            let from_argv = parse_words(&argv).unwrap();
+            let Line::Ops(from_line) =
+                parse_line("insert \"a b\" \"\\x00\\xff\" cas k --absent v").unwrap()
+            else {
+                panic!("not ops");
             };
+            assert_eq!(from_argv, from_line);
             assert_eq!(
-                render_json(&read, &Outcome::Value(2)).0,
-                json!({"op": "read", "key": 1, "value": 2, "status": "ok"})
+                from_argv[0].op,
+                Op::Insert {
+                    key: b"a b".to_vec(),
+                    value: vec![0, 0xff]
+                }
             );
-            assert_eq!(
-                render_json(&read, &Outcome::NotFound).0,
-                json!({"op": "read", "key": 1, "value": null, "status": "not_found"})
-            );
-            let (v, refused) = render_json(
-                &read,
-                &Outcome::Refused(shmkv::protocol::ErrorCode::ShuttingDown),
-            );
-            assert!(refused);
-            assert_eq!(v["status"], "error");
-            assert_eq!(v["error"], "the server is shutting down");
+            assert_eq!(from_argv[0].label, "insert \"a b\" \"\\x00\\xff\"");
+            assert!(parse_words(&["read", "\"abc"]).is_err());
         }
     }
 }

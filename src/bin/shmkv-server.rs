@@ -19,8 +19,12 @@ mod app {
 
     use clap::Parser;
     use nix::sys::signal::{SigSet, Signal};
-    use shmkv::server::{MAX_CLIENTS, MAX_THREADS_PER_CLIENT, Server, ServerConfig};
+    use shmkv::server::{
+        DEFAULT_LIMITS, MAX_CLIENTS, MAX_THREADS_PER_CLIENT, Server, ServerConfig,
+        default_max_memory,
+    };
     use shmkv::table::MAX_BUCKETS;
+    use shmkv::wire::Limits;
     use std::io::{IsTerminal, Write};
     use std::process::ExitCode;
     use tracing_subscriber::EnvFilter;
@@ -48,7 +52,8 @@ removes its socket and exits with status 0.
 
 Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad command line.";
 
-    /// Serve a concurrent hash table to other processes over POSIX shared memory.
+    /// Serve a concurrent hash table to other processes over shared memory (one sealed memfd
+    /// per session, handed over a unix socket).
     #[derive(Parser, Debug)]
     #[command(name = "shmkv-server", version, after_help = AFTER_HELP)]
     struct Args {
@@ -82,9 +87,18 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// Listen on this socket path instead (its directory is not checked: pick a private one).
         #[arg(long, value_name = "PATH")]
         socket: Option<std::path::PathBuf>,
-        /// Slots in each request and response ring (a power of two, 2 to 65536).
-        #[arg(long, default_value_t = 1024)]
-        ring: u32,
+        /// Longest key accepted, in bytes (suffixes K, M: KiB, MiB) [default: 4K, at most 64K].
+        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        max_key: Option<u64>,
+        /// Longest value accepted, in bytes [default: 1M, at most 64M]. Each session's rings
+        /// are sized for it: twice the longest request (a cas: key + 2 values) and twice the
+        /// longest answer, rounded up to powers of two (8 MiB + 4 MiB at the defaults).
+        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        max_value: Option<u64>,
+        /// Memory budget for the table's keys, values and per-entry overhead (suffixes K, M,
+        /// G); past it writes are refused with "out of memory" [default: half the RAM].
+        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        max_memory: Option<u64>,
         /// Whether a client's worker threads share its backlog of requests (hand the ring over
         /// while more wait): auto turns it on with three cores or more.
         #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = ["auto", "on", "off"])]
@@ -121,6 +135,14 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             .init();
     }
 
+    /// A limit that must fit a u32 (the wire's length prefix).
+    fn limit(v: Option<u64>, default: u32, what: &str) -> Result<u32, String> {
+        match v {
+            None => Ok(default),
+            Some(n) => u32::try_from(n).map_err(|_| format!("{what} {n} is too large")),
+        }
+    }
+
     fn usage_error(e: clap::Error) -> ExitCode {
         shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| {
             eprintln!("shmkv-server: {msg} (see shmkv-server --help)");
@@ -134,6 +156,16 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             Err(e) => return usage_error(e),
         };
         init_logging(args.quiet, args.verbose);
+        let limits = match (
+            limit(args.max_key, DEFAULT_LIMITS.max_key, "--max-key"),
+            limit(args.max_value, DEFAULT_LIMITS.max_value, "--max-value"),
+        ) {
+            (Ok(max_key), Ok(max_value)) => Limits { max_key, max_value },
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("shmkv-server: {e} (see shmkv-server --help)");
+                return ExitCode::from(2);
+            }
+        };
         let config = ServerConfig {
             name: args.name,
             socket: args.socket,
@@ -141,7 +173,8 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             clients: args.clients_pos.or(args.clients).unwrap_or(4),
             threads: args.threads_pos.or(args.threads).unwrap_or(1),
             max_threads: args.max_threads,
-            ring_capacity: args.ring,
+            limits,
+            max_memory: args.max_memory.unwrap_or_else(default_max_memory),
             log: !args.quiet,
             share_backlog: match args.share_backlog.as_str() {
                 "on" => Some(true),
@@ -163,6 +196,12 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
 
         let server = match Server::start(config) {
             Ok(s) => s,
+            // A setting out of range is a bad command line (2); the rest (another server has
+            // the name, no memory, ...) a failure to start (1).
+            Err(e @ shmkv::server::ServerError::Config(_)) => {
+                eprintln!("shmkv-server: {e} (see shmkv-server --help)");
+                return ExitCode::from(2);
+            }
             Err(e) => {
                 eprintln!("shmkv-server: {e}");
                 return ExitCode::from(1);
@@ -185,11 +224,14 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             format!("--name {}", c.name)
         };
         println!(
-            "shmkv-server: ready: name '{}', {} buckets, {} client slots (0..{last}), {} worker thread(s) per client, socket {}; connect with: shmkv-client {connect} [0..{last}] <ops...>",
+            "shmkv-server: ready: name '{}', {} buckets, {} client slots (0..{last}), {} worker thread(s) per client, keys up to {} bytes, values up to {} bytes, memory budget {} bytes, socket {}; connect with: shmkv-client {connect} [0..{last}] <ops...>",
             c.name,
             c.buckets,
             c.clients,
             c.threads,
+            c.limits.max_key,
+            c.limits.max_value,
+            c.max_memory,
             server.socket().display()
         );
         let _ = std::io::stdout().flush();

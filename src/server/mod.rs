@@ -28,12 +28,13 @@ mod workers;
 
 pub use abuse::{LOG_LIMIT, STRIKE_LEAK, STRIKE_LIMIT, TROUBLE_LIMIT};
 
-use crate::channel::{self, MAX_RING, MIN_RING};
+use crate::channel;
 use crate::door::{self, DoorError};
-use crate::serve::ServedTable;
 use crate::stats::Latency;
+use crate::store::Store;
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, thread};
-use crate::table::{MAX_BUCKETS, Table, TableError};
+use crate::table::{MAX_BUCKETS, TableError};
+use crate::wire::Limits;
 use sessions::{FrontDoor, Retired, Session};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -48,6 +49,27 @@ pub const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a shutting-down server waits for clients to take their last responses before it
 /// drops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The longest key a server may accept (`--max-key`): 64 KiB.
+pub const MAX_KEY_LIMIT: u32 = 64 * 1024;
+/// The longest value a server may accept (`--max-value`): 64 MiB.
+pub const MAX_VALUE_LIMIT: u32 = 64 * 1024 * 1024;
+/// The default limits: keys up to 4 KiB, values up to 1 MiB.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_key: 4096,
+    max_value: 1024 * 1024,
+};
+
+/// The default memory budget for the table: half the machine's physical memory (from
+/// `/proc/meminfo`), or 1 GiB where that cannot be read.
+pub fn default_max_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(1 << 30, |k| k.saturating_mul(1024) / 2)
+}
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
@@ -66,9 +88,13 @@ pub struct ServerConfig {
     pub threads: u32,
     /// Most worker threads per session, 1 to [`MAX_THREADS_PER_CLIENT`].
     pub max_threads: u32,
-    /// Slots in each request ring and each response ring: a power of two in
-    /// [`MIN_RING`]..=[`MAX_RING`].
-    pub ring_capacity: u32,
+    /// The longest key (1 to [`MAX_KEY_LIMIT`]) and value (0 to [`MAX_VALUE_LIMIT`]) accepted.
+    /// Each session's rings are sized for them ([`crate::channel::ring_sizes`]).
+    pub limits: Limits,
+    /// The table's memory budget in bytes, as the store accounts it
+    /// ([`crate::store::entry_cost`]): a write that would pass it is refused with "out of
+    /// memory"; reads and deletes go on.
+    pub max_memory: u64,
     /// Emit log events through [`tracing`] (see the [module](self) docs). They show only where
     /// the program has installed a subscriber.
     pub log: bool,
@@ -88,7 +114,8 @@ impl Default for ServerConfig {
             clients: 4,
             threads: 1,
             max_threads: MAX_THREADS_PER_CLIENT,
-            ring_capacity: 1024,
+            limits: DEFAULT_LIMITS,
+            max_memory: default_max_memory(),
             log: false,
             share_backlog: None,
         }
@@ -124,10 +151,15 @@ impl ServerConfig {
                 self.max_threads, self.threads
             ));
         }
-        let rc = self.ring_capacity;
-        if !rc.is_power_of_two() || !(MIN_RING..=MAX_RING).contains(&rc) {
+        let Limits { max_key, max_value } = self.limits;
+        if max_key == 0 || max_key > MAX_KEY_LIMIT {
             return bad(format!(
-                "ring capacity must be a power of two from {MIN_RING} to {MAX_RING}, got {rc}"
+                "max key must be 1 to {MAX_KEY_LIMIT} bytes, got {max_key}"
+            ));
+        }
+        if max_value > MAX_VALUE_LIMIT {
+            return bad(format!(
+                "max value must be 0 to {MAX_VALUE_LIMIT} bytes, got {max_value}"
             ));
         }
         if self.buckets == 0 || self.buckets > MAX_BUCKETS {
@@ -170,7 +202,7 @@ pub(crate) use log_event;
 /// What the server's threads share.
 struct Shared {
     config: ServerConfig,
-    table: ServedTable,
+    store: Store,
     latency: Latency,
     started: Instant,
     share_backlog: bool,
@@ -210,7 +242,7 @@ impl Server {
     /// live server's) and open the front door.
     pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
         config.check()?;
-        let table = Table::new(config.buckets)?;
+        let store = Store::new(config.buckets, config.max_memory)?;
         let socket = config.socket_path();
         if config.socket.is_none() {
             door::prepare_dir(&door::socket_dir(), true)?;
@@ -226,7 +258,7 @@ impl Server {
         let shared = Arc::new(Shared {
             slots: Mutex::new(vec![None; config.clients as usize]),
             config,
-            table,
+            store,
             latency: Latency::default(),
             started: Instant::now(),
             share_backlog,
@@ -250,7 +282,9 @@ impl Server {
             clients = c.clients,
             threads = c.threads,
             max_threads = c.max_threads,
-            ring = c.ring_capacity,
+            max_key = c.limits.max_key,
+            max_value = c.limits.max_value,
+            max_memory = c.max_memory,
             socket = %socket.display(),
             "started"
         );
@@ -279,12 +313,12 @@ impl Server {
 
     /// Entries in the table.
     pub fn len(&self) -> usize {
-        self.shared.table.len()
+        self.shared.store.len() as usize
     }
 
     /// True when the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.shared.table.is_empty()
+        self.shared.store.is_empty()
     }
 
     /// Block until a stop is requested (Quit, [`StopHandle::stop`]), then shut down.

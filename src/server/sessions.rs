@@ -13,8 +13,8 @@ use super::abuse::Abuse;
 use super::{Shared, log_event, workers};
 use crate::channel::{self, ObjectParams, STATE_DROPPED, STATE_STOPPING};
 use crate::door::{self, ANY_SLOT, GOODBYE, HELLO_LEN, Hello, Peer, Welcome};
+use crate::record::ShmRecordMem;
 use crate::serve::Lane;
-use crate::shm::ShmRingMem;
 use crate::stats::{ErrorCounts, OpCounts};
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -49,7 +49,7 @@ pub(super) struct Session {
     /// The server's mapping of the session object.
     object: channel::Object,
     /// The request ring's consumer, the response ring's producer, the worker count.
-    pub lane: Lane<ShmRingMem>,
+    pub lane: Lane<ShmRecordMem>,
     /// The connection: the front door watches it for the hang-up.
     stream: UnixStream,
     /// The session has ended: take nothing once the ring is empty.
@@ -365,9 +365,8 @@ impl FrontDoor {
         let params = ObjectParams {
             index: slot,
             clients: c.clients,
-            req_capacity: c.ring_capacity,
-            resp_capacity: c.ring_capacity,
             buckets: c.buckets as u64,
+            limits: c.limits,
         };
         let (fd, object, info) = channel::create_object(&params).map_err(|e| {
             log_event!(shared, warn, slot, error = %e, "cannot create a session object");
@@ -377,9 +376,11 @@ impl FrontDoor {
         let mut lane = Lane::new(
             object.request_ring(&info),
             object.response_ring(&info),
+            c.limits,
             c.threads,
             c.max_threads,
-        );
+        )
+        .map_err(|_| Welcome::Failed)?;
         lane.set_share_backlog(shared.share_backlog);
         let session = Arc::new(Session {
             slot,

@@ -6,10 +6,11 @@
 use super::abuse::Pointless;
 use super::sessions::{self, Session};
 use super::{IDLE_POLL, SHUTDOWN_GRACE, Shared, log_event};
-use crate::protocol::Stat;
-use crate::serve::{Control, Misbehavior, ServedTable, Step};
-use crate::stats::{SlotStats, Stats, table_stats};
+use crate::serve::{Control, Misbehavior, Scratch, Step};
+use crate::stats::{SlotStats, Stats};
+use crate::store::Store;
 use crate::sync::Arc;
+use crate::wire::Stat;
 use std::time::{Duration, Instant};
 
 /// Start one more worker thread for `session`. Joins the workers that have exited first, so
@@ -83,7 +84,10 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
     log_event!(shared, debug, slot = session.slot, "worker thread running");
     let mut last_idle = Instant::now();
     // Requests an ended session may still have executed: one ring's worth.
-    let mut drain = u64::from(shared.config.ring_capacity);
+    // Requests a session that ended may still have in its ring (a record takes 16 bytes or
+    // more): they are served, then the worker leaves.
+    let mut drain = (session.lane.request_capacity() / 16) as u64;
+    let mut scratch = Scratch::default();
     loop {
         if shared.stopping() {
             let refused = session.lane.refuse_pending(&ctl);
@@ -101,7 +105,10 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
         if ended && drain == 0 {
             break;
         }
-        match session.lane.serve_one(&shared.table, &ctl, Some(IDLE_POLL)) {
+        match session
+            .lane
+            .serve_one(&shared.store, &ctl, Some(IDLE_POLL), &mut scratch)
+        {
             Step::Served => drain = drain.saturating_sub(u64::from(ended)),
             Step::Idle if session.ended() => break,
             Step::Idle => {
@@ -259,7 +266,7 @@ impl Control for SessionControl<'_> {
         self.shared.latency.record(took);
     }
 
-    fn stats(&self, table: &ServedTable) -> Vec<Stat> {
+    fn stats(&self, store: &Store) -> Vec<Stat> {
         let shared = self.shared;
         // Under the slots' lock a session's counts are in its slot or retired, never both.
         let open = shared.slots.lock();
@@ -283,15 +290,18 @@ impl Control for SessionControl<'_> {
             slots.push(st);
         }
         drop((retired, open));
-        let (entries, buckets, longest_bucket) = table_stats(table);
         let mut latency = shared.latency.snapshot();
         latency.sample_every = self.session.lane.sample_every();
         Stats {
             ops,
             errors,
-            entries,
-            buckets,
-            longest_bucket,
+            entries: store.len(),
+            buckets: store.bucket_count() as u64,
+            longest_bucket: store.longest_bucket(),
+            memory_used: store.memory_used(),
+            memory_limit: store.budget(),
+            max_key: u64::from(shared.config.limits.max_key),
+            max_value: u64::from(shared.config.limits.max_value),
             client_slots: slots.len() as u64,
             slots,
             latency,

@@ -1,14 +1,35 @@
 //! Recording key-value histories from real clients, for the linearizability checker
-//! (`shmkv::lincheck`): a child-process role that runs random inserts, reads and deletes on a
-//! small shared key set from several threads and prints one line per call with its invoke and
-//! return times on `CLOCK_MONOTONIC`. Included with `#[path]` by `tests/linearizability.rs`
-//! and `examples/linearizability.rs`.
+//! (`shmkv::lincheck`): a child-process role that runs random operations of every key-value
+//! kind (insert, read, delete, insert-new, cas, add) on a small shared key set from several
+//! threads, and prints one line per call with its invoke and return times on
+//! `CLOCK_MONOTONIC`. Included with `#[path]` by `tests/linearizability.rs`,
+//! `tests/proptest/main.rs` and `examples/linearizability.rs`.
+//!
+//! Keys and values are binary: keys hold a space, a quote, 0x00 and 0xff; most values written
+//! are unique to their call (process, thread, counter) and hold 0x00 (so no add result can
+//! equal them); the others are decimal numbers (so adds count), numbers near `i64::MAX` (so
+//! adds overflow), or empty.
 #![allow(dead_code)]
 
 use shmkv::client::{Client, ClientConfig, Outcome};
-use shmkv::lincheck::{Call, KvOp};
-use shmkv::protocol::Op;
+use shmkv::lincheck::{Call, KvOp, Output};
+use shmkv::wire::{ErrorCode, Op};
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::Duration;
+
+/// How long the tests' clients wait for a server that makes no progress (and for the
+/// handshake) before they fail: long, because these tests check answers, not latency, and
+/// a loaded machine (a debug build, two cores, other builds running) has stalled the default
+/// second.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A client configuration for server `name` with [`PATIENCE`].
+pub fn patient(name: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(name).timeout(PATIENCE);
+    c.attach_timeout = PATIENCE;
+    c
+}
 
 /// Nanoseconds of `CLOCK_MONOTONIC`, one clock for every process of the machine (Linux).
 /// `std::time::Instant` reads the same clock but cannot be compared across processes.
@@ -24,21 +45,84 @@ pub fn monotonic_nanos() -> u64 {
 }
 
 /// xorshift64*: deterministic per seed.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    /// A generator for `seed` (any value, 0 included).
+    pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    fn next(&mut self) -> u64 {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// Key number `i` of the shared key set: `k "i"` followed by 0x00 0xff.
+pub fn key(i: u64) -> Vec<u8> {
+    let mut k = format!("k \"{i}\"").into_bytes();
+    k.extend_from_slice(&[0x00, 0xff]);
+    k
+}
+
+/// Whether `v` is one of the values unique to the call that wrote it (they, and only they,
+/// start with 0x00).
+pub fn is_unique(v: &[u8]) -> bool {
+    v.first() == Some(&0)
+}
+
+/// The wire operation of a checker operation.
+pub fn wire_op(op: &KvOp) -> Op {
+    match op.clone() {
+        KvOp::Insert { key, value } => Op::Insert { key, value },
+        KvOp::Read { key } => Op::Read { key },
+        KvOp::Delete { key } => Op::Delete { key },
+        KvOp::InsertNew { key, value } => Op::InsertNew { key, value },
+        KvOp::Cas { key, expected, new } => Op::Cas { key, expected, new },
+        KvOp::Add { key, delta } => Op::Add { key, delta },
+    }
+}
+
+/// The checker's form of a key-value answer; `None` for any other answer (a refusal other
+/// than add's two, or an answer that is no key-value operation's).
+pub fn output_of(outcome: Outcome) -> Option<Output> {
+    Some(match outcome {
+        Outcome::Created => Output::Created,
+        Outcome::Replaced(v) => Output::Replaced(v),
+        Outcome::Value(v) => Output::Value(v),
+        Outcome::NotFound => Output::NotFound,
+        Outcome::Deleted(v) => Output::Deleted(v),
+        Outcome::Exists(v) => Output::Exists(v),
+        Outcome::Swapped => Output::Swapped,
+        Outcome::Mismatch(v) => Output::Mismatch(v),
+        Outcome::Number(n) => Output::Number(n),
+        Outcome::Refused(ErrorCode::NotAnInteger) => Output::NotAnInteger,
+        Outcome::Refused(ErrorCode::Overflow) => Output::Overflow,
+        _ => return None,
+    })
+}
+
+/// Whether `output` is one `op` may answer (its kind, not its value).
+pub fn answers(op: &KvOp, output: &Output) -> bool {
+    matches!(
+        (op, output),
+        (KvOp::Insert { .. }, Output::Created | Output::Replaced(_))
+            | (KvOp::Read { .. }, Output::Value(_) | Output::NotFound)
+            | (KvOp::Delete { .. }, Output::Deleted(_) | Output::NotFound)
+            | (KvOp::InsertNew { .. }, Output::Created | Output::Exists(_))
+            | (KvOp::Cas { .. }, Output::Swapped | Output::Mismatch(_))
+            | (
+                KvOp::Add { .. },
+                Output::Number(_) | Output::NotAnInteger | Output::Overflow
+            )
+    )
 }
 
 /// What one recording process does.
@@ -46,13 +130,14 @@ impl Rng {
 pub struct Role {
     /// Server name.
     pub name: String,
-    /// This process's number (part of every value it writes, and of the client numbers).
+    /// This process's number (part of every unique value it writes, and of the client
+    /// numbers).
     pub process: u64,
     /// Threads, sharing one connection.
     pub threads: u64,
     /// Calls per thread.
     pub ops: u64,
-    /// Keys `0..keys`, shared by every process.
+    /// Keys `key(0)..key(keys)`, shared by every process.
     pub keys: u64,
     /// Largest pipelined batch (1: every call synchronous).
     pub batch: u64,
@@ -95,10 +180,10 @@ impl Role {
         }
     }
 
-    /// Run against the server, returning every call. Values are unique: process, thread and
-    /// a counter. Panics on any error from the server.
+    /// Run against the server, returning every call. Panics on any error from the server
+    /// and on any answer that is not its operation's.
     pub fn run(&self) -> Vec<Call> {
-        let client = Client::connect(&ClientConfig::new(&self.name)).expect("connect");
+        let client = Client::connect(&patient(&self.name)).expect("connect");
         let calls = std::thread::scope(|s| {
             let handles: Vec<_> = (0..self.threads)
                 .map(|t| {
@@ -115,12 +200,30 @@ impl Role {
         calls
     }
 
+    /// A value to write: unique (0x00, then process, thread and counter, with a quote and a
+    /// space and 0xff), or a decimal number, one near `i64::MAX`, or empty.
+    fn value(&self, rng: &mut Rng, t: u64, counter: u64) -> Vec<u8> {
+        match rng.below(20) {
+            0..=11 => {
+                let mut v = vec![0x00];
+                v.extend_from_slice(format!("p{} t{t} \"{counter}\"", self.process).as_bytes());
+                v.push(0xff);
+                v
+            }
+            12..=17 => (rng.below(200) as i64 - 100).to_string().into_bytes(),
+            18 => (i64::MAX - rng.below(4) as i64).to_string().into_bytes(),
+            _ => Vec::new(),
+        }
+    }
+
     fn run_thread(&self, client: &Client, t: u64) -> Vec<Call> {
         let who = self.process * 1000 + t;
         let mut rng = Rng::new(self.seed ^ who.wrapping_mul(0xA076_1D64_78BD_642F));
         let mut calls = Vec::with_capacity(self.ops as usize);
         let mut counter = 0u64;
         let mut started = false;
+        // The value this thread last saw at each key (what its cas expects).
+        let mut seen: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         while (calls.len() as u64) < self.ops {
             if t == 0
                 && self.thread_changes > 0
@@ -137,36 +240,60 @@ impl Role {
             let n = (1 + rng.below(self.batch)).min(self.ops - calls.len() as u64);
             let ops: Vec<KvOp> = (0..n)
                 .map(|_| {
-                    let key = rng.below(self.keys);
+                    let key = key(rng.below(self.keys));
                     counter += 1;
-                    match rng.below(10) {
+                    match rng.below(20) {
                         0..=3 => KvOp::Insert {
+                            value: self.value(&mut rng, t, counter),
                             key,
-                            value: (self.process + 1) << 48 | t << 32 | counter,
                         },
-                        4..=7 => KvOp::Read { key },
-                        _ => KvOp::Delete { key },
+                        4..=8 => KvOp::Read { key },
+                        9..=10 => KvOp::Delete { key },
+                        11..=12 => KvOp::InsertNew {
+                            value: self.value(&mut rng, t, counter),
+                            key,
+                        },
+                        13..=15 => KvOp::Cas {
+                            expected: match rng.below(4) {
+                                0 => None,
+                                _ => seen.get(&key).cloned().flatten(),
+                            },
+                            new: self.value(&mut rng, t, counter),
+                            key,
+                        },
+                        _ => KvOp::Add {
+                            key,
+                            delta: match rng.below(10) {
+                                0 => i64::MAX,
+                                1 => -(rng.below(1000) as i64),
+                                _ => rng.below(10) as i64,
+                            },
+                        },
                     }
                 })
                 .collect();
-            let wire: Vec<Op> = ops
-                .iter()
-                .map(|o| match *o {
-                    KvOp::Insert { key, value } => Op::Insert { key, value },
-                    KvOp::Read { key } => Op::Read { key },
-                    KvOp::Delete { key } => Op::Delete { key },
-                })
-                .collect();
+            let wire: Vec<Op> = ops.iter().map(wire_op).collect();
             let invoke = monotonic_nanos();
             let tickets = client.submit_all(&wire).expect("submit");
             for (op, ticket) in ops.into_iter().zip(tickets) {
                 let outcome = client.wait(ticket).expect("wait");
                 let ret = monotonic_nanos();
-                let output = match outcome {
-                    Outcome::Done | Outcome::NotFound => None,
-                    Outcome::Value(v) | Outcome::Replaced(v) => Some(v),
-                    other => panic!("{op}: unexpected answer {other:?}"),
+                let output = output_of(outcome.clone())
+                    .filter(|o| answers(&op, o))
+                    .unwrap_or_else(|| panic!("{op}: unexpected answer {outcome:?}"));
+                let now = match (&op, &output) {
+                    (_, Output::Replaced(_) | Output::Created | Output::Swapped) => {
+                        op.written().map(<[u8]>::to_vec)
+                    }
+                    (_, Output::Value(v) | Output::Exists(v)) => Some(v.clone()),
+                    (_, Output::Deleted(_) | Output::NotFound) => None,
+                    (_, Output::Mismatch(v)) => v.clone(),
+                    (_, Output::Number(n)) => Some(n.to_string().into_bytes()),
+                    (_, Output::NotAnInteger | Output::Overflow) => {
+                        seen.get(op.key()).cloned().flatten()
+                    }
                 };
+                seen.insert(op.key().to_vec(), now);
                 calls.push(Call::new(who, op, output, invoke, ret));
             }
         }
@@ -174,50 +301,131 @@ impl Role {
     }
 }
 
-/// One call as a line: `client op key value output invoke return` (`-` for none).
-pub fn format_call(c: &Call) -> String {
-    let (op, key, value) = match c.op {
-        KvOp::Insert { key, value } => ("i", key, value.to_string()),
-        KvOp::Read { key } => ("r", key, "-".to_string()),
-        KvOp::Delete { key } => ("d", key, "-".to_string()),
-    };
-    let output = c.output.map_or("-".to_string(), |v| v.to_string());
-    let ret = c.ret.map_or("-".to_string(), |v| v.to_string());
-    format!(
-        "{} {op} {key} {value} {output} {} {ret}",
-        c.client, c.invoke
-    )
+/// Bytes as one token: `x` and their hex digits (`x` alone: empty).
+fn hex(v: &[u8]) -> String {
+    let mut s = String::with_capacity(1 + 2 * v.len());
+    s.push('x');
+    for b in v {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
-/// Parse [`format_call`]'s output.
-pub fn parse_call(line: &str) -> Option<Call> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    if f.len() != 7 {
+/// Parse [`hex`]'s token.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let d = s.strip_prefix('x')?;
+    if d.len() % 2 != 0 {
         return None;
     }
-    let opt = |s: &str| -> Option<Option<u64>> {
-        if s == "-" {
-            Some(None)
-        } else {
-            s.parse().ok().map(Some)
-        }
+    (0..d.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(d.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A value or absence as one token: [`hex`], or `-`.
+fn maybe_hex(v: Option<&[u8]>) -> String {
+    v.map_or("-".to_string(), hex)
+}
+
+/// Parse [`maybe_hex`]'s token.
+fn maybe_unhex(s: &str) -> Option<Option<Vec<u8>>> {
+    if s == "-" {
+        Some(None)
+    } else {
+        unhex(s).map(Some)
+    }
+}
+
+/// One call as a line: `client invoke return op key args... = output` (`-` for no return or
+/// no answer; byte strings as [`hex`] tokens).
+pub fn format_call(c: &Call) -> String {
+    let op = match &c.op {
+        KvOp::Insert { key, value } => format!("insert {} {}", hex(key), hex(value)),
+        KvOp::Read { key } => format!("read {}", hex(key)),
+        KvOp::Delete { key } => format!("delete {}", hex(key)),
+        KvOp::InsertNew { key, value } => format!("insert-new {} {}", hex(key), hex(value)),
+        KvOp::Cas { key, expected, new } => format!(
+            "cas {} {} {}",
+            hex(key),
+            maybe_hex(expected.as_deref()),
+            hex(new)
+        ),
+        KvOp::Add { key, delta } => format!("add {} {delta}", hex(key)),
     };
-    let key: u64 = f[2].parse().ok()?;
-    let op = match f[1] {
-        "i" => KvOp::Insert {
+    let output = match &c.output {
+        None => "-".to_string(),
+        Some(Output::Created) => "created".to_string(),
+        Some(Output::Replaced(v)) => format!("replaced {}", hex(v)),
+        Some(Output::Value(v)) => format!("value {}", hex(v)),
+        Some(Output::NotFound) => "not-found".to_string(),
+        Some(Output::Deleted(v)) => format!("deleted {}", hex(v)),
+        Some(Output::Exists(v)) => format!("exists {}", hex(v)),
+        Some(Output::Swapped) => "swapped".to_string(),
+        Some(Output::Mismatch(v)) => format!("mismatch {}", maybe_hex(v.as_deref())),
+        Some(Output::Number(n)) => format!("number {n}"),
+        Some(Output::NotAnInteger) => "not-an-integer".to_string(),
+        Some(Output::Overflow) => "overflow".to_string(),
+    };
+    let ret = c.ret.map_or("-".to_string(), |v| v.to_string());
+    format!("{} {} {ret} {op} = {output}", c.client, c.invoke)
+}
+
+/// Parse [`format_call`]'s output; `None` for any other line.
+pub fn parse_call(line: &str) -> Option<Call> {
+    let (left, right) = line.split_once(" = ")?;
+    let f: Vec<&str> = left.split_whitespace().collect();
+    let o: Vec<&str> = right.split_whitespace().collect();
+    let client = f.first()?.parse().ok()?;
+    let invoke = f.get(1)?.parse().ok()?;
+    let ret = match *f.get(2)? {
+        "-" => None,
+        r => Some(r.parse().ok()?),
+    };
+    let key = unhex(f.get(4)?)?;
+    let op = match (*f.get(3)?, f.len()) {
+        ("insert", 6) => KvOp::Insert {
             key,
-            value: f[3].parse().ok()?,
+            value: unhex(f[5])?,
         },
-        "r" => KvOp::Read { key },
-        "d" => KvOp::Delete { key },
+        ("read", 5) => KvOp::Read { key },
+        ("delete", 5) => KvOp::Delete { key },
+        ("insert-new", 6) => KvOp::InsertNew {
+            key,
+            value: unhex(f[5])?,
+        },
+        ("cas", 7) => KvOp::Cas {
+            key,
+            expected: maybe_unhex(f[5])?,
+            new: unhex(f[6])?,
+        },
+        ("add", 6) => KvOp::Add {
+            key,
+            delta: f[5].parse().ok()?,
+        },
+        _ => return None,
+    };
+    let output = match (o.first().copied()?, o.get(1).copied(), o.len()) {
+        ("-", None, 1) => None,
+        ("created", None, 1) => Some(Output::Created),
+        ("replaced", Some(v), 2) => Some(Output::Replaced(unhex(v)?)),
+        ("value", Some(v), 2) => Some(Output::Value(unhex(v)?)),
+        ("not-found", None, 1) => Some(Output::NotFound),
+        ("deleted", Some(v), 2) => Some(Output::Deleted(unhex(v)?)),
+        ("exists", Some(v), 2) => Some(Output::Exists(unhex(v)?)),
+        ("swapped", None, 1) => Some(Output::Swapped),
+        ("mismatch", Some(v), 2) => Some(Output::Mismatch(maybe_unhex(v)?)),
+        ("number", Some(n), 2) => Some(Output::Number(n.parse().ok()?)),
+        ("not-an-integer", None, 1) => Some(Output::NotAnInteger),
+        ("overflow", None, 1) => Some(Output::Overflow),
         _ => return None,
     };
     Some(Call {
-        client: f[0].parse().ok()?,
+        client,
         op,
-        output: opt(f[4])?,
-        invoke: f[5].parse().ok()?,
-        ret: opt(f[6])?,
+        output,
+        invoke,
+        ret,
     })
 }
 
@@ -235,7 +443,7 @@ pub fn run_child(spec: &str) {
 /// Pairs of calls on one key by different processes whose intervals overlap (a history
 /// without any checks little).
 pub fn overlapping_pairs(calls: &[Call]) -> usize {
-    let mut by_key: std::collections::HashMap<u64, Vec<&Call>> = Default::default();
+    let mut by_key: HashMap<&[u8], Vec<&Call>> = HashMap::new();
     for c in calls {
         by_key.entry(c.op.key()).or_default().push(c);
     }
@@ -255,4 +463,35 @@ pub fn overlapping_pairs(calls: &[Call]) -> usize {
         }
     }
     n
+}
+
+/// How many calls of each kind of answer the history holds, by [`answer_kind`] name, in
+/// name order: to show that every operation and answer was exercised.
+pub fn answer_counts(calls: &[Call]) -> Vec<(&'static str, usize)> {
+    let mut m: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for c in calls {
+        *m.entry(answer_kind(c)).or_default() += 1;
+    }
+    m.into_iter().collect()
+}
+
+/// A call's operation and the kind of its answer, as one name (`cas/mismatch-absent`).
+pub fn answer_kind(c: &Call) -> &'static str {
+    match (&c.op, &c.output) {
+        (_, None) => "pending",
+        (KvOp::Insert { .. }, Some(Output::Created)) => "insert/created",
+        (KvOp::Insert { .. }, Some(_)) => "insert/replaced",
+        (KvOp::Read { .. }, Some(Output::NotFound)) => "read/not-found",
+        (KvOp::Read { .. }, Some(_)) => "read/value",
+        (KvOp::Delete { .. }, Some(Output::NotFound)) => "delete/not-found",
+        (KvOp::Delete { .. }, Some(_)) => "delete/deleted",
+        (KvOp::InsertNew { .. }, Some(Output::Created)) => "insert-new/created",
+        (KvOp::InsertNew { .. }, Some(_)) => "insert-new/exists",
+        (KvOp::Cas { .. }, Some(Output::Swapped)) => "cas/swapped",
+        (KvOp::Cas { .. }, Some(Output::Mismatch(None))) => "cas/mismatch-absent",
+        (KvOp::Cas { .. }, Some(_)) => "cas/mismatch-value",
+        (KvOp::Add { .. }, Some(Output::Number(_))) => "add/number",
+        (KvOp::Add { .. }, Some(Output::NotAnInteger)) => "add/not-an-integer",
+        (KvOp::Add { .. }, Some(_)) => "add/overflow",
+    }
 }

@@ -1,12 +1,12 @@
 //! Loom models of the variable-length record ring ([`shmkv::record`]): records that exactly
-//! fill the end of the data area, padding at the wrap, a producer asleep on a full ring, and
-//! batched release. Each runs the shipped code over [`HeapRecordMem`], whose data words are
+//! fill the end of the data area, padding at the wrap, a producer asleep on a full ring,
+//! batched publication, batched release, and a nudge that ends a consumer's wait. Each runs the shipped code over [`HeapRecordMem`], whose data words are
 //! loom cells (a publication flaw is a data race report) and whose futex is loom's mutex and
 //! condition variable (a lost wake-up is a deadlock report).
 
 use super::{MODEL_SPIN, model};
 use shmkv::record::{HeapRecordMem, RecordConsumer, RecordMem, RecordProducer, record_channel};
-use shmkv::sync::{Arc, Ordering, thread};
+use shmkv::sync::{Arc, AtomicBool, Ordering, thread};
 use shmkv::wait::SpinPolicy;
 
 /// A record ring of `cap` bytes, with both halves set to `policy`.
@@ -141,6 +141,56 @@ fn record_batched_release() {
                 next += 1;
             }
             c.release();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Batched publication: two records written unpublished (`write` ×2) and published with one
+/// `publish`, through a ring that holds exactly those two.
+///
+/// Catches: a `publish` that moves `tail` by less than every byte written since the last one
+/// (only the last record's, say: the consumer takes the first record and waits forever for the
+/// second, a deadlock), and a `write` that stores `tail` before the record's words are written
+/// (the consumer copies words being written: a race on the word cells).
+#[test]
+fn record_batched_publish() {
+    model(|| {
+        let (mut p, mut c, mem) = pair(32, MODEL_SPIN);
+        let t = thread::spawn(move || {
+            p.write(&rec(1, 8)).unwrap();
+            p.write(&rec(2, 3)).unwrap();
+            assert_eq!(p.unpublished(), 32);
+            p.publish();
+        });
+        assert_eq!(pop(&mut c), rec(1, 8));
+        assert_eq!(pop(&mut c), rec(2, 3));
+        t.join().unwrap();
+        assert_eq!(mem.ctrl().producer.0.tail.load(Ordering::SeqCst), 32);
+    });
+}
+
+/// A consumer asleep on an empty ring is nudged ([`RecordConsumer::nudge`]) after its cancel
+/// condition was set: its wait must return, with nothing published.
+///
+/// Catches: a nudge that a sleeping consumer misses: the cancel condition looked at before the
+/// waiter flag is raised (or not at all), or a nudge that wakes without changing the futex word
+/// (the consumer checks, finds nothing, and sleeps forever: a deadlock).
+#[test]
+fn record_nudge_cancels_a_wait() {
+    model(|| {
+        let (_p, mut c, mem) = pair(32, SpinPolicy::BLOCK);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = thread::spawn(move || {
+            stop2.store(true, Ordering::SeqCst);
+            RecordConsumer::nudge(&mem);
+        });
+        loop {
+            let r = c.wait_data_or(None, SpinPolicy::BLOCK, &|| stop.load(Ordering::SeqCst));
+            if r.is_err() && stop.load(Ordering::SeqCst) {
+                break;
+            }
         }
         t.join().unwrap();
     });

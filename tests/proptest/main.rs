@@ -1,210 +1,202 @@
-//! Property tests: the table, and the table served over real shared memory, against a
-//! `std::collections::HashMap` oracle.
+//! Property tests: the byte-string store, and the store served over real shared memory (by
+//! the library here, by the `shmkv-server` binary in [`binary`]), against a
+//! `HashMap<Vec<u8>, Vec<u8>>` model, over every operation: insert, read, delete, insert-new,
+//! cas (expecting a value or absence), add, len, scan (Redis SCAN's guarantee), print, thread
+//! changes, stats, and the client's refusal of keys and values over the limits. Keys and
+//! values are binary (0x00, 0xff, quotes, spaces), values may be empty, and keys and values
+//! of exactly the maximum size occur: most servers run with small limits (64-byte keys,
+//! 4 KiB values) so that they are cheap, a few cases run at the default limits (4 KiB keys,
+//! 1 MiB values). What is checked, and how exactly under pipelining, is in [`model`].
 #![cfg(not(loom))]
 
 mod binary;
-#[path = "../common/mod.rs"]
-mod common;
+mod model;
+#[path = "../lin/record.rs"]
+mod record;
+#[path = "../lin/server.rs"]
+mod server;
 
+use model::{Action, BUCKETS, Checker, MAX_WORKERS, SMALL};
 use proptest::prelude::*;
-use shmkv::client::{Client, ClientConfig, Outcome};
-use shmkv::protocol::{ErrorCode, Op};
-use shmkv::server::{Server, ServerConfig};
-use shmkv::stats::{SlotStats, Stats};
-use shmkv::table::Table;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+use shmkv::client::Client;
+use shmkv::server::{DEFAULT_LIMITS, Server, ServerConfig};
+use shmkv::store::{Store, entry_cost};
+use shmkv::wire::Limits;
 
-/// One step of a test: an operation, or a batch boundary (submit what is queued, then wait).
-#[derive(Debug, Clone)]
-enum Action {
-    Op(Op),
-    Flush,
-}
-
-const KEYS: u64 = 16;
-const BUCKETS: usize = 8;
-
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        4 => (0..KEYS, any::<u64>()).prop_map(|(key, value)| Action::Op(Op::Insert { key, value })),
-        4 => (0..KEYS).prop_map(|key| Action::Op(Op::Read { key })),
-        2 => (0..KEYS).prop_map(|key| Action::Op(Op::Delete { key })),
-        1 => (0..BUCKETS as u64 + 2).prop_map(|bucket| Action::Op(Op::Print { bucket })),
-        1 => (1..3u32).prop_map(|n| Action::Op(Op::ThStart { n })),
-        1 => Just(Action::Op(Op::ThStop)),
-        1 => Just(Action::Op(Op::Stats)),
-        2 => Just(Action::Flush),
-    ]
-}
-
-/// The oracle: what the served table must answer, given the ops of one client in order.
-struct Model {
-    map: HashMap<u64, u64>,
-    workers: u32,
-    max_workers: u32,
-}
-
-impl Model {
-    fn apply(&mut self, op: Op, bucket_of: &dyn Fn(u64) -> usize) -> Outcome {
-        match op {
-            Op::Insert { key, value } => match self.map.insert(key, value) {
-                None => Outcome::Done,
-                Some(p) => Outcome::Replaced(p),
-            },
-            Op::Read { key } => self
-                .map
-                .get(&key)
-                .map_or(Outcome::NotFound, |v| Outcome::Value(*v)),
-            Op::Delete { key } => self
-                .map
-                .remove(&key)
-                .map_or(Outcome::NotFound, Outcome::Value),
-            Op::Print { bucket } => {
-                if bucket >= BUCKETS as u64 {
-                    return Outcome::Refused(ErrorCode::BadBucket {
-                        bucket,
-                        buckets: BUCKETS as u64,
-                    });
-                }
-                let mut e: Vec<(u64, u64)> = self
-                    .map
-                    .iter()
-                    .filter(|(k, _)| bucket_of(**k) == bucket as usize)
-                    .map(|(k, v)| (*k, *v))
-                    .collect();
-                e.sort_unstable();
-                Outcome::Entries(e)
-            }
-            Op::ThStart { n } => {
-                if self.workers + n > self.max_workers {
-                    Outcome::Refused(ErrorCode::ThreadLimit {
-                        current: self.workers,
-                        max: self.max_workers,
-                    })
-                } else {
-                    self.workers += n;
-                    Outcome::Threads(self.workers)
-                }
-            }
-            Op::ThStop => {
-                if self.workers > 1 {
-                    self.workers -= 1;
-                    Outcome::Threads(self.workers)
-                } else {
-                    Outcome::Refused(ErrorCode::LastWorker)
-                }
-            }
-            Op::Quit => Outcome::Done,
-            // What the model knows of the statistics (see `same`).
-            Op::Stats => Outcome::Stats(Box::new(Stats {
-                entries: self.map.len() as u64,
-                buckets: BUCKETS as u64,
-                slots: vec![SlotStats {
-                    slot: 0,
-                    workers: u64::from(self.workers),
-                    ..SlotStats::default()
-                }],
-                ..Stats::default()
-            })),
-        }
+/// Run `actions` on a fresh store, each alone (so every check is exact), with the model's
+/// limits `limits` (the store has none of its own); the store ends as the model, its memory
+/// charged as the model's entries cost. Returns what was seen.
+fn run_on_store(
+    pool: &[model::KeySpec],
+    actions: &[Action],
+    limits: Limits,
+) -> Result<model::Coverage, TestCaseError> {
+    let store = Store::new(BUCKETS as usize, u64::MAX).unwrap();
+    let keys = model::resolve_keys(pool, limits);
+    let bucket_of = |k: &[u8]| store.bucket_of(k) as u64;
+    let mine = |_: &[u8]| true;
+    let mut c = Checker::new(keys, limits, 1, &bucket_of, &mine, true);
+    for a in actions.iter().filter(|a| a.for_store()) {
+        c.act(&store, a)?;
+        c.flush(&store)?;
+        prop_assert_eq!(store.len(), c.model.map.len() as u64);
+        prop_assert_eq!(store.memory_used(), c.model.memory());
     }
+    c.finish(&store)?;
+    for (k, v) in &c.model.map {
+        let got = store.read(k).get().map(<[u8]>::to_vec);
+        prop_assert_eq!(got.as_ref(), Some(v));
+    }
+    Ok(c.coverage)
 }
 
-fn unique_name() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "pt-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+/// Run `actions` through a library server over real shared memory with `threads` workers to
+/// start with; the server ends holding what the model holds.
+fn run_on_server(
+    pool: &[model::KeySpec],
+    actions: &[Action],
+    threads: u32,
+    limits: Limits,
+) -> Result<(), TestCaseError> {
+    let (pool, actions) = &model::with_maximum_sizes(pool, actions);
+    let name = server::unique_name("pt");
+    let server = Server::start(ServerConfig {
+        name: name.clone(),
+        buckets: BUCKETS as usize,
+        clients: 1,
+        threads,
+        max_threads: MAX_WORKERS,
+        limits,
+        log: false,
+        share_backlog: Some(true),
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let client = Client::connect(&record::patient(&name)).unwrap();
+    prop_assert_eq!(client.limits(), limits);
+    let keys = model::resolve_keys(pool, limits);
+    let buckets = model::learn_buckets(&client, &keys);
+    let bucket_of = |k: &[u8]| buckets[k];
+    let mine = |_: &[u8]| true;
+    let mut c = Checker::new(keys, limits, threads, &bucket_of, &mine, true);
+    c.slot = client.slot();
+    c.run(&client, actions)?;
+    for (k, v) in &c.model.map {
+        let got = client.read(k).unwrap();
+        prop_assert_eq!(got.as_ref(), Some(v));
+    }
+    let mut all = client.keys().unwrap();
+    all.sort();
+    let mut want: Vec<_> = c.model.map.keys().cloned().collect();
+    want.sort();
+    prop_assert_eq!(all, want);
+    prop_assert_eq!(client.stray_responses(), 0);
+    drop(client);
+    prop_assert_eq!(server.len(), c.model.map.len());
+    server.shutdown();
+    Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    /// The table alone against a HashMap: every return value and the final contents.
+    /// The store alone against the model: every answer, the entry count and the memory
+    /// charged after every operation, and the final contents.
     #[test]
-    fn table_matches_hashmap(ops in proptest::collection::vec(action(), 0..200)) {
-        let t: Table<u64, u64> = Table::new(BUCKETS).unwrap();
-        let mut m = HashMap::new();
-        for a in ops {
-            match a {
-                Action::Op(Op::Insert { key, value }) => prop_assert_eq!(t.insert(key, value), m.insert(key, value)),
-                Action::Op(Op::Read { key }) => prop_assert_eq!(t.get(&key), m.get(&key).copied()),
-                Action::Op(Op::Delete { key }) => prop_assert_eq!(t.remove(&key), m.remove(&key)),
-                _ => {}
-            }
-            prop_assert_eq!(t.len(), m.len());
-        }
-        for (k, v) in &m {
-            prop_assert_eq!(t.get(k), Some(*v));
-        }
+    fn store_matches_hashmap(
+        pool in model::pool(),
+        actions in proptest::collection::vec(model::action(), 0..200),
+    ) {
+        run_on_store(&pool, &actions, SMALL)?;
     }
+}
 
-    /// Random pipelined batches through a real server over shared memory, with worker threads
-    /// started and stopped in between: every response equals the HashMap oracle's.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Random pipelined batches through a library server over shared memory (small limits),
+    /// with worker threads started and stopped in between: every answer as the model allows.
     #[test]
-    fn served_table_matches_hashmap(ops in proptest::collection::vec(action(), 1..120), threads in 1..4u32) {
-        let name = unique_name();
-        let server = Server::start(ServerConfig {
-            name: name.clone(),
-            buckets: BUCKETS,
-            clients: 1,
-            threads,
-            max_threads: 6,
-            ring_capacity: 16,
-            log: false,
-            share_backlog: Some(true),
-            ..ServerConfig::default()
-        }).unwrap();
-        let client = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
-        // The oracle needs the server's bucket function: learn it from Print of a lone key.
-        let mut bucket_map = HashMap::new();
-        for k in 0..KEYS {
-            client.insert(k, 0).unwrap();
-            for b in 0..BUCKETS as u64 {
-                if client.print(b).unwrap().iter().any(|(kk, _)| *kk == k) {
-                    bucket_map.insert(k, b as usize);
-                }
-            }
-            client.delete(k).unwrap();
-        }
-        let bucket_of = |k: u64| bucket_map[&k];
-        let mut model = Model { map: HashMap::new(), workers: threads, max_workers: 6 };
-        let mut batch = Vec::new();
-        let flush = |batch: &mut Vec<Op>, model: &mut Model| -> Result<(), TestCaseError> {
-            let tickets = client.submit_all(batch).unwrap();
-            for (op, t) in batch.iter().zip(tickets) {
-                let mut got = client.wait(t).unwrap();
-                if let Outcome::Entries(e) = &mut got {
-                    e.sort_unstable();
-                }
-                let want = model.apply(*op, &bucket_of);
-                if let (Outcome::Stats(g), Outcome::Stats(w)) = (&got, &want) {
-                    // A Stats follows every earlier request of the client: exact entries and
-                    // worker count, whatever the number of workers.
-                    prop_assert_eq!(
-                        (g.entries, g.buckets, g.slots[0].workers),
-                        (w.entries, w.buckets, w.slots[0].workers)
-                    );
-                } else {
-                    prop_assert_eq!(got, want, "op {:?}", op);
-                }
-            }
-            batch.clear();
-            Ok(())
-        };
-        for a in ops {
-            match a {
-                Action::Op(op) => batch.push(op),
-                Action::Flush => flush(&mut batch, &mut model)?,
-            }
-        }
-        flush(&mut batch, &mut model)?;
-        prop_assert_eq!(client.stray_responses(), 0);
-        drop(client);
-        prop_assert_eq!(server.len(), model.map.len());
-        server.shutdown();
+    fn served_store_matches_hashmap(
+        pool in model::pool(),
+        actions in proptest::collection::vec(model::action(), 1..150),
+        threads in 1..4u32,
+    ) {
+        run_on_server(&pool, &actions, threads, SMALL)?;
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    /// The same at the default limits (4 KiB keys, 1 MiB values, maximum sizes included).
+    #[test]
+    fn served_store_at_default_limits(
+        pool in model::pool(),
+        actions in proptest::collection::vec(model::action(), 1..40),
+        threads in 1..3u32,
+    ) {
+        run_on_server(&pool, &actions, threads, DEFAULT_LIMITS)?;
+    }
+}
+
+/// The generated actions reach every answer the store gives (each kind at least once over
+/// a few dozen runs), complete full scans, and hold maximum-size keys and values; so a
+/// property that passes has checked all of them.
+#[test]
+fn actions_reach_every_answer() {
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    );
+    let strategy = (
+        model::pool(),
+        proptest::collection::vec(model::action(), 100..200),
+    );
+    let mut seen = model::Coverage::default();
+    let mut max_key = false;
+    for _ in 0..40 {
+        let (pool, actions) = strategy.new_tree(&mut runner).unwrap().current();
+        max_key |= pool.iter().any(|k| matches!(k, model::KeySpec::Max(_)));
+        let c = run_on_store(&pool, &actions, SMALL).unwrap();
+        for (k, n) in c.answers {
+            *seen.answers.entry(k).or_default() += n;
+        }
+        seen.scans += c.scans;
+    }
+    eprintln!("{seen:?}");
+    assert!(max_key, "no maximum-size key");
+    assert!(seen.scans > 10, "{} full scans", seen.scans);
+    for kind in [
+        "created",
+        "replaced",
+        "value",
+        "not found",
+        "deleted",
+        "exists",
+        "swapped",
+        "mismatch absent",
+        "mismatch value",
+        "number",
+        "count",
+        "keys",
+        "entries",
+        "refused: bad bucket",
+        "refused: not an integer",
+        "refused: overflow",
+    ] {
+        assert!(
+            seen.answers.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {seen:?}"
+        );
+    }
+    // A maximum-size key with a maximum-size value costs what the store charges for it.
+    let store = Store::new(1, u64::MAX).unwrap();
+    let (k, v) = (model::fill(64, 1), model::fill(4096, 2));
+    store.write(&k).insert(&v).unwrap();
+    assert_eq!(store.memory_used(), entry_cost(64, 4096));
 }
