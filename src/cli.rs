@@ -1393,8 +1393,18 @@ mod tests {
         prop::collection::vec(byte, 0..24)
     }
 
+    /// `cases` cases (a few under Miri, which interprets every step), with no failure file:
+    /// Miri's isolation forbids the file system, and a failing case is printed anyway.
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { cases },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(config(2000))]
 
         #[test]
         fn quote_reads_back_as_exactly_one_word(bytes in awkward_bytes()) {
@@ -1539,6 +1549,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(config(256))]
+
         #[test]
         fn json_bytes_and_base64_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
             let v = json_bytes(&bytes);

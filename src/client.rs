@@ -18,9 +18,7 @@ use crate::record::{RecordConsumer, RecordError, RecordProducer, ShmRecordMem};
 use crate::stats::Stats;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 pub use crate::wire::Outcome;
-use crate::wire::{
-    Assembly, ErrorCode, Field, Limits, Op, Request, decode_response, encode_request,
-};
+use crate::wire::{Assembly, ErrorCode, Field, Limits, Op, decode_response, encode_op};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -535,21 +533,26 @@ impl Client {
     /// Submit one request; its response is collected with [`Client::wait`]. A key or value
     /// over the server's limits is refused here ([`ClientError::TooLarge`]), unsent.
     pub fn submit(&self, op: Op) -> Result<Ticket, ClientError> {
-        Ok(self.submit_all(std::slice::from_ref(&op))?[0])
+        self.submit_ops(std::slice::from_ref(&op)).map(Ticket)
     }
 
     /// Submit many requests at once (one publication of the ring, one wake of the server).
     /// They are taken in this order, so same-key operations take effect in this order. If one
     /// is over the server's limits, none is sent.
     pub fn submit_all(&self, ops: &[Op]) -> Result<Vec<Ticket>, ClientError> {
+        let first = self.submit_ops(ops)?;
+        Ok((first..first + ops.len() as u64).map(Ticket).collect())
+    }
+
+    /// Check, book and send `ops`; the id of the first (the others follow it).
+    fn submit_ops(&self, ops: &[Op]) -> Result<u64, ClientError> {
         for op in ops {
             check_limits(op, &self.info.limits)?;
         }
         let first = self.next_id.fetch_add(ops.len() as u64, Ordering::Relaxed);
-        let ids = first..first + ops.len() as u64;
-        self.book_pending(ids.clone())?;
+        self.book_pending(first..first + ops.len() as u64)?;
         self.send(first, ops)?;
-        Ok(ids.map(Ticket).collect())
+        Ok(first)
     }
 
     /// Enter requests `ids` as waiting for their answers (before they are sent, so that an
@@ -573,7 +576,7 @@ impl Client {
         let mut since = None;
         for (id, op) in (first..).zip(ops) {
             buf.clear();
-            encode_request(&Request { id, op: op.clone() }, buf);
+            encode_op(id, op, buf);
             loop {
                 match ring.write(buf) {
                     Ok(()) => break,

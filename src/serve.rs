@@ -580,7 +580,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 self.counters.error(&code);
                 ctl.misbehaved(Misbehavior::Malformed);
                 self.hand_off(&mut held, hand);
-                (Step::Served, vec![Reply::Error(code)])
+                (Step::Served, Answer::One(Reply::Error(code)))
             }
             Ok(req) => {
                 self.counters.op(req.op.verb());
@@ -620,14 +620,14 @@ impl<M: RecordMem + Clone> Lane<M> {
         held: &mut Option<MutexGuard<'_, Taker<M>>>,
         hand: bool,
         op: Op,
-    ) -> (Step, Vec<Reply>) {
-        let one = |r: Reply| (Step::Served, vec![r]);
+    ) -> (Step, Answer) {
+        let one = |r: Reply| (Step::Served, Answer::One(r));
         let stored = |r: Result<Reply, StoreError>| {
             let r = r.unwrap_or_else(|e| Reply::Error(store_error(e, &self.limits)));
             if let Reply::Error(e) = &r {
                 self.counters.error(e);
             }
-            (Step::Served, vec![r])
+            (Step::Served, Answer::One(r))
         };
         match op {
             Op::Insert { key, value } => {
@@ -745,7 +745,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                     });
                 self.hand_off(held, hand);
                 match r {
-                    Ok(w) => (Step::Exit, vec![Reply::Threads(w - 1)]),
+                    Ok(w) => (Step::Exit, Answer::One(Reply::Threads(w - 1))),
                     Err(_) => {
                         self.counters.error(&ErrorCode::LastWorker);
                         one(Reply::Error(ErrorCode::LastWorker))
@@ -804,17 +804,31 @@ impl<M: RecordMem + Clone> Lane<M> {
         &self,
         ctl: &dyn Control,
         id: u64,
-        replies: Vec<Reply>,
+        replies: Answer,
         defer: bool,
         buf: &mut Vec<u8>,
     ) -> Result<bool, RecordError> {
         let mut p = self.producer.lock();
-        for reply in replies {
+        let mut write = |reply| {
             buf.clear();
             encode_response(&Response { id, reply }, buf);
-            if !self.write_answer(ctl, &mut p, buf)? {
-                return Ok(false);
+            self.write_answer(ctl, &mut p, buf)
+        };
+        let written = match replies {
+            Answer::One(reply) => write(reply)?,
+            Answer::Parts(parts) => {
+                let mut all = true;
+                for reply in parts {
+                    if !write(reply)? {
+                        all = false;
+                        break;
+                    }
+                }
+                all
             }
+        };
+        if !written {
+            return Ok(false);
         }
         p.unpublished += 1;
         if !(defer && p.unpublished < PUBLISH_BATCH && p.ring.unpublished() < PUBLISH_BYTES) {
@@ -832,7 +846,7 @@ impl<M: RecordMem + Clone> Lane<M> {
         self.respond_all(
             ctl,
             response.id,
-            vec![response.reply.clone()],
+            Answer::One(response.reply.clone()),
             false,
             &mut buf,
         )
@@ -922,13 +936,22 @@ impl<M: RecordMem + Clone> Lane<M> {
 }
 
 /// The parts of a long answer, each made by `make(items, more)`.
-fn with_more<T>(parts: Vec<Vec<T>>, make: impl Fn(Vec<T>, bool) -> Reply) -> Vec<Reply> {
+fn with_more<T>(parts: Vec<Vec<T>>, make: impl Fn(Vec<T>, bool) -> Reply) -> Answer {
     let last = parts.len() - 1;
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| make(p, i < last))
-        .collect()
+    Answer::Parts(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| make(p, i < last))
+            .collect(),
+    )
+}
+
+/// The replies that answer one request: one (most), or the parts of a long answer.
+#[derive(Debug)]
+enum Answer {
+    One(Reply),
+    Parts(Vec<Reply>),
 }
 
 /// The refusal a store error becomes (`limits`: the lane's, for a result too long).

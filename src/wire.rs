@@ -1368,13 +1368,22 @@ fn put_header(out: &mut Vec<u8>, id: u64, tag: u8, flags: u8) {
 ///
 /// If a key or value is longer than `u32::MAX` bytes (none fits in a record).
 pub fn encode_request(r: &Request, out: &mut Vec<u8>) {
-    out.reserve(r.encoded_len());
-    let flags = match &r.op {
+    encode_op(r.id, &r.op, out);
+}
+
+/// Append the encoding of the request `op` with id `id` to `out`: [`encode_request`] without
+/// building a [`Request`] (no copy of the operation's keys and values).
+///
+/// # Panics
+///
+/// As [`encode_request`].
+pub fn encode_op(id: u64, op: &Op, out: &mut Vec<u8>) {
+    let flags = match op {
         Op::Cas { expected: None, .. } => FLAG_ABSENT,
         _ => 0,
     };
-    put_header(out, r.id, r.op.verb().info().tag, flags);
-    match &r.op {
+    put_header(out, id, op.verb().info().tag, flags);
+    match op {
         Op::Insert { key, value } | Op::InsertNew { key, value } => {
             put_bytes(out, key);
             put_bytes(out, value);
