@@ -18,7 +18,7 @@ use crate::record::{RecordConsumer, RecordError, RecordProducer, ShmRecordMem};
 use crate::stats::Stats;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 pub use crate::wire::Outcome;
-use crate::wire::{Assembly, ErrorCode, Field, Limits, Op, decode_response, encode_op};
+use crate::wire::{Assembly, ErrorCode, Field, Limits, Op, OpView, decode_response, encode_view};
 use nix::errno::Errno;
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -233,9 +233,14 @@ struct Book {
     failed: Option<ClientError>,
     /// Responses whose id matched no pending request.
     strays: u64,
-    /// When the server last made progress on this connection (answered, or took requests
-    /// off a full ring), if it did.
+    /// When the server was last seen to have made progress on this connection (answered, or
+    /// took requests off a full ring), if it did: set by [`Client::check_stall`] when
+    /// `progress_marks` moved since its last look, so that the request path reads no clock.
     progress: Option<Instant>,
+    /// Counts progress (bumped by every drain that took responses, and when room came).
+    progress_marks: u64,
+    /// `progress_marks` when `progress` was last set.
+    marks_seen: u64,
 }
 
 /// The response ring's consumer and the buffer each response is copied into.
@@ -533,24 +538,34 @@ impl Client {
     /// Submit one request; its response is collected with [`Client::wait`]. A key or value
     /// over the server's limits is refused here ([`ClientError::TooLarge`]), unsent.
     pub fn submit(&self, op: Op) -> Result<Ticket, ClientError> {
-        self.submit_ops(std::slice::from_ref(&op)).map(Ticket)
+        self.submit_view(op.view())
+    }
+
+    /// [`Client::submit`] of an operation whose keys and values are borrowed: nothing is
+    /// copied but into the ring.
+    pub fn submit_view(&self, op: OpView<'_>) -> Result<Ticket, ClientError> {
+        self.submit_ops(std::iter::once(op)).map(Ticket)
     }
 
     /// Submit many requests at once (one publication of the ring, one wake of the server).
     /// They are taken in this order, so same-key operations take effect in this order. If one
     /// is over the server's limits, none is sent.
     pub fn submit_all(&self, ops: &[Op]) -> Result<Vec<Ticket>, ClientError> {
-        let first = self.submit_ops(ops)?;
+        let first = self.submit_ops(ops.iter().map(Op::view))?;
         Ok((first..first + ops.len() as u64).map(Ticket).collect())
     }
 
     /// Check, book and send `ops`; the id of the first (the others follow it).
-    fn submit_ops(&self, ops: &[Op]) -> Result<u64, ClientError> {
-        for op in ops {
-            check_limits(op, &self.info.limits)?;
+    fn submit_ops<'a>(
+        &self,
+        ops: impl ExactSizeIterator<Item = OpView<'a>> + Clone,
+    ) -> Result<u64, ClientError> {
+        for op in ops.clone() {
+            check_view_limits(&op, &self.info.limits)?;
         }
-        let first = self.next_id.fetch_add(ops.len() as u64, Ordering::Relaxed);
-        self.book_pending(first..first + ops.len() as u64)?;
+        let n = ops.len() as u64;
+        let first = self.next_id.fetch_add(n, Ordering::Relaxed);
+        self.book_pending(first..first + n)?;
         self.send(first, ops)?;
         Ok(first)
     }
@@ -570,13 +585,17 @@ impl Client {
     }
 
     /// Write `ops` with ids from `first` on into the request ring and publish them.
-    fn send(&self, first: u64, ops: &[Op]) -> Result<(), ClientError> {
+    fn send<'a>(
+        &self,
+        first: u64,
+        ops: impl Iterator<Item = OpView<'a>>,
+    ) -> Result<(), ClientError> {
         let mut guard = self.producer.lock();
         let Sender { ring, buf } = &mut *guard;
         let mut since = None;
         for (id, op) in (first..).zip(ops) {
             buf.clear();
-            encode_op(id, op, buf);
+            encode_view(id, &op, buf);
             loop {
                 match ring.write(buf) {
                     Ok(()) => break,
@@ -614,7 +633,7 @@ impl Client {
         }
         match producer.wait_space(len, Some(Duration::from_millis(1))) {
             Ok(()) => {
-                self.book.lock().progress = Some(Instant::now());
+                self.book.lock().progress_marks += 1;
                 Ok(())
             }
             Err(RecordError::WouldBlock) => Ok(()),
@@ -668,7 +687,7 @@ impl Client {
         if buf.capacity() > SCRATCH_KEEP {
             *buf = Vec::new();
         }
-        book.progress = Some(Instant::now());
+        book.progress_marks += 1;
         let result = match bad {
             Some(e) => Err(book.failed.get_or_insert(e).clone()),
             None => {
@@ -715,7 +734,14 @@ impl Client {
     /// [`ClientConfig::timeout`] since `since` (when the caller started waiting) or since its
     /// last progress, whichever is later.
     fn check_stall(&self, since: Instant) -> Result<(), ClientError> {
-        let last = self.book.lock().progress.map_or(since, |p| p.max(since));
+        let last = {
+            let mut book = self.book.lock();
+            if book.progress_marks != book.marks_seen {
+                book.marks_seen = book.progress_marks;
+                book.progress = Some(Instant::now());
+            }
+            book.progress.map_or(since, |p| p.max(since))
+        };
         if last.elapsed() >= self.timeout {
             return Err(self.fail(ClientError::Timeout(self.timeout)));
         }
@@ -797,7 +823,12 @@ impl Client {
 
     /// Submit `op`, wait for its answer; a refusal is an error.
     pub fn call(&self, op: Op) -> Result<Outcome, ClientError> {
-        let t = self.submit(op)?;
+        self.call_view(op.view())
+    }
+
+    /// [`Client::call`] of an operation whose keys and values are borrowed.
+    pub fn call_view(&self, op: OpView<'_>) -> Result<Outcome, ClientError> {
+        let t = self.submit_view(op)?;
         match self.wait(t)? {
             Outcome::Refused(e) => Err(ClientError::Refused(e)),
             o => Ok(o),
@@ -806,10 +837,7 @@ impl Client {
 
     /// Create or replace `key` → `value`; returns the previous value (`None`: created).
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.call(Op::Insert {
-            key: key.to_vec(),
-            value: value.to_vec(),
-        })? {
+        match self.call_view(OpView::Insert { key, value })? {
             Outcome::Created => Ok(None),
             Outcome::Replaced(v) => Ok(Some(v)),
             o => Err(unexpected(o)),
@@ -818,7 +846,7 @@ impl Client {
 
     /// Read `key`'s value.
     pub fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.call(Op::Read { key: key.to_vec() })? {
+        match self.call_view(OpView::Read { key })? {
             Outcome::Value(v) => Ok(Some(v)),
             Outcome::NotFound => Ok(None),
             o => Err(unexpected(o)),
@@ -840,7 +868,7 @@ impl Client {
 
     /// Delete `key`; returns its value (`None`: it was absent).
     pub fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.call(Op::Delete { key: key.to_vec() })? {
+        match self.call_view(OpView::Delete { key })? {
             Outcome::Deleted(v) => Ok(Some(v)),
             Outcome::NotFound => Ok(None),
             o => Err(unexpected(o)),
@@ -850,10 +878,7 @@ impl Client {
     /// Create `key` → `value` only if `key` is absent (Redis `SET NX`). `None`: created;
     /// `Some(current)`: it was present with that value and nothing changed.
     pub fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
-        match self.call(Op::InsertNew {
-            key: key.to_vec(),
-            value: value.to_vec(),
-        })? {
+        match self.call_view(OpView::InsertNew { key, value })? {
             Outcome::Created => Ok(None),
             Outcome::Exists(v) => Ok(Some(v)),
             o => Err(unexpected(o)),
@@ -868,11 +893,7 @@ impl Client {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<Result<(), Option<Vec<u8>>>, ClientError> {
-        match self.call(Op::Cas {
-            key: key.to_vec(),
-            expected: expected.map(<[u8]>::to_vec),
-            new: new.to_vec(),
-        })? {
+        match self.call_view(OpView::Cas { key, expected, new })? {
             Outcome::Swapped => Ok(Ok(())),
             Outcome::Mismatch(cur) => Ok(Err(cur)),
             o => Err(unexpected(o)),
@@ -883,10 +904,7 @@ impl Client {
     /// `INCRBY`); returns the new value. A value that is not a decimal `i64`, or a result
     /// that overflows, is refused and changes nothing.
     pub fn add(&self, key: &[u8], delta: i64) -> Result<i64, ClientError> {
-        match self.call(Op::Add {
-            key: key.to_vec(),
-            delta,
-        })? {
+        match self.call_view(OpView::Add { key, delta })? {
             Outcome::Number(n) => Ok(n),
             o => Err(unexpected(o)),
         }
@@ -989,6 +1007,11 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Refuse an operation whose key or value the server would refuse (an empty key too).
 pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), ClientError> {
+    check_view_limits(&op.view(), limits)
+}
+
+/// [`check_limits`] of a borrowed operation.
+pub fn check_view_limits(op: &OpView<'_>, limits: &Limits) -> Result<(), ClientError> {
     let key = |k: &[u8]| {
         if k.is_empty() || k.len() > limits.max_key as usize {
             return Err(ClientError::TooLarge {
@@ -1009,13 +1032,13 @@ pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), ClientError> {
         }
         Ok(())
     };
-    match op {
-        Op::Insert { key: k, value: v } | Op::InsertNew { key: k, value: v } => {
+    match *op {
+        OpView::Insert { key: k, value: v } | OpView::InsertNew { key: k, value: v } => {
             key(k)?;
             value(v)
         }
-        Op::Read { key: k } | Op::Delete { key: k } | Op::Add { key: k, .. } => key(k),
-        Op::Cas {
+        OpView::Read { key: k } | OpView::Delete { key: k } | OpView::Add { key: k, .. } => key(k),
+        OpView::Cas {
             key: k,
             expected,
             new,
@@ -1026,13 +1049,13 @@ pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), ClientError> {
             }
             value(new)
         }
-        Op::Len
-        | Op::Scan { .. }
-        | Op::Print { .. }
-        | Op::ThreadsStart { .. }
-        | Op::ThreadsStop
-        | Op::Stats
-        | Op::Quit => Ok(()),
+        OpView::Len
+        | OpView::Scan { .. }
+        | OpView::Print { .. }
+        | OpView::ThreadsStart { .. }
+        | OpView::ThreadsStop
+        | OpView::Stats
+        | OpView::Quit => Ok(()),
     }
 }
 

@@ -34,8 +34,8 @@ use crate::store::{Store, StoreError};
 use crate::sync::{AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering, fence};
 use crate::wait::{SpinPolicy, Wake};
 use crate::wire::{
-    self, ENTRIES_FIXED, ErrorCode, KEYS_FIXED, Limits, Op, Reply, Response, STATS_FIXED, Stat,
-    decode_request, encode_response, request_id,
+    self, ENTRIES_FIXED, ErrorCode, KEYS_FIXED, Limits, OpView, Reply, ReplyKind, Response,
+    STATS_FIXED, Stat, decode_request_view, encode_response, request_id,
 };
 use std::time::{Duration, Instant};
 
@@ -572,9 +572,10 @@ impl<M: RecordMem + Clone> Lane<M> {
         // deferred answer there once deadlocked a loom model: nobody was bound to publish it).
         let defer = more && !hand;
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
-        let id = request_id(&scratch.request);
+        let Scratch { request, response } = &mut *scratch;
+        let id = request_id(request);
         let mut quit = false;
-        let (step, replies) = match decode_request(&scratch.request, &self.limits) {
+        let (step, replies) = match decode_request_view(request, &self.limits) {
             Err(e) => {
                 let code = e.reply_code();
                 self.counters.error(&code);
@@ -582,13 +583,19 @@ impl<M: RecordMem + Clone> Lane<M> {
                 self.hand_off(&mut held, hand);
                 (Step::Served, Answer::One(Reply::Error(code)))
             }
-            Ok(req) => {
-                self.counters.op(req.op.verb());
-                quit = req.op == Op::Quit;
-                self.execute(store, ctl, &mut held, hand, req.op)
+            Ok((_, op)) => {
+                self.counters.op(op.verb());
+                quit = op == OpView::Quit;
+                let exec = Exec {
+                    store,
+                    ctl,
+                    hand,
+                    id,
+                };
+                self.execute(&exec, &mut held, op, response)
             }
         };
-        let answered = self.respond_all(ctl, id, replies, defer, &mut scratch.response);
+        let answered = self.respond_all(ctl, id, replies, defer, response);
         if quit {
             ctl.request_quit();
         }
@@ -612,15 +619,21 @@ impl<M: RecordMem + Clone> Lane<M> {
     }
 
     /// Execute one decoded request, releasing the consumer lock as soon as the request's order
-    /// is fixed (see [`Lane::hand_off`]); the answer's parts, in order.
+    /// is fixed (see [`Lane::hand_off`]); the answer's parts, in order, or
+    /// [`Answer::Encoded`] when it was encoded into `out` (a value, straight from the table).
     fn execute(
         &self,
-        store: &Store,
-        ctl: &dyn Control,
+        exec: &Exec<'_>,
         held: &mut Option<MutexGuard<'_, Taker<M>>>,
-        hand: bool,
-        op: Op,
+        op: OpView<'_>,
+        out: &mut Vec<u8>,
     ) -> (Step, Answer) {
+        let Exec {
+            store,
+            ctl,
+            hand,
+            id,
+        } = *exec;
         let one = |r: Reply| (Step::Served, Answer::One(r));
         let stored = |r: Result<Reply, StoreError>| {
             let r = r.unwrap_or_else(|e| Reply::Error(store_error(e, &self.limits)));
@@ -630,48 +643,52 @@ impl<M: RecordMem + Clone> Lane<M> {
             (Step::Served, Answer::One(r))
         };
         match op {
-            Op::Insert { key, value } => {
-                let g = store.write(&key);
+            OpView::Insert { key, value } => {
+                let g = store.write(key);
                 self.hand_off(held, hand);
-                stored(g.insert(&value).map(|prev| match prev {
+                stored(g.insert(value).map(|prev| match prev {
                     None => Reply::Created,
                     Some(p) => Reply::Replaced(p),
                 }))
             }
-            Op::Read { key } => {
-                let g = store.read(&key);
+            OpView::Read { key } => {
+                let g = store.read(key);
                 self.hand_off(held, hand);
-                one(match g.get() {
-                    Some(v) => Reply::Value(v.to_vec()),
-                    None => Reply::NotFound,
-                })
+                match g.get() {
+                    Some(v) => {
+                        out.clear();
+                        wire::encode_value_response(id, ReplyKind::Value, v, out);
+                        (Step::Served, Answer::Encoded)
+                    }
+                    None => one(Reply::NotFound),
+                }
             }
-            Op::Delete { key } => {
-                let g = store.write(&key);
+            OpView::Delete { key } => {
+                let g = store.write(key);
                 self.hand_off(held, hand);
                 one(match g.delete() {
                     Some(v) => Reply::Deleted(v),
                     None => Reply::NotFound,
                 })
             }
-            Op::InsertNew { key, value } => {
-                let g = store.write(&key);
+            OpView::InsertNew { key, value } => {
+                let g = store.write(key);
                 self.hand_off(held, hand);
-                stored(g.insert_new(&value).map(|cur| match cur {
+                stored(g.insert_new(value).map(|cur| match cur {
                     None => Reply::Created,
                     Some(v) => Reply::Exists(v),
                 }))
             }
-            Op::Cas { key, expected, new } => {
-                let g = store.write(&key);
+            OpView::Cas { key, expected, new } => {
+                let g = store.write(key);
                 self.hand_off(held, hand);
-                stored(g.cas(expected.as_deref(), &new).map(|r| match r {
+                stored(g.cas(expected, new).map(|r| match r {
                     Ok(()) => Reply::Swapped,
                     Err(cur) => Reply::Mismatch(cur),
                 }))
             }
-            Op::Add { key, delta } => {
-                let g = store.write(&key);
+            OpView::Add { key, delta } => {
+                let g = store.write(key);
                 self.hand_off(held, hand);
                 stored(
                     g.add_within(delta, self.limits.max_value as usize)
@@ -681,13 +698,13 @@ impl<M: RecordMem + Clone> Lane<M> {
             // Whole-table reads (len, scan, print) and Stats follow every earlier request of
             // this client and precede every later one: they are taken with the consumer lock
             // held, once the earlier ones are answered.
-            Op::Len => {
+            OpView::Len => {
                 self.wait_earlier_answered(held, hand);
                 let n = store.len();
                 self.hand_off(held, hand);
                 one(Reply::Count(n))
             }
-            Op::Scan { cursor, count } => {
+            OpView::Scan { cursor, count } => {
                 self.wait_earlier_answered(held, hand);
                 let (next, keys) = store.scan(cursor, count.min(SCAN_MAX_COUNT));
                 self.hand_off(held, hand);
@@ -702,7 +719,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                     }),
                 )
             }
-            Op::Print { bucket } => {
+            OpView::Print { bucket } => {
                 self.wait_earlier_answered(held, hand);
                 let pairs = store.print(bucket);
                 self.hand_off(held, hand);
@@ -729,7 +746,7 @@ impl<M: RecordMem + Clone> Lane<M> {
             // Worker-count changes happen under the consumer lock too, so that a client's
             // ThreadsStart/ThreadsStop take effect (and report counts) in the order it sent
             // them.
-            Op::ThreadsStart { n } => {
+            OpView::ThreadsStart { n } => {
                 let reply = self.start(n, ctl);
                 if let Reply::Error(e) = &reply {
                     self.counters.error(e);
@@ -737,7 +754,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 self.hand_off(held, hand);
                 one(reply)
             }
-            Op::ThreadsStop => {
+            OpView::ThreadsStop => {
                 let r = self
                     .workers
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
@@ -753,11 +770,11 @@ impl<M: RecordMem + Clone> Lane<M> {
                 }
             }
             // (The server is asked to stop once the answer is written: see `serve_one`.)
-            Op::Quit => {
+            OpView::Quit => {
                 self.hand_off(held, hand);
                 one(Reply::Done)
             }
-            Op::Stats => {
+            OpView::Stats => {
                 self.wait_earlier_answered(held, hand);
                 let stats = ctl.stats(store);
                 self.hand_off(held, hand);
@@ -809,17 +826,20 @@ impl<M: RecordMem + Clone> Lane<M> {
         buf: &mut Vec<u8>,
     ) -> Result<bool, RecordError> {
         let mut p = self.producer.lock();
-        let mut write = |reply| {
-            buf.clear();
-            encode_response(&Response { id, reply }, buf);
+        let mut write = |reply: Option<Reply>| {
+            if let Some(reply) = reply {
+                buf.clear();
+                encode_response(&Response { id, reply }, buf);
+            }
             self.write_answer(ctl, &mut p, buf)
         };
         let written = match replies {
-            Answer::One(reply) => write(reply)?,
+            Answer::Encoded => write(None)?,
+            Answer::One(reply) => write(Some(reply))?,
             Answer::Parts(parts) => {
                 let mut all = true;
                 for reply in parts {
-                    if !write(reply)? {
+                    if !write(Some(reply))? {
                         all = false;
                         break;
                     }
@@ -918,8 +938,8 @@ impl<M: RecordMem + Clone> Lane<M> {
             consumer.unreleased = 0;
             n += 1;
             self.counters.taken();
-            if let Ok(req) = decode_request(&buf, &self.limits) {
-                self.counters.op(req.op.verb());
+            if let Ok((_, op)) = decode_request_view(&buf, &self.limits) {
+                self.counters.op(op.verb());
             }
             self.counters.error(&ErrorCode::ShuttingDown);
             let id = request_id(&buf);
@@ -947,11 +967,24 @@ fn with_more<T>(parts: Vec<Vec<T>>, make: impl Fn(Vec<T>, bool) -> Reply) -> Ans
     )
 }
 
-/// The replies that answer one request: one (most), or the parts of a long answer.
+/// The replies that answer one request: one (most), or the parts of a long answer, or one
+/// already encoded into the worker's response buffer.
 #[derive(Debug)]
 enum Answer {
     One(Reply),
     Parts(Vec<Reply>),
+    Encoded,
+}
+
+/// What [`Lane::execute`] needs besides the operation.
+#[derive(Clone, Copy)]
+struct Exec<'a> {
+    store: &'a Store,
+    ctl: &'a dyn Control,
+    /// Whether the consumer lock is handed over once the request's order is fixed.
+    hand: bool,
+    /// The request's id.
+    id: u64,
 }
 
 /// The refusal a store error becomes (`limits`: the lane's, for a result too long).
@@ -971,7 +1004,7 @@ fn store_error(e: StoreError, limits: &Limits) -> ErrorCode {
 mod tests {
     use super::*;
     use crate::record::{HeapRecordMem, RecordConsumer, RecordProducer};
-    use crate::wire::{Request, StatId, decode_response, encode_request};
+    use crate::wire::{Op, Request, StatId, decode_response, encode_request};
     use std::sync::Arc;
     use std::sync::atomic::AtomicU64;
 

@@ -809,6 +809,132 @@ pub struct Request {
     pub op: Op,
 }
 
+/// An [`Op`] whose keys and values borrow the bytes they came from: what [`decode_request_view`]
+/// returns (the server executes it straight from its copy of the record, allocating nothing)
+/// and what the encoder writes (a client encodes from the caller's slices, copying nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // The fields are those of `Op`'s variants of the same names.
+pub enum OpView<'a> {
+    Insert {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Read {
+        key: &'a [u8],
+    },
+    Delete {
+        key: &'a [u8],
+    },
+    InsertNew {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Cas {
+        key: &'a [u8],
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+    },
+    Add {
+        key: &'a [u8],
+        delta: i64,
+    },
+    Len,
+    Scan {
+        cursor: u64,
+        count: u32,
+    },
+    Print {
+        bucket: u64,
+    },
+    ThreadsStart {
+        n: u32,
+    },
+    ThreadsStop,
+    Stats,
+    Quit,
+}
+
+impl OpView<'_> {
+    /// The operation's verb.
+    pub const fn verb(&self) -> Verb {
+        match self {
+            OpView::Insert { .. } => Verb::Insert,
+            OpView::Read { .. } => Verb::Read,
+            OpView::Delete { .. } => Verb::Delete,
+            OpView::InsertNew { .. } => Verb::InsertNew,
+            OpView::Cas { .. } => Verb::Cas,
+            OpView::Add { .. } => Verb::Add,
+            OpView::Len => Verb::Len,
+            OpView::Scan { .. } => Verb::Scan,
+            OpView::Print { .. } => Verb::Print,
+            OpView::ThreadsStart { .. } => Verb::ThreadsStart,
+            OpView::ThreadsStop => Verb::ThreadsStop,
+            OpView::Stats => Verb::Stats,
+            OpView::Quit => Verb::Quit,
+        }
+    }
+
+    /// The owned operation (its keys and values copied).
+    pub fn to_op(&self) -> Op {
+        match *self {
+            OpView::Insert { key, value } => Op::Insert {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+            OpView::Read { key } => Op::Read { key: key.to_vec() },
+            OpView::Delete { key } => Op::Delete { key: key.to_vec() },
+            OpView::InsertNew { key, value } => Op::InsertNew {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+            OpView::Cas { key, expected, new } => Op::Cas {
+                key: key.to_vec(),
+                expected: expected.map(<[u8]>::to_vec),
+                new: new.to_vec(),
+            },
+            OpView::Add { key, delta } => Op::Add {
+                key: key.to_vec(),
+                delta,
+            },
+            OpView::Len => Op::Len,
+            OpView::Scan { cursor, count } => Op::Scan { cursor, count },
+            OpView::Print { bucket } => Op::Print { bucket },
+            OpView::ThreadsStart { n } => Op::ThreadsStart { n },
+            OpView::ThreadsStop => Op::ThreadsStop,
+            OpView::Stats => Op::Stats,
+            OpView::Quit => Op::Quit,
+        }
+    }
+}
+
+impl Op {
+    /// The operation as a view borrowing its keys and values.
+    pub fn view(&self) -> OpView<'_> {
+        match self {
+            Op::Insert { key, value } => OpView::Insert { key, value },
+            Op::Read { key } => OpView::Read { key },
+            Op::Delete { key } => OpView::Delete { key },
+            Op::InsertNew { key, value } => OpView::InsertNew { key, value },
+            Op::Cas { key, expected, new } => OpView::Cas {
+                key,
+                expected: expected.as_deref(),
+                new,
+            },
+            Op::Add { key, delta } => OpView::Add { key, delta: *delta },
+            Op::Len => OpView::Len,
+            Op::Scan { cursor, count } => OpView::Scan {
+                cursor: *cursor,
+                count: *count,
+            },
+            Op::Print { bucket } => OpView::Print { bucket: *bucket },
+            Op::ThreadsStart { n } => OpView::ThreadsStart { n: *n },
+            Op::ThreadsStop => OpView::ThreadsStop,
+            Op::Stats => OpView::Stats,
+            Op::Quit => OpView::Quit,
+        }
+    }
+}
+
 /// Which field a [`ErrorCode::TooLarge`] or a [`WireError::TooLarge`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -1378,34 +1504,65 @@ pub fn encode_request(r: &Request, out: &mut Vec<u8>) {
 ///
 /// As [`encode_request`].
 pub fn encode_op(id: u64, op: &Op, out: &mut Vec<u8>) {
+    encode_view(id, &op.view(), out);
+}
+
+/// Append the encoding of the request `op` with id `id` to `out`, from borrowed keys and
+/// values (the one request encoder: [`encode_op`] and [`encode_request`] call it).
+///
+/// # Panics
+///
+/// As [`encode_request`].
+pub fn encode_view(id: u64, op: &OpView<'_>, out: &mut Vec<u8>) {
     let flags = match op {
-        Op::Cas { expected: None, .. } => FLAG_ABSENT,
+        OpView::Cas { expected: None, .. } => FLAG_ABSENT,
         _ => 0,
     };
     put_header(out, id, op.verb().info().tag, flags);
-    match op {
-        Op::Insert { key, value } | Op::InsertNew { key, value } => {
+    match *op {
+        OpView::Insert { key, value } | OpView::InsertNew { key, value } => {
             put_bytes(out, key);
             put_bytes(out, value);
         }
-        Op::Read { key } | Op::Delete { key } => put_bytes(out, key),
-        Op::Cas { key, expected, new } => {
+        OpView::Read { key } | OpView::Delete { key } => put_bytes(out, key),
+        OpView::Cas { key, expected, new } => {
             put_bytes(out, key);
-            put_bytes(out, expected.as_deref().unwrap_or_default());
+            put_bytes(out, expected.unwrap_or_default());
             put_bytes(out, new);
         }
-        Op::Add { key, delta } => {
+        OpView::Add { key, delta } => {
             put_bytes(out, key);
             out.extend_from_slice(&delta.to_le_bytes());
         }
-        Op::Scan { cursor, count } => {
+        OpView::Scan { cursor, count } => {
             out.extend_from_slice(&cursor.to_le_bytes());
             out.extend_from_slice(&count.to_le_bytes());
         }
-        Op::Print { bucket } => out.extend_from_slice(&bucket.to_le_bytes()),
-        Op::ThreadsStart { n } => out.extend_from_slice(&n.to_le_bytes()),
-        Op::Len | Op::ThreadsStop | Op::Stats | Op::Quit => {}
+        OpView::Print { bucket } => out.extend_from_slice(&bucket.to_le_bytes()),
+        OpView::ThreadsStart { n } => out.extend_from_slice(&n.to_le_bytes()),
+        OpView::Len | OpView::ThreadsStop | OpView::Stats | OpView::Quit => {}
     }
+}
+
+/// Append the encoding of a one-value reply (`kind` one of [`ReplyKind::Value`],
+/// [`ReplyKind::Replaced`], [`ReplyKind::Deleted`], [`ReplyKind::Exists`]) to request `id`
+/// from a borrowed value: the bytes [`encode_response`] writes for that reply, without
+/// building it (the server encodes a value straight from the table).
+///
+/// # Panics
+///
+/// If `kind` carries no single value, or `value` is longer than `u32::MAX` bytes.
+pub fn encode_value_response(id: u64, kind: ReplyKind, value: &[u8], out: &mut Vec<u8>) {
+    assert!(
+        matches!(
+            kind,
+            ReplyKind::Value | ReplyKind::Replaced | ReplyKind::Deleted | ReplyKind::Exists
+        ),
+        "{kind:?} does not carry one value"
+    );
+    out.reserve(HEADER_LEN + 4 + value.len());
+    put_header(out, id, kind.info().tag, 0);
+    put_bytes(out, value);
 }
 
 /// Append the encoding of `r` to `out`.
@@ -1598,16 +1755,16 @@ impl<'a> Reader<'a> {
     }
 
     /// The bytes of a field whose length prefix `len` has been read: checked against the limit
-    /// first, then against the input, then copied.
-    fn field(&mut self, what: Field, len: u32, max: u32) -> Result<Vec<u8>, WireError> {
+    /// first, then against the input.
+    fn field(&mut self, what: Field, len: u32, max: u32) -> Result<&'a [u8], WireError> {
         if len > max {
             return Err(WireError::TooLarge { what, len, max });
         }
         let n = usize::try_from(len).unwrap_or(usize::MAX);
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
 
-    fn key(&mut self, l: &Limits) -> Result<Vec<u8>, WireError> {
+    fn key_view(&mut self, l: &Limits) -> Result<&'a [u8], WireError> {
         let len = self.u32()?;
         if len == 0 {
             return Err(WireError::EmptyKey);
@@ -1615,13 +1772,25 @@ impl<'a> Reader<'a> {
         self.field(Field::Key, len, l.max_key)
     }
 
-    fn value(&mut self, l: &Limits) -> Result<Vec<u8>, WireError> {
+    fn value_view(&mut self, l: &Limits) -> Result<&'a [u8], WireError> {
         let len = self.u32()?;
         self.field(Field::Value, len, l.max_value)
     }
 
+    fn key(&mut self, l: &Limits) -> Result<Vec<u8>, WireError> {
+        self.key_view(l).map(<[u8]>::to_vec)
+    }
+
+    fn value(&mut self, l: &Limits) -> Result<Vec<u8>, WireError> {
+        self.value_view(l).map(<[u8]>::to_vec)
+    }
+
     /// A value, or `None` when `absent` (the field must then be empty).
-    fn maybe_value(&mut self, absent: bool, l: &Limits) -> Result<Option<Vec<u8>>, WireError> {
+    fn maybe_value_view(
+        &mut self,
+        absent: bool,
+        l: &Limits,
+    ) -> Result<Option<&'a [u8]>, WireError> {
         let len = self.u32()?;
         if absent {
             return match len {
@@ -1630,6 +1799,10 @@ impl<'a> Reader<'a> {
             };
         }
         self.field(Field::Value, len, l.max_value).map(Some)
+    }
+
+    fn maybe_value(&mut self, absent: bool, l: &Limits) -> Result<Option<Vec<u8>>, WireError> {
+        Ok(self.maybe_value_view(absent, l)?.map(<[u8]>::to_vec))
     }
 
     /// A list count, checked against the bytes left (each item takes at least `min_item`) so
@@ -1686,6 +1859,15 @@ pub fn request_id(buf: &[u8]) -> u64 {
 
 /// Decode an untrusted request (a copy of one record's payload) under the server's limits.
 pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Request, WireError> {
+    decode_request_view(buf, limits).map(|(id, op)| Request { id, op: op.to_op() })
+}
+
+/// Decode an untrusted request in place: its id and the operation, whose keys and values
+/// borrow `buf` (the one request decoder: [`decode_request`] copies its result).
+pub fn decode_request_view<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+) -> Result<(u64, OpView<'a>), WireError> {
     let (id, tag, flags, mut r) = header(buf)?;
     let verb = Verb::from_tag(tag).ok_or(WireError::UnknownTag(tag))?;
     let allowed = if verb == Verb::Cas { FLAG_ABSENT } else { 0 };
@@ -1694,40 +1876,44 @@ pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Request, WireError>
     }
     let l = limits;
     let op = match verb {
-        Verb::Insert => Op::Insert {
-            key: r.key(l)?,
-            value: r.value(l)?,
+        Verb::Insert => OpView::Insert {
+            key: r.key_view(l)?,
+            value: r.value_view(l)?,
         },
-        Verb::Read => Op::Read { key: r.key(l)? },
-        Verb::Delete => Op::Delete { key: r.key(l)? },
-        Verb::InsertNew => Op::InsertNew {
-            key: r.key(l)?,
-            value: r.value(l)?,
+        Verb::Read => OpView::Read {
+            key: r.key_view(l)?,
         },
-        Verb::Cas => Op::Cas {
-            key: r.key(l)?,
-            expected: r.maybe_value(flags & FLAG_ABSENT != 0, l)?,
-            new: r.value(l)?,
+        Verb::Delete => OpView::Delete {
+            key: r.key_view(l)?,
         },
-        Verb::Add => Op::Add {
-            key: r.key(l)?,
+        Verb::InsertNew => OpView::InsertNew {
+            key: r.key_view(l)?,
+            value: r.value_view(l)?,
+        },
+        Verb::Cas => OpView::Cas {
+            key: r.key_view(l)?,
+            expected: r.maybe_value_view(flags & FLAG_ABSENT != 0, l)?,
+            new: r.value_view(l)?,
+        },
+        Verb::Add => OpView::Add {
+            key: r.key_view(l)?,
             delta: r.i64()?,
         },
-        Verb::Len => Op::Len,
-        Verb::Scan => Op::Scan {
+        Verb::Len => OpView::Len,
+        Verb::Scan => OpView::Scan {
             cursor: r.u64()?,
             count: r.positive_u32()?,
         },
-        Verb::Print => Op::Print { bucket: r.u64()? },
-        Verb::ThreadsStart => Op::ThreadsStart {
+        Verb::Print => OpView::Print { bucket: r.u64()? },
+        Verb::ThreadsStart => OpView::ThreadsStart {
             n: r.positive_u32()?,
         },
-        Verb::ThreadsStop => Op::ThreadsStop,
-        Verb::Stats => Op::Stats,
-        Verb::Quit => Op::Quit,
+        Verb::ThreadsStop => OpView::ThreadsStop,
+        Verb::Stats => OpView::Stats,
+        Verb::Quit => OpView::Quit,
     };
     r.finish()?;
-    Ok(Request { id, op })
+    Ok((id, op))
 }
 
 fn decode_error_code(r: &mut Reader<'_>) -> Result<ErrorCode, WireError> {
@@ -1880,6 +2066,52 @@ mod tests {
             Op::Stats,
             Op::Quit,
         ]
+    }
+
+    #[test]
+    fn views_encode_and_decode_as_the_owned_operations() {
+        for op in all_ops() {
+            let mut owned = Vec::new();
+            encode_op(9, &op, &mut owned);
+            let mut viewed = Vec::new();
+            encode_view(9, &op.view(), &mut viewed);
+            assert_eq!(viewed, owned, "{op:?}");
+            let (id, view) = decode_request_view(&owned, &L).unwrap();
+            assert_eq!((id, view.to_op()), (9, op.clone()));
+            assert_eq!(view.verb(), op.verb());
+        }
+    }
+
+    #[test]
+    fn value_responses_encode_as_their_replies() {
+        type Make = fn(Vec<u8>) -> Reply;
+        let kinds: [(ReplyKind, Make); 4] = [
+            (ReplyKind::Value, Reply::Value),
+            (ReplyKind::Replaced, Reply::Replaced),
+            (ReplyKind::Deleted, Reply::Deleted),
+            (ReplyKind::Exists, Reply::Exists),
+        ];
+        for (kind, make) in kinds {
+            for v in [Vec::new(), b("v"), vec![3; 1024]] {
+                let mut direct = Vec::new();
+                encode_value_response(77, kind, &v, &mut direct);
+                let mut built = Vec::new();
+                encode_response(
+                    &Response {
+                        id: 77,
+                        reply: make(v),
+                    },
+                    &mut built,
+                );
+                assert_eq!(direct, built, "{kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not carry one value")]
+    fn value_responses_are_only_for_value_kinds() {
+        encode_value_response(1, ReplyKind::Count, b"x", &mut Vec::new());
     }
 
     fn all_replies() -> Vec<Reply> {
