@@ -1003,7 +1003,7 @@ pub type Keys = Vec<Vec<u8>>;
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A client's buffer larger than this after a message is given back to the allocator.
-const SCRATCH_KEEP: usize = 64 * 1024;
+const SCRATCH_KEEP: usize = 256 * 1024;
 
 /// Refuse an operation whose key or value the server would refuse (an empty key too).
 pub fn check_limits(op: &Op, limits: &Limits) -> Result<(), ClientError> {

@@ -46,8 +46,9 @@ pub const RESPOND_POLL: Duration = Duration::from_millis(100);
 /// soon as they are answered; this only bounds a lost wake-up).
 pub const SETTLE_POLL: Duration = Duration::from_millis(20);
 /// A worker's scratch buffer larger than this after a request is given back to the allocator
-/// (one huge value must not pin its size in every worker).
-pub const SCRATCH_KEEP: usize = 64 * 1024;
+/// (one huge value must not pin its size in every worker; below it, a buffer is reused, so
+/// that 64 KiB values do not cost an allocation and its page faults per request).
+pub const SCRATCH_KEEP: usize = 256 * 1024;
 
 /// What the server provides a lane: its control operations and its view of the client.
 pub trait Control: Sync {
