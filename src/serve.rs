@@ -106,6 +106,9 @@ pub const RELEASE_BATCH: u32 = 16;
 pub const PUBLISH_BATCH: u32 = 8;
 /// Bytes of answers a worker may leave unpublished while more requests wait.
 pub const PUBLISH_BYTES: u64 = 4096;
+/// The most requests a worker serves under one take of the consumer lock (while it keeps the
+/// ring and more wait), before letting other workers and its own loop's checks in.
+pub const BURST: u32 = 16;
 
 /// Something pointless a client made a worker do (see [`Control::misbehaved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,7 +524,9 @@ impl<M: RecordMem + Clone> Lane<M> {
     }
 
     /// Take one request (waiting up to `wait` for one, or until [`Control::cancel_wait`] holds
-    /// after a [`Lane::nudge`]), execute it on `store`, and answer it. Takes nothing once
+    /// after a [`Lane::nudge`]), execute it on `store`, and answer it; then, while the worker
+    /// keeps the ring and more requests are known to wait, serve them too (up to
+    /// [`BURST`] in all) under the same take of the consumer lock. Takes nothing once
     /// [`Control::stopping`] holds.
     pub fn serve_one(
         &self,
@@ -534,16 +539,47 @@ impl<M: RecordMem + Clone> Lane<M> {
             return Step::Idle;
         };
         let mut held = Some(consumer);
-        let consumer = held.as_mut().expect("just taken");
-        // (Counting below happens before `consumer` is released: it is the counters' one writer.)
-        if ctl.stopping() {
-            return Step::Idle;
+        let mut step = Step::Idle;
+        for served in 0..BURST {
+            let Some(consumer) = held.as_mut() else {
+                break;
+            };
+            // After the first request: only one already published, and only for a client that
+            // is still there (an ended session's requests are counted one by one).
+            if served > 0 && (consumer.ring.ready_cached() == 0 || ctl.cancel_wait()) {
+                break;
+            }
+            // (Counting below happens before `consumer` is released: it is the counters' one
+            // writer.)
+            if ctl.stopping() {
+                break;
+            }
+            match self.take(consumer, &mut scratch.request, ctl, wait) {
+                Ok(()) => {}
+                Err(None) => break,
+                Err(Some(e)) => return Step::Corrupt(e),
+            }
+            step = self.serve_taken(store, ctl, &mut held, scratch);
+            if !matches!(step, Step::Served) {
+                break;
+            }
         }
-        match self.take(consumer, &mut scratch.request, ctl, wait) {
-            Ok(()) => {}
-            Err(None) => return Step::Idle,
-            Err(Some(e)) => return Step::Corrupt(e),
-        }
+        // A worker that kept the ring lets go of it only now, after answering (see
+        // `hand_off`).
+        drop(held);
+        scratch.trim();
+        step
+    }
+
+    /// Execute and answer the request just copied into `scratch` (the consumer lock `held`).
+    fn serve_taken(
+        &self,
+        store: &Store,
+        ctl: &dyn Control,
+        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        scratch: &mut Scratch,
+    ) -> Step {
+        let consumer = held.as_mut().expect("the caller holds the ring");
         // Are more requests waiting? Then hand the ring to another worker as soon as this
         // request holds its bucket lock (lock coupling), and let releases batch up. If not,
         // keep the ring while executing and answering: another worker could only spin on an
@@ -573,7 +609,7 @@ impl<M: RecordMem + Clone> Lane<M> {
         // deferred answer there once deadlocked a loom model: nobody was bound to publish it).
         let defer = more && !hand;
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
-        let Scratch { request, response } = &mut *scratch;
+        let Scratch { request, response } = scratch;
         let id = request_id(request);
         let mut quit = false;
         let (step, replies) = match decode_request_view(request, &self.limits) {
@@ -581,7 +617,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 let code = e.reply_code();
                 self.counters.error(&code);
                 ctl.misbehaved(Misbehavior::Malformed);
-                self.hand_off(&mut held, hand);
+                self.hand_off(held, hand);
                 (Step::Served, Answer::One(Reply::Error(code)))
             }
             Ok((_, op)) => {
@@ -593,7 +629,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                     hand,
                     id,
                 };
-                self.execute(&exec, &mut held, op, response)
+                self.execute(&exec, held, op, response)
             }
         };
         let answered = self.respond_all(ctl, id, replies, defer, response);
@@ -603,16 +639,14 @@ impl<M: RecordMem + Clone> Lane<M> {
         if let Some(t0) = started {
             ctl.record_latency(t0.elapsed());
         }
-        // A worker that kept the ring lets go of it only now, after answering (see
-        // `hand_off`).
-        drop(held);
         if hand {
             self.answered();
         }
         if matches!(step, Step::Exit) {
+            // Let go of the ring before leaving it to a spare.
+            drop(held.take());
             self.leave();
         }
-        scratch.trim();
         match answered {
             Err(e) => Step::Corrupt(e),
             Ok(_) => step,
@@ -1381,14 +1415,15 @@ mod tests {
             },
             &mut big,
         );
+        let before = lane.counters().requests();
         p.push(&big, None).unwrap();
         p.push(&[9; 20], None).unwrap();
-        for _ in 0..2 {
-            assert_eq!(
-                lane.serve_one(&store, &Grants, None, &mut scratch),
-                Step::Served
-            );
-        }
+        // Both in one burst: the second was waiting when the first was taken.
+        assert_eq!(
+            lane.serve_one(&store, &Grants, None, &mut scratch),
+            Step::Served
+        );
+        assert_eq!(lane.counters().requests(), before + 2);
         assert_eq!(
             pop(&mut c),
             Response {
