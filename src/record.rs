@@ -113,7 +113,7 @@
 
 use crate::region::{RingCtrl, Side};
 use crate::sync::{AtomicU32, Ordering, UnsafeCell, fence, spin_hint, thread};
-use crate::wait::{ModelFutex, SpinPolicy, Wake};
+use crate::wait::{ModelFutex, SpinBudget, SpinPolicy, Wake};
 use std::time::{Duration, Instant};
 
 /// Bytes of a record header (one word).
@@ -583,6 +583,7 @@ pub struct RecordProducer<M: RecordMem> {
     /// Bytes in the data area (a power of two).
     cap: u64,
     policy: SpinPolicy,
+    spin: SpinBudget,
 }
 
 impl<M: RecordMem> RecordProducer<M> {
@@ -615,6 +616,7 @@ impl<M: RecordMem> RecordProducer<M> {
             cached_head: tail,
             cap,
             policy: SpinPolicy::DEFAULT,
+            spin: SpinBudget::new(),
         })
     }
 
@@ -793,15 +795,21 @@ impl<M: RecordMem> RecordProducer<M> {
         if self.fits(len)? {
             return Ok(());
         }
-        for _ in 0..self.policy.spins {
+        let allowed = self.spin.allow(self.policy);
+        for i in 0..allowed {
             spin_hint();
             if self.fits(len)? {
+                self.spin.spun_in(i + 1, allowed);
                 return Ok(());
             }
         }
+        self.spin.spun_out(allowed);
         for _ in 0..self.policy.yields {
+            let t0 = Instant::now();
             thread::yield_now();
-            if self.fits(len)? {
+            let ready = self.fits(len)?;
+            self.spin.yielded(t0.elapsed(), ready);
+            if ready {
                 return Ok(());
             }
             if cancel() {
@@ -853,6 +861,7 @@ pub struct RecordConsumer<M: RecordMem> {
     /// Bytes in the data area (a power of two).
     cap: u64,
     policy: SpinPolicy,
+    spin: SpinBudget,
 }
 
 impl<M: RecordMem> RecordConsumer<M> {
@@ -885,6 +894,7 @@ impl<M: RecordMem> RecordConsumer<M> {
             cached_tail: head,
             cap,
             policy: SpinPolicy::DEFAULT,
+            spin: SpinBudget::new(),
         })
     }
 
@@ -1079,15 +1089,21 @@ impl<M: RecordMem> RecordConsumer<M> {
         if self.available()? > 0 {
             return Ok(());
         }
-        for _ in 0..policy.spins {
+        let allowed = self.spin.allow(policy);
+        for i in 0..allowed {
             spin_hint();
             if self.available()? > 0 {
+                self.spin.spun_in(i + 1, allowed);
                 return Ok(());
             }
         }
+        self.spin.spun_out(allowed);
         for _ in 0..policy.yields {
+            let t0 = Instant::now();
             thread::yield_now();
-            if self.available()? > 0 {
+            let ready = self.available()? > 0;
+            self.spin.yielded(t0.elapsed(), ready);
+            if ready {
                 return Ok(());
             }
             if cancel() {
