@@ -270,7 +270,11 @@ mod tests {
         b.spun_out(policy.spins);
         b.yielded(Duration::from_micros(40), true);
         let allowed: Vec<u32> = (0..PROBE_FIRST).map(|_| b.allow(policy)).collect();
-        assert!(allowed[..PROBE_FIRST as usize - 1].iter().all(|&a| a == MIN_SPINS));
+        assert!(
+            allowed[..PROBE_FIRST as usize - 1]
+                .iter()
+                .all(|&a| a == MIN_SPINS)
+        );
         // Every PROBE_FIRST-th wait tests the full spin; a failed test backs off.
         assert_eq!(allowed[PROBE_FIRST as usize - 1], policy.spins);
         b.spun_out(policy.spins);
@@ -282,7 +286,11 @@ mod tests {
         b.spun_in(300, policy.spins);
         assert_eq!(b.allow(policy), 600);
         b.spun_in(590, 600);
-        assert_eq!(b.allow(policy), 600, "only a full-spin test grows the budget");
+        assert_eq!(
+            b.allow(policy),
+            600,
+            "only a full-spin test grows the budget"
+        );
     }
 
     fn wait_returns_when_word_differs(w: &dyn Wake) {
