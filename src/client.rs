@@ -560,19 +560,35 @@ impl Client {
         &self,
         ops: impl ExactSizeIterator<Item = OpView<'a>> + Clone,
     ) -> Result<u64, ClientError> {
+        self.submit_leading(ops, false).map(|(first, _)| first)
+    }
+
+    /// [`Client::submit_ops`]; if `lead` and nobody leads, the caller takes the lead under
+    /// the same lock as the booking (the second value says whether it did).
+    fn submit_leading<'a>(
+        &self,
+        ops: impl ExactSizeIterator<Item = OpView<'a>> + Clone,
+        lead: bool,
+    ) -> Result<(u64, bool), ClientError> {
         for op in ops.clone() {
             check_view_limits(&op, &self.info.limits)?;
         }
         let n = ops.len() as u64;
         let first = self.next_id.fetch_add(n, Ordering::Relaxed);
-        self.book_pending(first..first + n)?;
-        self.send(first, ops)?;
-        Ok(first)
+        let leading = self.book_pending(first..first + n, lead)?;
+        if let Err(e) = self.send(first, ops) {
+            if leading {
+                self.book.lock().leader = false;
+                self.cond.notify_all();
+            }
+            return Err(e);
+        }
+        Ok((first, leading))
     }
 
     /// Enter requests `ids` as waiting for their answers (before they are sent, so that an
     /// answer always finds its entry).
-    fn book_pending(&self, ids: impl Iterator<Item = u64>) -> Result<(), ClientError> {
+    fn book_pending(&self, ids: impl Iterator<Item = u64>, lead: bool) -> Result<bool, ClientError> {
         let mut book = self.book.lock();
         if let Some(e) = &book.failed {
             return Err(e.clone());
@@ -581,7 +597,9 @@ impl Client {
             book.pending
                 .insert(id, Pending::Waiting(Assembly::default()));
         }
-        Ok(())
+        let leading = lead && !book.leader;
+        book.leader |= leading;
+        Ok(leading)
     }
 
     /// Write `ops` with ids from `first` on into the request ring and publish them.
@@ -750,9 +768,15 @@ impl Client {
 
     /// Wait for a ticket's complete answer.
     pub fn wait(&self, ticket: Ticket) -> Result<Outcome, ClientError> {
+        self.wait_as(ticket, false)
+    }
+
+    /// [`Client::wait`]; `leading`: the caller already leads (it took the lead when it booked
+    /// the request, so the answer cannot have been filed yet).
+    fn wait_as(&self, ticket: Ticket, mut leading: bool) -> Result<Outcome, ClientError> {
         let mut since = None;
         loop {
-            {
+            if !leading {
                 let mut book = self.book.lock();
                 match book.pending.get(&ticket.0) {
                     None => return Err(ClientError::UnknownTicket(ticket.0)),
@@ -774,7 +798,8 @@ impl Client {
                 }
                 book.leader = true;
             }
-            let led = self.lead(*since.get_or_insert_with(Instant::now), ticket.0);
+            leading = false;
+            let led = self.lead(&mut since, ticket.0);
             if let Ok(d) = &led {
                 if d.resigned {
                     // The drain gave up leadership and took our answer if it came.
@@ -803,7 +828,7 @@ impl Client {
     /// As the leader: wait for responses and file them (once; see [`Client::drain`] for
     /// `mine`), checking the server's liveness and progress (since `since`) when nothing
     /// comes.
-    fn lead(&self, since: Instant, mine: u64) -> Result<Drained, ClientError> {
+    fn lead(&self, since: &mut Option<Instant>, mine: u64) -> Result<Drained, ClientError> {
         let mut rx = self.receiver.lock();
         match rx.ring.wait_data(Some(LIVENESS_POLL)) {
             Ok(()) => self.drain(&mut rx, Some(mine)),
@@ -814,7 +839,10 @@ impl Client {
                     return Ok(d);
                 }
                 self.check_server()?;
-                self.check_stall(since)?;
+                // The wait began about one poll ago (no clock is read on the way to an
+                // answer that comes in time).
+                let began = *since.get_or_insert_with(|| Instant::now() - LIVENESS_POLL);
+                self.check_stall(began)?;
                 Ok(d)
             }
             Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
@@ -828,8 +856,8 @@ impl Client {
 
     /// [`Client::call`] of an operation whose keys and values are borrowed.
     pub fn call_view(&self, op: OpView<'_>) -> Result<Outcome, ClientError> {
-        let t = self.submit_view(op)?;
-        match self.wait(t)? {
+        let (id, leading) = self.submit_leading(std::iter::once(op), true)?;
+        match self.wait_as(Ticket(id), leading)? {
             Outcome::Refused(e) => Err(ClientError::Refused(e)),
             o => Ok(o),
         }
