@@ -113,7 +113,7 @@
 
 use crate::region::{RingCtrl, Side};
 use crate::sync::{AtomicU32, Ordering, UnsafeCell, fence, spin_hint, thread};
-use crate::wait::{ModelFutex, SpinBudget, SpinPolicy, Wake};
+use crate::wait::{ModelFutex, SpinPolicy, Wake};
 use std::time::{Duration, Instant};
 
 /// Bytes of a record header (one word).
@@ -583,7 +583,6 @@ pub struct RecordProducer<M: RecordMem> {
     /// Bytes in the data area (a power of two).
     cap: u64,
     policy: SpinPolicy,
-    spin: SpinBudget,
 }
 
 impl<M: RecordMem> RecordProducer<M> {
@@ -616,7 +615,6 @@ impl<M: RecordMem> RecordProducer<M> {
             cached_head: tail,
             cap,
             policy: SpinPolicy::DEFAULT,
-            spin: SpinBudget::new(),
         })
     }
 
@@ -795,21 +793,15 @@ impl<M: RecordMem> RecordProducer<M> {
         if self.fits(len)? {
             return Ok(());
         }
-        let allowed = self.spin.allow(self.policy);
-        for i in 0..allowed {
+        for _ in 0..self.policy.spins {
             spin_hint();
             if self.fits(len)? {
-                self.spin.spun_in(i + 1, allowed);
                 return Ok(());
             }
         }
-        self.spin.spun_out(allowed);
         for _ in 0..self.policy.yields {
-            let t0 = Instant::now();
             thread::yield_now();
-            let ready = self.fits(len)?;
-            self.spin.yielded(t0.elapsed(), ready);
-            if ready {
+            if self.fits(len)? {
                 return Ok(());
             }
             if cancel() {
@@ -861,7 +853,6 @@ pub struct RecordConsumer<M: RecordMem> {
     /// Bytes in the data area (a power of two).
     cap: u64,
     policy: SpinPolicy,
-    spin: SpinBudget,
 }
 
 impl<M: RecordMem> RecordConsumer<M> {
@@ -894,7 +885,6 @@ impl<M: RecordMem> RecordConsumer<M> {
             cached_tail: head,
             cap,
             policy: SpinPolicy::DEFAULT,
-            spin: SpinBudget::new(),
         })
     }
 
@@ -1089,21 +1079,15 @@ impl<M: RecordMem> RecordConsumer<M> {
         if self.available()? > 0 {
             return Ok(());
         }
-        let allowed = self.spin.allow(policy);
-        for i in 0..allowed {
+        for _ in 0..policy.spins {
             spin_hint();
             if self.available()? > 0 {
-                self.spin.spun_in(i + 1, allowed);
                 return Ok(());
             }
         }
-        self.spin.spun_out(allowed);
         for _ in 0..policy.yields {
-            let t0 = Instant::now();
             thread::yield_now();
-            let ready = self.available()? > 0;
-            self.spin.yielded(t0.elapsed(), ready);
-            if ready {
+            if self.available()? > 0 {
                 return Ok(());
             }
             if cancel() {
