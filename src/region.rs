@@ -22,6 +22,9 @@ pub struct ProducerLine {
     /// Count of bytes ever published (monotonic; see [`crate::record`] for how it maps to the
     /// data area).
     pub tail: AtomicU64,
+    /// The CPU the producer last published from, plus one (0: not known). Only a hint for the
+    /// consumer's spin (see [`crate::record::RecordMem::peer_shares_cpu`]).
+    pub cpu: AtomicU32,
 }
 
 /// The consumer's line: written only by the consumer.
@@ -30,6 +33,9 @@ pub struct ProducerLine {
 pub struct ConsumerLine {
     /// Count of bytes ever consumed (monotonic; `head <= tail <= head + capacity`).
     pub head: AtomicU64,
+    /// The CPU the consumer last released from, plus one (0: not known); a hint, as the
+    /// producer's.
+    pub cpu: AtomicU32,
 }
 
 /// The wake line: written only when a side goes to sleep or wakes the other, so that the fast
