@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000)]
     pub keys: u64,
     /// Value sizes in bytes, comma separated (suffixes K, M: KiB, MiB).
-    #[arg(long, value_delimiter = ',', default_value = "8", value_parser = shmkv::cli::parse_size)]
+    #[arg(long, value_delimiter = ',', default_value = "8,64K", value_parser = shmkv::cli::parse_size)]
     pub value_size: Vec<u64>,
     /// Bytes of values a key set may hold: a value size S uses min(--keys, this / S) keys
     /// (at least 16).
