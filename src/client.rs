@@ -588,7 +588,11 @@ impl Client {
 
     /// Enter requests `ids` as waiting for their answers (before they are sent, so that an
     /// answer always finds its entry).
-    fn book_pending(&self, ids: impl Iterator<Item = u64>, lead: bool) -> Result<bool, ClientError> {
+    fn book_pending(
+        &self,
+        ids: impl Iterator<Item = u64>,
+        lead: bool,
+    ) -> Result<bool, ClientError> {
         let mut book = self.book.lock();
         if let Some(e) = &book.failed {
             return Err(e.clone());
