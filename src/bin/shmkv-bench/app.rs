@@ -41,7 +41,7 @@ value size. Each shmkv row is then also a ratio: sync p50 to the bare depth-1 p5
 pipelined, threads and processes ops/s to the bare pipelined ops/s; MB/s to memcpy.
 
 Examples:
-  shmkv-bench                                  the default run (under a minute)
+  shmkv-bench                                  the default run (about 4 minutes on 2 cores)
   shmkv-bench --keys 100000 --json out.json --plot out.svg
   shmkv-bench --vs-redis --server-threads 1    side by side with redis-server
   shmkv-bench --value-size 8,64,1024,65536,1048576 --server-threads 1 --modes sync,pipelined
