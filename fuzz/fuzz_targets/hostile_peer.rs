@@ -917,22 +917,35 @@ impl Model {
         }
     }
 
-    /// One checked serving step: the oldest request sent is served (its answer may wait
-    /// unpublished while more requests wait), or Idle when none is left, by which time every
-    /// answer must have come.
+    /// One checked serving step: the oldest requests sent are served (a burst; their answers
+    /// may wait unpublished while more requests wait), or Idle when none is left, by which time
+    /// every answer must have come.
     fn serve(&mut self, rig: &mut Rig) {
+        let before = rig.s.lane.counters().requests();
         let step = rig.serve();
+        // A step serves a burst: the request it took first and those already waiting behind
+        // it (up to `serve::BURST`), in order; only the last can be the one that stops the
+        // worker.
+        let taken = rig.s.lane.counters().requests() - before;
         self.unmatched.extend(rig.drain_checked());
         match step {
             Step::Idle => {
                 assert!(self.pending.is_empty(), "idle with a request waiting");
+                assert_eq!(taken, 0, "idle after taking requests");
             }
             Step::Served | Step::Exit => {
-                let raw = self
-                    .pending
-                    .pop_front()
-                    .expect("served a request never sent");
-                self.served.push_back((raw, step == Step::Exit));
+                assert!(
+                    (1..=u64::from(shmkv::serve::BURST)).contains(&taken),
+                    "{taken} requests taken in one step"
+                );
+                for i in 0..taken {
+                    let raw = self
+                        .pending
+                        .pop_front()
+                        .expect("served a request never sent");
+                    self.served
+                        .push_back((raw, step == Step::Exit && i + 1 == taken));
+                }
             }
             Step::Corrupt(e) => panic!("corrupt without hostile stores: {e}"),
         }
