@@ -23,14 +23,31 @@
 //! [`client`] (with [`cli`] for what they share); `shmkv-bench` drives a real `shmkv-server`
 //! child with library clients.
 //!
+//! The types a library user needs are re-exported here: [`Client`], [`ClientConfig`],
+//! [`ClientError`], [`Outcome`] and [`Ticket`]; [`Server`], [`ServerConfig`] and
+//! [`ServerError`]; the operations [`Op`] and the server's refusals [`ErrorCode`].
+//!
 //! # Example
+//!
+//! Connecting to a running `shmkv-server` (started as `shmkv-server 64 4 1`: 64 buckets,
+//! 4 client slots, 1 worker each; its default name is `shmkv`):
+//!
+//! ```no_run
+//! use shmkv::{Client, ClientConfig};
+//!
+//! fn main() -> Result<(), shmkv::ClientError> {
+//!     let client = Client::connect(&ClientConfig::new("shmkv"))?;
+//!     client.insert(b"greeting", b"hello")?;
+//!     assert_eq!(client.read(b"greeting")?, Some(b"hello".to_vec()));
+//!     Ok(())
+//! } // dropping the client ends its session
+//! ```
 //!
 //! A server and a client in one process, over real shared memory:
 //!
 //! ```
 //! # shmkv::__unless_loom! {
-//! use shmkv::client::{Client, ClientConfig};
-//! use shmkv::server::{Server, ServerConfig};
+//! use shmkv::{Client, ClientConfig, Server, ServerConfig};
 //!
 //! let name = format!("doc-{}", std::process::id());
 //! let server = Server::start(ServerConfig { name: name.clone(), ..ServerConfig::default() }).unwrap();
@@ -72,6 +89,12 @@ pub mod door;
 pub mod server;
 #[cfg(not(loom))]
 pub mod shm;
+
+#[cfg(not(loom))]
+pub use client::{Client, ClientConfig, ClientError, Outcome, Ticket};
+#[cfg(not(loom))]
+pub use server::{Server, ServerConfig, ServerError};
+pub use wire::{ErrorCode, Op};
 
 /// Expands to its input, unless the crate was built with `--cfg loom`: then to nothing. Doc
 /// examples use it, since rustdoc builds them without the cfg against a library built with it.
