@@ -33,14 +33,14 @@
 //! 4 client slots, 1 worker each; its default name is `shmkv`):
 //!
 //! ```no_run
+//! # shmkv::__unless_loom! {
 //! use shmkv::{Client, ClientConfig};
 //!
-//! fn main() -> Result<(), shmkv::ClientError> {
-//!     let client = Client::connect(&ClientConfig::new("shmkv"))?;
-//!     client.insert(b"greeting", b"hello")?;
-//!     assert_eq!(client.read(b"greeting")?, Some(b"hello".to_vec()));
-//!     Ok(())
-//! } // dropping the client ends its session
+//! let client = Client::connect(&ClientConfig::new("shmkv")).expect("connect");
+//! client.insert(b"greeting", b"hello").expect("insert");
+//! assert_eq!(client.read(b"greeting").expect("read"), Some(b"hello".to_vec()));
+//! drop(client); // ends the session
+//! # }
 //! ```
 //!
 //! A server and a client in one process, over real shared memory:
