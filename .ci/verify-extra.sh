@@ -63,7 +63,7 @@ fi
 # code with long randomized tests (12 minutes under Miri for cli:: alone); they run natively in
 # `cargo test`. Miri interprets the rest: the record ring over heap memory, the lane, the store,
 # the table, the codec, the waits.
-step "Miri: cargo +nightly miri test --lib -- --skip cli:: --skip lincheck::"
-cargo +nightly miri test --lib -- --skip cli:: --skip lincheck::
+step "Miri: cargo +nightly miri test -p shmkv --lib"
+cargo +nightly miri test -p shmkv --lib
 
 step "done"

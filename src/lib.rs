@@ -17,11 +17,12 @@
 //! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
 //! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
 //! | server / client | [`server`], [`client`] | the server (sessions, workers, abuse policy) and the client library |
-//! | test support | [`lincheck`] | a linearizability checker for key-value histories |
 //!
-//! The binaries `shmkv-server` and `shmkv-client` are thin command lines over [`server`] and
-//! [`client`] (with [`cli`] for what they share); `shmkv-bench` drives a real `shmkv-server`
-//! child with library clients.
+//! The rest of the workspace sits on this crate: `crates/cli` (`shmkv-cli`) holds the programs
+//! `shmkv-server` and `shmkv-client`, thin command lines over [`server`] and [`client`], with
+//! the text layer they share; `crates/bench` (`shmkv-bench`) drives a real `shmkv-server`
+//! child with library clients; `crates/testkit` (`shmkv-testkit`) is the linearizability
+//! checker the tests use. A program that uses the library compiles none of them.
 //!
 //! The types a library user needs are re-exported here: [`Client`], [`ClientConfig`],
 //! [`ClientError`], [`Outcome`] and [`Ticket`]; [`Server`], [`ServerConfig`] and
@@ -66,7 +67,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
-pub mod lincheck;
 pub mod record;
 pub mod region;
 pub mod serve;
@@ -79,8 +79,6 @@ pub mod wire;
 
 #[cfg(not(loom))]
 pub mod channel;
-#[cfg(not(loom))]
-pub mod cli;
 #[cfg(not(loom))]
 pub mod client;
 #[cfg(not(loom))]

@@ -1,7 +1,7 @@
 //! The same properties through the real `shmkv-server` binary over shared memory, talked to
 //! with the library `Client`: one client against the model (small limits, and a few cases at
 //! the defaults); several concurrent clients on disjoint key pools, each with its own model;
-//! several on one shared pool, whose history must be linearizable (`shmkv::lincheck`).
+//! several on one shared pool, whose history must be linearizable (`shmkv_testkit`).
 //! Batches are pipelined and worker threads are started and stopped in between.
 
 use crate::model::{self, Action, BUCKETS, Checker, KeySpec, MAX_WORKERS, SMALL};
@@ -9,9 +9,9 @@ use crate::record;
 use crate::server::ServerProc;
 use proptest::prelude::*;
 use shmkv::client::{Client, Outcome};
-use shmkv::lincheck::{self, Call, KvOp};
 use shmkv::server::DEFAULT_LIMITS;
 use shmkv::wire::{Limits, Op};
+use shmkv_testkit::{self as lincheck, Call, KvOp};
 use std::time::Instant;
 
 /// A server binary with `clients` slots, `threads` workers per client to start with, and

@@ -1,5 +1,5 @@
 //! Recording key-value histories from real clients, for the linearizability checker
-//! (`shmkv::lincheck`): a child-process role that runs random operations of every key-value
+//! (`shmkv_testkit`): a child-process role that runs random operations of every key-value
 //! kind (insert, read, delete, insert-new, cas, add) on a small shared key set from several
 //! threads, and prints one line per call with its invoke and return times on
 //! `CLOCK_MONOTONIC`. Included with `#[path]` by `tests/linearizability.rs`,
@@ -12,8 +12,8 @@
 #![allow(dead_code)]
 
 use shmkv::client::{Client, ClientConfig, Outcome};
-use shmkv::lincheck::{Call, KvOp, Output};
 use shmkv::wire::{ErrorCode, Op};
+use shmkv_testkit::{Call, KvOp, Output};
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;

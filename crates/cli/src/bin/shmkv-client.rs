@@ -18,12 +18,12 @@ fn main() -> std::process::ExitCode {
 mod app {
 
     use clap::Parser;
-    use shmkv::cli::{
+    use shmkv::client::{Client, ClientConfig, ClientError};
+    use shmkv::wire::{Op, Outcome};
+    use shmkv_cli::{
         Item, Token, argv_token, check_limits, operations_help, parse_ops, render_json,
         render_text, split_line,
     };
-    use shmkv::client::{Client, ClientConfig, ClientError};
-    use shmkv::wire::{Op, Outcome};
     use std::io::{BufRead, IsTerminal, Write};
     use std::process::ExitCode;
 
@@ -230,7 +230,7 @@ Several operations on one line are sent together, as on the command line.";
         let args = match Args::try_parse() {
             Ok(a) => a,
             Err(e) => {
-                return shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| usage(&msg));
+                return shmkv_cli::clap_outcome(e).unwrap_or_else(|msg| usage(&msg));
             }
         };
         let _ = TIMEOUT.set(args.timeout);
@@ -386,7 +386,7 @@ Several operations on one line are sent together, as on the command line.";
             if split_line(&format!("{before}x")).map(|t| t.len()) == Ok(tokens.len()) {
                 return Vec::new();
             }
-            let mut words = shmkv::cli::next_words(&tokens);
+            let mut words = shmkv_cli::next_words(&tokens);
             if tokens.is_empty() {
                 words.extend(["help", "exit"]);
             }

@@ -18,16 +18,22 @@
 //!
 //! A verb's name, its arguments and their kinds come from [`VERBS`] and [`Shape::args`]; the
 //! arguments become an [`Op`] (and an [`Op`]'s arguments are read back) through the request
-//! codec of [`crate::wire`], the one place that maps a verb's arguments to its fields. Answers
+//! codec of [`shmkv::wire`], the one place that maps a verb's arguments to its fields. Answers
 //! are rendered by their [`Outcome`] kind. So a verb added to the table is parsed, labelled and
 //! rendered with no edit here (unless it brings a new kind of answer).
 
-use crate::stats::Stats;
-use crate::wire::{
+// The programs need real shared memory: under `--cfg loom` (model checking) this crate is
+// empty and its binaries are stubs.
+#![cfg(not(loom))]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+use serde_json::{Map, Value, json};
+use shmkv::stats::Stats;
+use shmkv::wire::{
     self, Arg, ArgKind, ErrorCode, Field, HEADER_LEN, Limits, Op, Outcome, ReplyKind, Request,
     Shape, VERBS, VerbInfo,
 };
-use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -1161,8 +1167,8 @@ mod tests {
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("18014398509481984G").is_err());
     }
-    use crate::wire::{Stat, Verb};
     use proptest::prelude::*;
+    use shmkv::wire::{Stat, Verb};
 
     fn words(line: &str) -> Vec<Vec<u8>> {
         split_line(line)
@@ -2358,7 +2364,7 @@ mod tests {
     // --- stats -----------------------------------------------------------------------------
 
     fn sample_stats() -> Vec<Stat> {
-        let st = |id: crate::wire::StatId, index: u32, value: u64| Stat { id, index, value };
+        let st = |id: shmkv::wire::StatId, index: u32, value: u64| Stat { id, index, value };
         let mut v = vec![
             st(Verb::Insert.info().stat_id, 0, 5),
             st(Verb::Read.info().stat_id, 0, 2),
@@ -2385,13 +2391,13 @@ mod tests {
         s.max_value = 1 << 20;
         s.client_slots = 2;
         s.slots = vec![
-            crate::stats::SlotStats {
+            shmkv::stats::SlotStats {
                 slot: 0,
                 owner_pid: 0,
                 workers: 0,
                 requests: 13,
             },
-            crate::stats::SlotStats {
+            shmkv::stats::SlotStats {
                 slot: 1,
                 owner_pid: 4242,
                 workers: 2,
@@ -2460,7 +2466,7 @@ mod tests {
             "{t}"
         );
         s.other.push(Stat {
-            id: crate::wire::StatId(200),
+            id: shmkv::wire::StatId(200),
             index: 3,
             value: 7,
         });

@@ -47,7 +47,7 @@ pub fn server_binary(explicit: Option<&Path>) -> Result<PathBuf, String> {
             "shmkv-server",
             "--manifest-path",
         ])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/Cargo.toml"));
         if release {
             cmd.arg("--release");
         }

@@ -2,7 +2,7 @@
 //! run again with `--child`) with several threads each run random operations of every
 //! key-value kind (insert, read, delete, insert-new, cas, add) on a small shared set of binary
 //! keys, record each call's invoke and return time on `CLOCK_MONOTONIC`, and the merged
-//! history is checked with `shmkv::lincheck` (Wing–Gong–Lowe, per key).
+//! history is checked with `shmkv_testkit` (Wing–Gong–Lowe, per key).
 //!
 //! ```sh
 //! cargo run --release --example linearizability -- --ops 100000 --processes 4
@@ -35,7 +35,7 @@ mod app {
     use super::record;
 
     use record::Role;
-    use shmkv::lincheck::{self, Call};
+    use shmkv_testkit::{self as lincheck, Call};
     use std::io::{BufRead, BufReader, Read};
     use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};

@@ -88,16 +88,16 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         #[arg(long, value_name = "PATH")]
         socket: Option<std::path::PathBuf>,
         /// Longest key accepted, in bytes (suffixes K, M: KiB, MiB) [default: 4K, at most 64K].
-        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = shmkv_cli::parse_size)]
         max_key: Option<u64>,
         /// Longest value accepted, in bytes [default: 1M, at most 64M]. Each session's rings
         /// are sized for it: twice the longest request (a cas: key + 2 values) and twice the
         /// longest answer, rounded up to powers of two (8 MiB + 4 MiB at the defaults).
-        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = shmkv_cli::parse_size)]
         max_value: Option<u64>,
         /// Memory budget for the table's keys, values and per-entry overhead (suffixes K, M,
         /// G); past it writes are refused with "out of memory" [default: half the RAM].
-        #[arg(long, value_name = "SIZE", value_parser = shmkv::cli::parse_size)]
+        #[arg(long, value_name = "SIZE", value_parser = shmkv_cli::parse_size)]
         max_memory: Option<u64>,
         /// Whether a client's worker threads share its backlog of requests (hand the ring over
         /// while more wait): auto turns it on with three cores or more.
@@ -144,7 +144,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
     }
 
     fn usage_error(e: clap::Error) -> ExitCode {
-        shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| {
+        shmkv_cli::clap_outcome(e).unwrap_or_else(|msg| {
             eprintln!("shmkv-server: {msg} (see shmkv-server --help)");
             ExitCode::from(2)
         })

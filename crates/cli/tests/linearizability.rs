@@ -2,7 +2,7 @@
 //! processes (this test binary run again as `child_role`) with several threads each, running
 //! every key-value operation (insert, read, delete, insert-new, cas, add) on a small shared
 //! set of binary keys, against the real `shmkv-server` binary; every call's invoke and return
-//! time on `CLOCK_MONOTONIC`; the merged history is checked by `shmkv::lincheck`, and so are
+//! time on `CLOCK_MONOTONIC`; the merged history is checked by `shmkv_testkit`, and so are
 //! copies of it with one answer made impossible, which it must reject. The large version is
 //! `cargo run --release --example linearizability`.
 #![cfg(not(loom))]
@@ -14,7 +14,7 @@ mod server;
 
 use record::Role;
 use server::{ServerProc, finish, unique_name};
-use shmkv::lincheck::{self, Call, CheckError, KvOp, Output};
+use shmkv_testkit::{self as lincheck, Call, CheckError, KvOp, Output};
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
 

@@ -61,7 +61,7 @@ fn after<'a>(out: &'a Output, prefix: &str) -> &'a str {
 
 /// The words of a printed list (keys of a scan), read back as the client reads a line.
 fn words(text: &str) -> Vec<Vec<u8>> {
-    shmkv::cli::split_line(text)
+    shmkv_cli::split_line(text)
         .unwrap_or_else(|e| panic!("{text:?}: {e}"))
         .into_iter()
         .map(|t| t.bytes)
@@ -485,7 +485,7 @@ fn add_text_output_and_its_errors() {
             "add t 1: error: the value is not a decimal 64-bit integer",
         );
         s.client(&["0", "read", "t"])
-            .ok(&format!("read t: {}\n", shmkv::cli::quote(v.as_bytes())));
+            .ok(&format!("read t: {}\n", shmkv_cli::quote(v.as_bytes())));
     }
     // Overflow, both ways: refused, the value unchanged.
     s.client(&["0", "insert", "m", "9223372036854775806", "add", "m", "1"])
@@ -823,7 +823,7 @@ fn json_output_for_utf8_and_binary_values() {
     assert_eq!(lines.len(), 7);
     // Decoding the base64 gives the bytes back.
     assert_eq!(
-        shmkv::cli::bytes_from_json(&lines[2]["value"]),
+        shmkv_cli::bytes_from_json(&lines[2]["value"]),
         Some(vec![0xff, 0x00, 0xfe])
     );
     // Refusals are objects on stdout too, with status 1.

@@ -42,7 +42,7 @@
 //! The module uses only `std` and has no `unsafe`; it does not depend on the rest of the crate.
 //!
 //! ```
-//! use shmkv::lincheck::{check, Call, KvOp, Output};
+//! use shmkv_testkit::{check, Call, KvOp, Output};
 //!
 //! let insert = KvOp::Insert { key: b"k".to_vec(), value: b"10".to_vec() };
 //! let read = KvOp::Read { key: b"k".to_vec() };
@@ -284,7 +284,7 @@ impl KvOp {
     /// Apply to the state of this key (`None`: absent); returns the answer and the new state.
     ///
     /// ```
-    /// use shmkv::lincheck::{KvOp, Output};
+    /// use shmkv_testkit::{KvOp, Output};
     /// let add = KvOp::Add { key: b"n".to_vec(), delta: 5 };
     /// assert_eq!(add.apply(Some(b"-2")), (Output::Number(3), Some(b"3".to_vec())));
     /// assert_eq!(add.apply(Some(b"02")), (Output::NotAnInteger, Some(b"02".to_vec())));

@@ -57,11 +57,11 @@ pub struct Args {
     #[arg(long, default_value_t = 100_000)]
     pub keys: u64,
     /// Value sizes in bytes, comma separated (suffixes K, M: KiB, MiB).
-    #[arg(long, value_delimiter = ',', default_value = "8,64K", value_parser = shmkv::cli::parse_size)]
+    #[arg(long, value_delimiter = ',', default_value = "8,64K", value_parser = shmkv_cli::parse_size)]
     pub value_size: Vec<u64>,
     /// Bytes of values a key set may hold: a value size S uses min(--keys, this / S) keys
     /// (at least 16).
-    #[arg(long, default_value = "256M", value_parser = shmkv::cli::parse_size)]
+    #[arg(long, default_value = "256M", value_parser = shmkv_cli::parse_size)]
     pub data_budget: u64,
     /// Server worker-thread counts to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
@@ -134,7 +134,7 @@ pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
-            return shmkv::cli::clap_outcome(e).unwrap_or_else(|msg| {
+            return shmkv_cli::clap_outcome(e).unwrap_or_else(|msg| {
                 eprintln!("shmkv-bench: {msg} (see shmkv-bench --help)");
                 ExitCode::from(2)
             });
