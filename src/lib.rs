@@ -6,17 +6,23 @@
 //!
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
-//! | sync facade | [`sync`], [`wait`] | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
-//! | memory region | [`region`], [`shm`] | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
-//! | record ring | [`record`] | the lock-free SPSC ring of variable-length records (padding at the wrap) with its spin-then-futex wait/wake protocol |
+//! | sync facade | `sync`, `wait` | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
+//! | memory region | `region`, `shm` | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
+//! | record ring | `record` | the lock-free SPSC ring of variable-length records (padding at the wrap) with its spin-then-futex wait/wake protocol |
 //! | wire protocol | [`wire`] | requests and responses with byte-string keys and values, one record each, every operation defined once in a table |
-//! | channel | [`channel`] | the session object: header, layout version, the two rings |
-//! | front door | [`door`] | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
+//! | channel | `channel` | the session object: header, layout version, the two rings |
+//! | front door | `door` | the unix socket: its directory, peer credentials, the handshake, descriptor passing |
 //! | table | [`table`] | the hash table with one reader-writer lock per bucket |
 //! | store | [`store`] | the byte-string table: one allocation per entry, a memory budget, `add`, `cas`, `scan`  |
-//! | serving | [`serve`] | one client's workers: take, execute, answer, in order per key |
+//! | serving | `serve` | one client's workers: take, execute, answer, in order per key |
 //! | statistics | [`stats`] | counters, sampled latency histogram, the typed Stats answer |
 //! | server / client | [`server`], [`client`] | the server (sessions, workers, abuse policy) and the client library |
+//!
+//! The layers below the table (`sync`, `wait`, `region`, `shm`, `record`, `channel`, `door`)
+//! and `serve` are public for the model checker, the fuzz targets and the tests, but are not
+//! the advertised API and are hidden from these pages: their documentation is in the source
+//! and in design.md. A program needs [`client`] and [`server`], the operations of [`wire`],
+//! and the [`stats`] a server reports; [`table`] is usable on its own.
 //!
 //! The rest of the workspace sits on this crate: `crates/cli` (`shmkv-cli`) holds the programs
 //! `shmkv-server` and `shmkv-client`, thin command lines over [`server`] and [`client`], with
@@ -67,26 +73,35 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
-pub mod record;
-pub mod region;
-pub mod serve;
-pub mod stats;
-pub mod store;
-pub mod sync;
-pub mod table;
-pub mod wait;
-pub mod wire;
-
-#[cfg(not(loom))]
-pub mod channel;
 #[cfg(not(loom))]
 pub mod client;
 #[cfg(not(loom))]
-pub mod door;
-#[cfg(not(loom))]
 pub mod server;
+pub mod stats;
+pub mod store;
+pub mod table;
+pub mod wire;
+
+// The layers below: public for loom, fuzz and tests, not the advertised API.
 #[cfg(not(loom))]
+#[doc(hidden)]
+pub mod channel;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod door;
+#[doc(hidden)]
+pub mod record;
+#[doc(hidden)]
+pub mod region;
+#[doc(hidden)]
+pub mod serve;
+#[cfg(not(loom))]
+#[doc(hidden)]
 pub mod shm;
+#[doc(hidden)]
+pub mod sync;
+#[doc(hidden)]
+pub mod wait;
 
 #[cfg(not(loom))]
 pub use client::{Client, ClientConfig, ClientError, Outcome, Ticket};
