@@ -663,13 +663,34 @@ impl<M: RecordMem + Clone> Lane<M> {
         op: OpView<'_>,
         out: &mut Vec<u8>,
     ) -> (Step, Answer) {
+        match op {
+            OpView::Insert { .. }
+            | OpView::Read { .. }
+            | OpView::Delete { .. }
+            | OpView::InsertNew { .. }
+            | OpView::Cas { .. }
+            | OpView::Add { .. } => self.execute_keyed(exec, held, op, out),
+            OpView::Len | OpView::Scan { .. } | OpView::Print { .. } | OpView::Stats => {
+                self.execute_whole(exec, held, op)
+            }
+            OpView::ThreadsStart { .. } | OpView::ThreadsStop | OpView::Quit => {
+                self.execute_control(exec, held, op)
+            }
+        }
+    }
+
+    /// [`Lane::execute`] for an operation on one key: the key's bucket is locked before the
+    /// consumer lock is let go, which fixes the request's order among same-key requests.
+    fn execute_keyed(
+        &self,
+        exec: &Exec<'_>,
+        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        op: OpView<'_>,
+        out: &mut Vec<u8>,
+    ) -> (Step, Answer) {
         let Exec {
-            store,
-            ctl,
-            hand,
-            id,
+            store, hand, id, ..
         } = *exec;
-        let one = |r: Reply| (Step::Served, Answer::One(r));
         let stored = |r: Result<Reply, StoreError>| {
             let r = r.unwrap_or_else(|e| Reply::Error(store_error(e, &self.limits)));
             if let Reply::Error(e) = &r {
@@ -730,17 +751,30 @@ impl<M: RecordMem + Clone> Lane<M> {
                         .map(Reply::Number),
                 )
             }
-            // Whole-table reads (len, scan, print) and Stats follow every earlier request of
-            // this client and precede every later one: they are taken with the consumer lock
-            // held, once the earlier ones are answered.
+            _ => unreachable!("not an operation on one key"),
+        }
+    }
+
+    /// [`Lane::execute`] for a whole-table read (len, scan, print) or Stats: these follow
+    /// every earlier request of this client and precede every later one, so they are taken
+    /// with the consumer lock held, once the earlier ones are answered.
+    fn execute_whole(
+        &self,
+        exec: &Exec<'_>,
+        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        op: OpView<'_>,
+    ) -> (Step, Answer) {
+        let Exec {
+            store, ctl, hand, ..
+        } = *exec;
+        self.wait_earlier_answered(held, hand);
+        match op {
             OpView::Len => {
-                self.wait_earlier_answered(held, hand);
                 let n = store.len();
                 self.hand_off(held, hand);
                 one(Reply::Count(n))
             }
             OpView::Scan { cursor, count } => {
-                self.wait_earlier_answered(held, hand);
                 let (next, keys) = store.scan(cursor, count.min(SCAN_MAX_COUNT));
                 self.hand_off(held, hand);
                 let max = self.max_answer();
@@ -755,7 +789,6 @@ impl<M: RecordMem + Clone> Lane<M> {
                 )
             }
             OpView::Print { bucket } => {
-                self.wait_earlier_answered(held, hand);
                 let pairs = store.print(bucket);
                 self.hand_off(held, hand);
                 match pairs {
@@ -778,9 +811,31 @@ impl<M: RecordMem + Clone> Lane<M> {
                     }
                 }
             }
-            // Worker-count changes happen under the consumer lock too, so that a client's
-            // ThreadsStart/ThreadsStop take effect (and report counts) in the order it sent
-            // them.
+            OpView::Stats => {
+                let stats = ctl.stats(store);
+                self.hand_off(held, hand);
+                let max = self.max_answer();
+                let parts = wire::split_parts(stats, STATS_FIXED, wire::stat_item_len, max);
+                (
+                    Step::Served,
+                    with_more(parts, |stats, more| Reply::Stats { stats, more }),
+                )
+            }
+            _ => unreachable!("not a whole-table read"),
+        }
+    }
+
+    /// [`Lane::execute`] for a change of worker count or Quit. Worker-count changes happen
+    /// under the consumer lock, so that a client's ThreadsStart/ThreadsStop take effect (and
+    /// report counts) in the order it sent them.
+    fn execute_control(
+        &self,
+        exec: &Exec<'_>,
+        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        op: OpView<'_>,
+    ) -> (Step, Answer) {
+        let Exec { ctl, hand, .. } = *exec;
+        match op {
             OpView::ThreadsStart { n } => {
                 let reply = self.start(n, ctl);
                 if let Reply::Error(e) = &reply {
@@ -809,17 +864,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 self.hand_off(held, hand);
                 one(Reply::Done)
             }
-            OpView::Stats => {
-                self.wait_earlier_answered(held, hand);
-                let stats = ctl.stats(store);
-                self.hand_off(held, hand);
-                let max = self.max_answer();
-                let parts = wire::split_parts(stats, STATS_FIXED, wire::stat_item_len, max);
-                (
-                    Step::Served,
-                    with_more(parts, |stats, more| Reply::Stats { stats, more }),
-                )
-            }
+            _ => unreachable!("not a control operation"),
         }
     }
 
@@ -988,6 +1033,11 @@ impl<M: RecordMem + Clone> Lane<M> {
         }
         n
     }
+}
+
+/// A one-part answer, the request served.
+fn one(r: Reply) -> (Step, Answer) {
+    (Step::Served, Answer::One(r))
 }
 
 /// The parts of a long answer, each made by `make(items, more)`.
