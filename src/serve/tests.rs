@@ -1,0 +1,448 @@
+//! Unit tests of `serve`.
+
+use super::*;
+use crate::record::{HeapRecordMem, RecordConsumer, RecordProducer};
+use crate::wire::{Op, Request, StatId, decode_response, encode_request};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+const LIMITS: Limits = Limits {
+    max_key: 64,
+    max_value: 256,
+};
+
+type Heap = Arc<HeapRecordMem>;
+
+fn rings(cap: usize) -> (Heap, Heap) {
+    (
+        Arc::new(HeapRecordMem::new(cap)),
+        Arc::new(HeapRecordMem::new(cap)),
+    )
+}
+
+fn push(p: &mut RecordProducer<Heap>, id: u64, op: Op) {
+    let mut buf = Vec::new();
+    encode_request(&Request { id, op }, &mut buf);
+    p.push(&buf, None).unwrap();
+}
+
+fn pop(c: &mut RecordConsumer<Heap>) -> Response {
+    let mut buf = Vec::new();
+    c.pop_into(&mut buf, None).unwrap();
+    decode_response(&buf, &LIMITS).unwrap()
+}
+
+/// Times every request, slowly (so that requests stay in flight a while), and reports how
+/// many it timed as its only statistic.
+#[derive(Default)]
+struct SlowRecorder {
+    recorded: AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Control for SlowRecorder {
+    fn start_workers(&self, _n: u32) -> u32 {
+        0
+    }
+    fn request_quit(&self) {}
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_wait(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    fn peer_gone(&self) -> bool {
+        false
+    }
+    fn record_latency(&self, _took: Duration) {
+        std::thread::sleep(Duration::from_millis(2));
+        self.recorded.fetch_add(1, Ordering::SeqCst);
+    }
+    fn stats(&self, _store: &Store) -> Vec<Stat> {
+        vec![Stat {
+            id: StatId(999),
+            index: 0,
+            value: self.recorded.load(Ordering::SeqCst),
+        }]
+    }
+}
+
+/// A Stats is answered only once every request taken before it has been answered (here:
+/// its latency recorded), even with other workers still busy with those requests.
+#[test]
+fn stats_wait_for_the_requests_taken_before() {
+    let (req, resp) = rings(4096);
+    let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 3, 3).unwrap();
+    lane.set_sample_every(1);
+    let lane = Arc::new(lane);
+    let store = Arc::new(Store::new(4, u64::MAX).unwrap());
+    let ctl = Arc::new(SlowRecorder::default());
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (lane, store, ctl) = (lane.clone(), store.clone(), ctl.clone());
+            std::thread::spawn(move || {
+                let mut scratch = Scratch::default();
+                while !ctl.stop.load(Ordering::SeqCst) {
+                    lane.serve_one(&store, &*ctl, Some(Duration::from_millis(5)), &mut scratch);
+                }
+            })
+        })
+        .collect();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let mut id = 0;
+    for round in 1..=5u64 {
+        for key in 0..9u8 {
+            id += 1;
+            push(
+                &mut p,
+                id,
+                Op::Read {
+                    key: vec![b'k', key],
+                },
+            );
+        }
+        id += 1;
+        push(&mut p, id, Op::Stats);
+        let mut seen = None;
+        while seen.is_none() {
+            if let Reply::Stats { stats, .. } = pop(&mut c).reply {
+                seen = Some(stats[0].value);
+            }
+        }
+        // The 9 reads of this round and everything of earlier rounds (each Stats is timed
+        // after its own snapshot).
+        assert_eq!(seen, Some(round * 10 - 1), "round {round}");
+    }
+    ctl.stop.store(true, Ordering::SeqCst);
+    lane.nudge();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let ops = lane.counters().op_counts();
+    assert_eq!(ops.get(crate::wire::Verb::Read), 45);
+    assert_eq!(ops.get(crate::wire::Verb::Stats), 5);
+    assert_eq!(lane.counters().requests(), 50);
+}
+
+/// With several workers sharing the backlog, a len, scan or print counts every write the
+/// client sent before it, and none it sent after (the whole-table reads are ordered).
+#[test]
+fn whole_table_reads_follow_earlier_writes() {
+    let (req, resp) = rings(1 << 16);
+    let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 3, 3).unwrap();
+    lane.set_share_backlog(true);
+    let lane = Arc::new(lane);
+    let store = Arc::new(Store::new(1, u64::MAX).unwrap());
+    let ctl = Arc::new(SlowRecorder::default());
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (lane, store, ctl) = (lane.clone(), store.clone(), ctl.clone());
+            std::thread::spawn(move || {
+                let mut scratch = Scratch::default();
+                while !ctl.stop.load(Ordering::SeqCst) {
+                    lane.serve_one(&store, &*ctl, Some(Duration::from_millis(5)), &mut scratch);
+                }
+            })
+        })
+        .collect();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let mut id = 0;
+    let mut buf = Vec::new();
+    for round in 1..=4u64 {
+        let mut ids = Vec::new();
+        for i in 0..40u64 {
+            id += 1;
+            buf.clear();
+            let key = (round * 100 + i).to_le_bytes().to_vec();
+            encode_request(
+                &Request {
+                    id,
+                    op: Op::Insert {
+                        key,
+                        value: vec![1],
+                    },
+                },
+                &mut buf,
+            );
+            p.write(&buf).unwrap();
+        }
+        for op in [
+            Op::Len,
+            Op::Scan {
+                cursor: 0,
+                count: 10_000,
+            },
+            Op::Print { bucket: 0 },
+        ] {
+            id += 1;
+            ids.push(id);
+            buf.clear();
+            encode_request(&Request { id, op }, &mut buf);
+            p.write(&buf).unwrap();
+        }
+        p.publish();
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let r = pop(&mut c);
+            let n = match r.reply {
+                Reply::Count(n) => n,
+                Reply::Keys { keys, .. } => keys.len() as u64,
+                Reply::Entries { pairs, .. } => pairs.len() as u64,
+                _ => continue,
+            };
+            assert!(ids.contains(&r.id));
+            seen.push(n);
+        }
+        assert_eq!(seen, vec![round * 40; 3], "round {round}");
+    }
+    ctl.stop.store(true, Ordering::SeqCst);
+    lane.nudge();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+/// Grants every ThreadsStart.
+struct Grants;
+
+impl Control for Grants {
+    fn start_workers(&self, n: u32) -> u32 {
+        n
+    }
+    fn request_quit(&self) {}
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_wait(&self) -> bool {
+        false
+    }
+    fn peer_gone(&self) -> bool {
+        false
+    }
+}
+
+/// Serve what `ops` ask, one request at a time, and return the answers' replies (taken
+/// while the worker answers: a long answer may need more room than the ring has).
+fn serve(
+    lane: &Lane<Heap>,
+    store: &Store,
+    p: &mut RecordProducer<Heap>,
+    c: &mut RecordConsumer<Heap>,
+    ops: Vec<Op>,
+) -> Vec<Reply> {
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for (id, op) in (1..).zip(ops) {
+        push(p, id, op);
+        std::thread::scope(|s| {
+            let worker = s.spawn(|| lane.serve_one(store, &Grants, None, &mut scratch));
+            loop {
+                let r = pop(c);
+                assert_eq!(r.id, id);
+                let more = r.reply.more();
+                out.push(r.reply);
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(worker.join().unwrap(), Step::Served);
+        });
+    }
+    out
+}
+
+/// ThreadsStart counts the new workers and refuses to go past the lane's maximum; a second
+/// consumer of the lane's request memory cannot be built from safe code.
+#[test]
+fn thread_starts_are_counted_and_bounded() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 2, 8).unwrap();
+    let store = Store::new(4, u64::MAX).unwrap();
+    let mut p = RecordProducer::new(req.clone()).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let got = serve(
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![Op::ThreadsStart { n: 3 }, Op::ThreadsStart { n: 4 }],
+    );
+    assert_eq!(
+        got,
+        vec![
+            Reply::Threads(5),
+            Reply::Error(ErrorCode::ThreadLimit { current: 5, max: 8 })
+        ]
+    );
+    assert_eq!(lane.workers(), 5);
+    let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        RecordConsumer::new(req.clone())
+    }));
+    assert!(
+        second.is_err(),
+        "a second consumer of heap memory must panic"
+    );
+}
+
+/// Every data operation answers as the wire table says; oversized and undecodable
+/// requests are answered with an error under their id and counted.
+#[test]
+fn every_operation_is_answered() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+    let store = Store::new(2, u64::MAX).unwrap();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let k = |s: &str| s.as_bytes().to_vec();
+    let got = serve(
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![
+            Op::Insert {
+                key: k("a"),
+                value: k("1"),
+            },
+            Op::Insert {
+                key: k("a"),
+                value: k("2"),
+            },
+            Op::InsertNew {
+                key: k("a"),
+                value: k("3"),
+            },
+            Op::Cas {
+                key: k("a"),
+                expected: Some(k("9")),
+                new: k("4"),
+            },
+            Op::Cas {
+                key: k("a"),
+                expected: Some(k("2")),
+                new: k("40"),
+            },
+            Op::Add {
+                key: k("a"),
+                delta: 2,
+            },
+            Op::Add {
+                key: k("b"),
+                delta: -5,
+            },
+            Op::Len,
+            Op::Read { key: k("a") },
+            Op::Delete { key: k("b") },
+            Op::Delete { key: k("b") },
+            Op::Cas {
+                key: k("b"),
+                expected: None,
+                new: k(""),
+            },
+            Op::Read { key: k("b") },
+            Op::Print { bucket: 7 },
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            Reply::Created,
+            Reply::Replaced(k("1")),
+            Reply::Exists(k("2")),
+            Reply::Mismatch(Some(k("2"))),
+            Reply::Swapped,
+            Reply::Number(42),
+            Reply::Number(-5),
+            Reply::Count(2),
+            Reply::Value(k("42")),
+            Reply::Deleted(k("-5")),
+            Reply::NotFound,
+            Reply::Swapped,
+            Reply::Value(Vec::new()),
+            Reply::Error(ErrorCode::BadBucket {
+                bucket: 7,
+                buckets: 2
+            }),
+        ]
+    );
+    // A key over the limit (encoded by hand: a well-behaved client refuses it) and bytes
+    // that are no request at all.
+    let mut scratch = Scratch::default();
+    let mut big = Vec::new();
+    encode_request(
+        &Request {
+            id: 77,
+            op: Op::Read { key: vec![1; 65] },
+        },
+        &mut big,
+    );
+    let before = lane.counters().requests();
+    p.push(&big, None).unwrap();
+    p.push(&[9; 20], None).unwrap();
+    // Both in one burst: the second was waiting when the first was taken.
+    assert_eq!(
+        lane.serve_one(&store, &Grants, None, &mut scratch),
+        Step::Served
+    );
+    assert_eq!(lane.counters().requests(), before + 2);
+    assert_eq!(
+        pop(&mut c),
+        Response {
+            id: 77,
+            reply: Reply::Error(ErrorCode::TooLarge {
+                what: crate::wire::Field::Key,
+                len: 65,
+                max: 64
+            })
+        }
+    );
+    assert_eq!(pop(&mut c).reply, Reply::Error(ErrorCode::Malformed));
+    let e = lane.counters().error_counts();
+    assert_eq!((e.get(1), e.get(5), e.get(6)), (1, 1, 1));
+}
+
+/// A long answer is split into parts that each fit a record, and they add up to the whole.
+#[test]
+fn long_answers_come_in_parts() {
+    let (req, resp) = rings(1024);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+    let store = Store::new(1, u64::MAX).unwrap();
+    for i in 0..100u32 {
+        store.write(&i.to_le_bytes()).insert(&[7; 40]).unwrap();
+    }
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let got = serve(
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![
+            Op::Print { bucket: 0 },
+            Op::Scan {
+                cursor: 0,
+                count: 1000,
+            },
+        ],
+    );
+    let mut a = crate::wire::Assembly::default();
+    let mut outcomes = Vec::new();
+    for r in &got {
+        if let Some(o) = a.add(r.clone()).unwrap() {
+            outcomes.push(o);
+        }
+    }
+    assert!(got.len() > 4, "{} parts", got.len());
+    match &outcomes[..] {
+        [
+            crate::wire::Outcome::Entries(e),
+            crate::wire::Outcome::Keys { cursor: 0, keys },
+        ] => {
+            assert_eq!(e.len(), 100);
+            assert_eq!(keys.len(), 100);
+        }
+        o => panic!("{o:?}"),
+    }
+}
