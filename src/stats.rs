@@ -9,15 +9,14 @@
 //! * One request in [`DEFAULT_SAMPLE_EVERY`] (per lane) is timed: two clock reads, then a short
 //!   critical section on a mutex to record the time in an HdrHistogram. The others pay nothing.
 //!
-//! The counters are `std` atomics and the histogram lock a `std` mutex on purpose, not the
-//! [`crate::sync`] facade: they carry no synchronisation the ring or the table relies on, so the
-//! model checker has no reason to explore them.
+//! The counters and the histogram lock come from [`crate::sync::unmodeled`], the facade's
+//! part that loom does not model: they carry no synchronisation the ring or the table relies
+//! on, so the model checker has no reason to explore them.
 
+use crate::sync::unmodeled::{AtomicU64, Mutex, Ordering::Relaxed};
 use crate::wire::{ERROR_CODES, ERROR_NAMES, ErrorCode, Stat, StatId, VERBS, Verb};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// A lane times one request in this many (a power of two).

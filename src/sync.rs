@@ -226,3 +226,14 @@ mod imp {
 }
 
 pub use imp::*;
+
+/// Atomics and a lock that the model checker does not explore, for statistics only.
+///
+/// They are `std`'s under `--cfg loom` too: what they guard (the lanes' counters and the
+/// latency histogram of [`crate::stats`]) orders nothing that the ring, the table or the
+/// worker loop relies on, so exploring every counter bump would only slow the models down.
+/// Nothing that synchronises may use them.
+pub mod unmodeled {
+    pub use std::sync::Mutex;
+    pub use std::sync::atomic::{AtomicU64, Ordering};
+}
