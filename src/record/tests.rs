@@ -1,7 +1,8 @@
 //! Unit tests of `record`.
 
 use super::*;
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
+use crate::wait::SpinPolicy;
 
 type Heap = Arc<HeapRecordMem>;
 
