@@ -76,6 +76,8 @@
 #[cfg(not(loom))]
 pub mod client;
 #[cfg(not(loom))]
+pub mod engine;
+#[cfg(not(loom))]
 pub mod server;
 pub mod stats;
 pub mod store;
@@ -105,6 +107,8 @@ pub mod wait;
 
 #[cfg(not(loom))]
 pub use client::{Client, ClientConfig, ClientError, Outcome, Ticket};
+#[cfg(not(loom))]
+pub use engine::{Engine, EngineError, connect};
 #[cfg(not(loom))]
 pub use server::{Server, ServerConfig, ServerError};
 pub use wire::{ErrorCode, Op};
