@@ -77,6 +77,10 @@ pub enum EngineError {
         /// The engine's name ([`Engine::kind`]).
         engine: &'static str,
     },
+    /// The engine refused the operation (out of memory, not an integer, an overflow…) and
+    /// changed nothing; in a batch this is an outcome, `Outcome::Refused`.
+    #[error("{0}")]
+    Refused(ErrorCode),
     /// A key or value over the engine's limits, or an empty key: nothing was sent.
     #[error("{0}")]
     TooLarge(ClientError),
@@ -118,12 +122,16 @@ pub trait Engine: Send + Sync {
     /// Executes one operation.
     fn execute(&self, op: Op) -> Result<Outcome, EngineError> {
         let mut all = self.execute_all(std::slice::from_ref(&op))?;
-        all.pop().unwrap_or_else(|| Err(unexpected(self.kind(), "no answer")))
+        all.pop()
+            .unwrap_or_else(|| Err(unexpected(self.kind(), "no answer")))
     }
 
     /// Sets `key` to `value`; returns the value it replaced, if any.
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let op = Op::Insert { key: key.to_vec(), value: value.to_vec() };
+        let op = Op::Insert {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
         match self.execute(op)? {
             Outcome::Created => Ok(None),
             Outcome::Replaced(old) => Ok(Some(old)),
@@ -152,7 +160,10 @@ pub trait Engine: Send + Sync {
     /// Sets `key` to `value` only if it is absent: `None` if it was set, else the value
     /// present (nothing changed).
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let op = Op::InsertNew { key: key.to_vec(), value: value.to_vec() };
+        let op = Op::InsertNew {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
         match self.execute(op)? {
             Outcome::Created => Ok(None),
             Outcome::Exists(v) => Ok(Some(v)),
@@ -169,7 +180,11 @@ pub trait Engine: Send + Sync {
         expected: Option<&[u8]>,
         new: &[u8],
     ) -> Result<Result<(), Option<Vec<u8>>>, EngineError> {
-        let op = Op::Cas { key: key.to_vec(), expected: expected.map(<[u8]>::to_vec), new: new.to_vec() };
+        let op = Op::Cas {
+            key: key.to_vec(),
+            expected: expected.map(<[u8]>::to_vec),
+            new: new.to_vec(),
+        };
         match self.execute(op)? {
             Outcome::Swapped => Ok(Ok(())),
             Outcome::Mismatch(current) => Ok(Err(current)),
@@ -179,9 +194,12 @@ pub trait Engine: Send + Sync {
 
     /// Adds `delta` to the decimal integer at `key` (absent counts as 0); returns the sum.
     /// A value that is not a decimal 64-bit integer, or a sum that overflows, is refused
-    /// (`EngineError::Shm(ClientError::Refused(..))`) and changes nothing.
+    /// ([`EngineError::Refused`]) and changes nothing.
     fn add(&self, key: &[u8], delta: i64) -> Result<i64, EngineError> {
-        match self.execute(Op::Add { key: key.to_vec(), delta })? {
+        match self.execute(Op::Add {
+            key: key.to_vec(),
+            delta,
+        })? {
             Outcome::Number(n) => Ok(n),
             o => Err(refusal_or_unexpected(self.kind(), o)),
         }
@@ -245,7 +263,10 @@ pub fn check_batch(
     for op in ops {
         let verb = op.verb();
         if !supports(verb) {
-            return Err(EngineError::Unsupported { op: verb.info().name, engine });
+            return Err(EngineError::Unsupported {
+                op: verb.info().name,
+                engine,
+            });
         }
         check_limits(op, limits).map_err(EngineError::TooLarge)?;
     }
@@ -254,20 +275,18 @@ pub fn check_batch(
 
 /// An answer of a kind the operation cannot get.
 fn unexpected(engine: &'static str, what: &str) -> EngineError {
-    EngineError::Redis { engine, message: format!("unexpected answer: {what}") }
+    EngineError::Redis {
+        engine,
+        message: format!("unexpected answer: {what}"),
+    }
 }
 
 /// The error for an outcome a typed method did not expect: a refusal keeps its code.
 fn refusal_or_unexpected(engine: &'static str, o: Outcome) -> EngineError {
     match o {
-        Outcome::Refused(code) => EngineError::Shm(ClientError::Refused(code)),
+        Outcome::Refused(code) => EngineError::Refused(code),
         o => unexpected(engine, &format!("{o:?}")),
     }
-}
-
-/// The refusal a typed method reports for `code`.
-pub fn refused(code: ErrorCode) -> EngineError {
-    EngineError::Shm(ClientError::Refused(code))
 }
 
 #[cfg(test)]

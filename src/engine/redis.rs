@@ -45,7 +45,10 @@ use redis::{Cmd, ConnectionLike, Value};
 use std::time::Duration;
 
 /// The largest key and value a Redis engine accepts (Redis's default `proto-max-bulk-len`).
-pub const REDIS_LIMITS: Limits = Limits { max_key: 512 << 20, max_value: 512 << 20 };
+pub const REDIS_LIMITS: Limits = Limits {
+    max_key: 512 << 20,
+    max_value: 512 << 20,
+};
 
 /// How long connecting to a node, and waiting for a reply, may take.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,9 +61,12 @@ if (ARGV[1] == '1' and cur == false) or (ARGV[1] ~= '1' and cur == ARGV[2]) then
 redis.call('SET', KEYS[1], ARGV[3]) return {1} end \
 if cur == false then return {0} end return {0, cur}";
 
-/// Atomic add: `INCRBY KEYS[1] ARGV[1]`, returning `{1, sum}` or `{0, error message}`.
+/// Atomic add: `INCRBY KEYS[1] ARGV[1]`, returning `{1, sum as decimal text}` or `{0, error
+/// message}`. The sum is read back with `GET`: a Lua number is a double, which would round a
+/// sum beyond 2^53. (A refusal is a string in Redis 7.0, a table with `err` in later versions.)
 pub const ADD_SCRIPT: &str = "local ok, r = pcall(redis.call, 'INCRBY', KEYS[1], ARGV[1]) \
-if ok then return {1, r} end return {0, r['err']}";
+if ok then return {1, redis.call('GET', KEYS[1])} end \
+if type(r) == 'table' then r = r['err'] end return {0, tostring(r)}";
 
 /// A Redis server or cluster, as an [`Engine`].
 pub struct RedisEngine {
@@ -74,7 +80,10 @@ enum Target {
     Single(redis::Connection),
     /// A cluster: the routed connection for keys, and one connection per master (address
     /// order) for len and scan.
-    Cluster { keys: Box<ClusterConnection>, masters: Vec<redis::Connection> },
+    Cluster {
+        keys: Box<ClusterConnection>,
+        masters: Vec<redis::Connection>,
+    },
 }
 
 impl RedisEngine {
@@ -96,7 +105,10 @@ impl RedisEngine {
                     .map(|a| open(&format!("redis://{a}")))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(err)?;
-                Target::Cluster { keys: Box::new(keys), masters }
+                Target::Cluster {
+                    keys: Box::new(keys),
+                    masters,
+                }
             }
             EngineUrl::Shm { .. } => {
                 return Err(EngineError::BadUrl {
@@ -105,7 +117,10 @@ impl RedisEngine {
                 });
             }
         };
-        Ok(RedisEngine { kind, target: Mutex::new(target) })
+        Ok(RedisEngine {
+            kind,
+            target: Mutex::new(target),
+        })
     }
 }
 
@@ -129,7 +144,9 @@ fn master_addresses(
     let mut masters = Vec::new();
     for range in ranges {
         // [start, end, [host, port, id, …], replicas…]
-        let Value::Array(fields) = range else { return Err(odd(kind, "CLUSTER SLOTS")) };
+        let Value::Array(fields) = range else {
+            return Err(odd(kind, "CLUSTER SLOTS"));
+        };
         let Some(Value::Array(master)) = fields.get(2) else {
             return Err(odd(kind, "CLUSTER SLOTS"));
         };
@@ -211,7 +228,10 @@ impl RedisEngine {
             Err(e) => {
                 let message = e.to_string();
                 out.extend(ops.iter().map(|_| {
-                    Err(EngineError::Redis { engine: self.kind, message: message.clone() })
+                    Err(EngineError::Redis {
+                        engine: self.kind,
+                        message: message.clone(),
+                    })
                 }));
                 Ok(())
             }
@@ -252,14 +272,19 @@ impl RedisEngine {
         let Some(con) = masters.get_mut(index) else {
             return Err(EngineError::Redis {
                 engine: self.kind,
-                message: format!("cursor {cursor} names master {index}, and there are {}", masters.len()),
+                message: format!(
+                    "cursor {cursor} names master {index}, and there are {}",
+                    masters.len()
+                ),
             });
         };
         let (next, keys) = scan(con, cursor & NODE_MASK, count, self.kind)?;
         if next > NODE_MASK {
             return Err(EngineError::Redis {
                 engine: self.kind,
-                message: format!("master {index} returned scan cursor {next}, too large to combine"),
+                message: format!(
+                    "master {index} returned scan cursor {next}, too large to combine"
+                ),
             });
         }
         let cursor = match (next, index + 1 < masters.len()) {
@@ -272,10 +297,18 @@ impl RedisEngine {
 
     /// The outcome of `op` from its reply.
     fn outcome(&self, op: &Op, v: Value) -> Result<Outcome, EngineError> {
-        let bad = || odd(self.kind, &format!("the reply to {}", op.verb().info().name));
+        let bad = || {
+            odd(
+                self.kind,
+                &format!("the reply to {}", op.verb().info().name),
+            )
+        };
         if let Value::ServerError(e) = v {
             let message = format!("{} {}", e.code(), e.details().unwrap_or(""));
-            return Err(EngineError::Redis { engine: self.kind, message });
+            return Err(EngineError::Redis {
+                engine: self.kind,
+                message,
+            });
         }
         Ok(match (op, v) {
             (Op::Insert { .. }, Value::Nil) => Outcome::Created,
@@ -292,7 +325,9 @@ impl RedisEngine {
                 _ => return Err(bad()),
             },
             (Op::Add { .. }, Value::Array(a)) => match a.as_slice() {
-                [Value::Int(1), Value::Int(sum)] => Outcome::Number(*sum),
+                [Value::Int(1), sum] => {
+                    Outcome::Number(text(sum).and_then(|t| t.parse().ok()).ok_or_else(bad)?)
+                }
                 [Value::Int(0), message] => Outcome::Refused(add_refusal(message).ok_or_else(bad)?),
                 _ => return Err(bad()),
             },
@@ -308,7 +343,10 @@ const NODE_MASK: u64 = (1 << NODE_SHIFT) - 1;
 
 /// The operations Redis has: all but print, threads start/stop, stats and quit.
 fn supported(v: Verb) -> bool {
-    !matches!(v, Verb::Print | Verb::ThreadsStart | Verb::ThreadsStop | Verb::Stats | Verb::Quit)
+    !matches!(
+        v,
+        Verb::Print | Verb::ThreadsStart | Verb::ThreadsStop | Verb::Stats | Verb::Quit
+    )
 }
 
 /// Operations on one key (pipelined, routed by key in a cluster).
@@ -340,7 +378,12 @@ fn command(op: &Op) -> Cmd {
             c = redis::cmd("EVAL");
             let absent = if expected.is_none() { "1" } else { "0" };
             let expected: &[u8] = expected.as_deref().unwrap_or(b"");
-            c.arg(CAS_SCRIPT).arg(1).arg(key).arg(absent).arg(expected).arg(new);
+            c.arg(CAS_SCRIPT)
+                .arg(1)
+                .arg(key)
+                .arg(absent)
+                .arg(expected)
+                .arg(new);
         }
         Op::Add { key, delta } => {
             c = redis::cmd("EVAL");
@@ -376,13 +419,21 @@ fn scan(
     count: u32,
     kind: &'static str,
 ) -> Result<(u64, Vec<Vec<u8>>), EngineError> {
-    let reply = redis::cmd("SCAN").arg(cursor).arg("COUNT").arg(count).query::<Value>(con);
+    let reply = redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(count)
+        .query::<Value>(con);
     let reply = reply.map_err(|e| redis_error(kind, e))?;
-    let Value::Array(mut parts) = reply else { return Err(odd(kind, "SCAN")) };
+    let Value::Array(mut parts) = reply else {
+        return Err(odd(kind, "SCAN"));
+    };
     let (Some(Value::Array(keys)), Some(next)) = (parts.pop(), parts.pop()) else {
         return Err(odd(kind, "SCAN"));
     };
-    let next = text(&next).and_then(|t| t.parse::<u64>().ok()).ok_or_else(|| odd(kind, "SCAN"))?;
+    let next = text(&next)
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| odd(kind, "SCAN"))?;
     let keys = keys
         .into_iter()
         .map(|k| match k {
@@ -404,10 +455,16 @@ fn text(v: &Value) -> Option<String> {
 
 /// A Redis error as the engine's.
 fn redis_error(engine: &'static str, e: redis::RedisError) -> EngineError {
-    EngineError::Redis { engine, message: e.to_string() }
+    EngineError::Redis {
+        engine,
+        message: e.to_string(),
+    }
 }
 
 /// An answer the engine did not expect.
 fn odd(engine: &'static str, what: &str) -> EngineError {
-    EngineError::Redis { engine, message: format!("unexpected answer to {what}") }
+    EngineError::Redis {
+        engine,
+        message: format!("unexpected answer to {what}"),
+    }
 }

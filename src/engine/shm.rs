@@ -19,6 +19,9 @@ impl Engine for Client {
             e @ crate::ClientError::TooLarge { .. } => EngineError::TooLarge(e),
             e => EngineError::Shm(e),
         })?;
-        Ok(tickets.into_iter().map(|t| self.wait(t).map_err(EngineError::Shm)).collect())
+        Ok(tickets
+            .into_iter()
+            .map(|t| self.wait(t).map_err(EngineError::Shm))
+            .collect())
     }
 }

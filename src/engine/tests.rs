@@ -4,26 +4,41 @@ use super::*;
 
 #[test]
 fn urls_of_every_engine_parse() {
-    assert_eq!(EngineUrl::parse("shm://kv").unwrap(), EngineUrl::Shm { name: "kv".into() });
+    assert_eq!(
+        EngineUrl::parse("shm://kv").unwrap(),
+        EngineUrl::Shm { name: "kv".into() }
+    );
     assert_eq!(
         EngineUrl::parse("redis://127.0.0.1:6379").unwrap(),
-        EngineUrl::Redis { url: "redis://127.0.0.1:6379".into() }
+        EngineUrl::Redis {
+            url: "redis://127.0.0.1:6379".into()
+        }
     );
     assert_eq!(
         EngineUrl::parse("redis://localhost:7000/2").unwrap(),
-        EngineUrl::Redis { url: "redis://localhost:7000/2".into() }
+        EngineUrl::Redis {
+            url: "redis://localhost:7000/2".into()
+        }
     );
     assert_eq!(
         EngineUrl::parse("redis+unix:///run/redis.sock").unwrap(),
-        EngineUrl::Redis { url: "redis+unix:///run/redis.sock".into() }
+        EngineUrl::Redis {
+            url: "redis+unix:///run/redis.sock".into()
+        }
     );
     assert_eq!(
         EngineUrl::parse("redis-cluster://10.0.0.1:7000,10.0.0.2:7001").unwrap(),
         EngineUrl::Cluster {
-            nodes: vec!["redis://10.0.0.1:7000".into(), "redis://10.0.0.2:7001".into()]
+            nodes: vec![
+                "redis://10.0.0.1:7000".into(),
+                "redis://10.0.0.2:7001".into()
+            ]
         }
     );
-    assert_eq!(EngineUrl::parse("redis-cluster://h:1").unwrap().kind(), "redis-cluster");
+    assert_eq!(
+        EngineUrl::parse("redis-cluster://h:1").unwrap().kind(),
+        "redis-cluster"
+    );
 }
 
 #[test]
@@ -37,7 +52,11 @@ fn bad_urls_say_what_is_wrong() {
     };
     assert!(reason("kv").contains("not a URL"));
     assert!(reason("http://x:1").contains("unknown scheme 'http'"));
-    assert!(reason("shm://a/b").contains("'/'"), "{}", reason("shm://a/b"));
+    assert!(
+        reason("shm://a/b").contains("'/'"),
+        "{}",
+        reason("shm://a/b")
+    );
     assert!(reason("shm://").contains("1 to 64"));
     assert!(reason("redis://localhost").contains("port is required"));
     assert!(reason("redis://:6379").contains("no host"));
@@ -52,19 +71,35 @@ fn bad_urls_say_what_is_wrong() {
 
 #[test]
 fn a_batch_is_refused_whole_before_sending() {
-    let limits = Limits { max_key: 4, max_value: 8 };
-    let ok = [Op::Insert { key: b"k".to_vec(), value: b"v".to_vec() }, Op::Len];
+    let limits = Limits {
+        max_key: 4,
+        max_value: 8,
+    };
+    let ok = [
+        Op::Insert {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        },
+        Op::Len,
+    ];
     let no_print = |v: Verb| v != Verb::Print;
     check_batch(&ok, "test", &limits, no_print).unwrap();
     let with_print = [Op::Len, Op::Print { bucket: 0 }];
     match check_batch(&with_print, "test", &limits, no_print) {
-        Err(e @ EngineError::Unsupported { op: "print", engine: "test" }) => assert_eq!(
+        Err(
+            e @ EngineError::Unsupported {
+                op: "print",
+                engine: "test",
+            },
+        ) => assert_eq!(
             e.to_string(),
             "'print' is not supported by the test engine (only shmkv's own server has it)"
         ),
         other => panic!("{other:?}"),
     }
-    let long = [Op::Read { key: b"12345".to_vec() }];
+    let long = [Op::Read {
+        key: b"12345".to_vec(),
+    }];
     match check_batch(&long, "test", &limits, no_print) {
         Err(EngineError::TooLarge(e)) => {
             assert!(e.to_string().contains("key of 5 bytes"), "{e}")
@@ -72,13 +107,18 @@ fn a_batch_is_refused_whole_before_sending() {
         other => panic!("{other:?}"),
     }
     let empty = [Op::Delete { key: Vec::new() }];
-    assert!(matches!(check_batch(&empty, "test", &limits, no_print), Err(EngineError::TooLarge(_))));
+    assert!(matches!(
+        check_batch(&empty, "test", &limits, no_print),
+        Err(EngineError::TooLarge(_))
+    ));
 }
 
 #[cfg(not(feature = "redis"))]
 #[test]
 fn without_the_feature_a_redis_url_says_how_to_get_it() {
-    let e = connect("redis://127.0.0.1:6379").err().expect("no Redis engine");
+    let e = connect("redis://127.0.0.1:6379")
+        .err()
+        .expect("no Redis engine");
     assert!(matches!(e, EngineError::NoRedis(_)), "{e:?}");
     assert!(e.to_string().contains("`redis` feature"), "{e}");
 }

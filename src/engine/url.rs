@@ -33,24 +33,35 @@ const FORMS: &str = "use shm://NAME, redis://HOST:PORT, redis+unix:///PATH or \
 impl EngineUrl {
     /// Parses `url`; a malformed URL or an unknown scheme is [`EngineError::BadUrl`].
     pub fn parse(url: &str) -> Result<EngineUrl, EngineError> {
-        let bad = |reason: String| EngineError::BadUrl { url: url.to_string(), reason };
+        let bad = |reason: String| EngineError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(bad(format!("not a URL; {FORMS}")));
         };
         match scheme {
             "shm" => {
                 validate_name(rest).map_err(bad)?;
-                Ok(EngineUrl::Shm { name: rest.to_string() })
+                Ok(EngineUrl::Shm {
+                    name: rest.to_string(),
+                })
             }
             "redis" => {
                 host_port(rest.split('/').next().unwrap_or("")).map_err(bad)?;
-                Ok(EngineUrl::Redis { url: url.to_string() })
+                Ok(EngineUrl::Redis {
+                    url: url.to_string(),
+                })
             }
             "redis+unix" => {
                 if !rest.starts_with('/') || rest.len() < 2 {
-                    return Err(bad("a unix socket URL is redis+unix:///ABSOLUTE/PATH".into()));
+                    return Err(bad(
+                        "a unix socket URL is redis+unix:///ABSOLUTE/PATH".into()
+                    ));
                 }
-                Ok(EngineUrl::Redis { url: url.to_string() })
+                Ok(EngineUrl::Redis {
+                    url: url.to_string(),
+                })
             }
             "redis-cluster" => {
                 let mut nodes = Vec::new();
