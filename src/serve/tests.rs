@@ -2,7 +2,10 @@
 
 use super::*;
 use crate::record::{HeapRecordMem, RecordConsumer, RecordProducer};
-use crate::wire::{Op, Request, StatId, decode_response, encode_request};
+use crate::store::Store;
+use crate::wire::{
+    ErrorCode, Op, Reply, Request, Response, Stat, StatId, decode_response, encode_request,
+};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 

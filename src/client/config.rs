@@ -1,0 +1,65 @@
+//! How to connect: the [`ClientConfig`] a session is opened with.
+
+#[cfg(doc)]
+use super::{ClientError, LIVENESS_POLL};
+use crate::door;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server's name.
+    pub name: String,
+    /// Connect to this socket instead of the one the name gives (the server's `--socket`).
+    pub socket: Option<PathBuf>,
+    /// The client slot to take; `None` takes the first free one.
+    pub slot: Option<u32>,
+    /// How long to wait for a slot that is being freed (a client that just left), and for
+    /// the server's answer to the handshake.
+    pub attach_timeout: Duration,
+    /// How long a call waits while the server makes no progress on this connection (answers
+    /// nothing, takes no request) before it fails with [`ClientError::Timeout`] and the
+    /// connection is given up. A server that shut down or died is noticed sooner, within
+    /// about [`LIVENESS_POLL`]; this bounds the rest (a stopped or hung server, a server pid
+    /// reused by another process). Default 1 s.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Connect to server `name`, first free slot.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            socket: None,
+            slot: None,
+            attach_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Give up on a server that makes no progress for `timeout` (see [`ClientConfig::timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Take slot `slot`.
+    pub fn slot(mut self, slot: u32) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// Connect to the socket at `path` (see [`ClientConfig::socket`]).
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// The socket path this configuration connects to.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| door::socket_path(&self.name))
+    }
+}
