@@ -119,6 +119,19 @@ pub trait Engine: Send + Sync {
     /// different keys may run in parallel (on different cluster nodes, or server workers).
     fn execute_all(&self, ops: &[Op]) -> Result<Vec<Result<Outcome, EngineError>>, EngineError>;
 
+    /// [`Engine::execute_all`], handing each answer to `each`, in batch order, as soon as
+    /// this engine has it (the shared-memory engine as each answer arrives; an engine that
+    /// gets a batch's answers together, after the batch). `Err` as for `execute_all`: nothing
+    /// was sent and `each` was not called.
+    fn execute_each(
+        &self,
+        ops: &[Op],
+        each: &mut dyn FnMut(Result<Outcome, EngineError>),
+    ) -> Result<(), EngineError> {
+        self.execute_all(ops)?.into_iter().for_each(each);
+        Ok(())
+    }
+
     /// Executes one operation.
     fn execute(&self, op: Op) -> Result<Outcome, EngineError> {
         let mut all = self.execute_all(std::slice::from_ref(&op))?;

@@ -15,13 +15,24 @@ impl Engine for Client {
 
     /// Submits the batch at once (one publication) and waits for every answer.
     fn execute_all(&self, ops: &[Op]) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
+        let mut out = Vec::with_capacity(ops.len());
+        self.execute_each(ops, &mut |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Submits the batch at once and hands over each answer as it arrives.
+    fn execute_each(
+        &self,
+        ops: &[Op],
+        each: &mut dyn FnMut(Result<Outcome, EngineError>),
+    ) -> Result<(), EngineError> {
         let tickets = self.submit_all(ops).map_err(|e| match e {
             e @ crate::ClientError::TooLarge { .. } => EngineError::TooLarge(e),
             e => EngineError::Shm(e),
         })?;
-        Ok(tickets
-            .into_iter()
-            .map(|t| self.wait(t).map_err(EngineError::Shm))
-            .collect())
+        for t in tickets {
+            each(self.wait(t).map_err(EngineError::Shm));
+        }
+        Ok(())
     }
 }

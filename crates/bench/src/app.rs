@@ -2,6 +2,7 @@
 //! limit, run every server-thread count × value size × mode × routine against a fresh
 //! server, then the memory, idle and Redis reports, the summary, JSON and plot.
 
+use crate::engines::{EngineSpec, bench_engines, engine_modes, parse_urls};
 use crate::limit::{self, Limit};
 use crate::modes::{Mode, run_mode};
 use crate::redis_cmp::{bench_redis, summarize_vs_redis};
@@ -11,7 +12,8 @@ use crate::report::{
 };
 use crate::server::{ServerChild, idle_report, memory_report, pid_cpu_ns_all, server_binary};
 use crate::workload::{KeySet, Routine, Zipf};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +47,23 @@ Examples:
   shmkv-bench --keys 100000 --json out.json --plot out.svg
   shmkv-bench --vs-redis --server-threads 1    side by side with redis-server
   shmkv-bench --value-size 8,64,1024,65536,1048576 --server-threads 1 --modes sync,pipelined
+  shmkv-bench --url shm://,redis://127.0.0.1:6379 --keys 2000 --modes sync,pipelined --no-limit
+
+--url runs the routines through shmkv's Engine trait (shmkv::engine) against each engine
+listed, in order, and prints them side by side: for each routine, mode and value size, each
+engine's ops/s as a ratio to the first engine's, then its ops/s, p50 and p99. URLs are
+separated by commas or given by repeating --url; a piece without '://' continues the URL
+before it (redis-cluster://H:P1,H:P2,H:P3 is one URL). shm:// alone is the bench's own
+shmkv-server child, started and stopped by the bench with one --server-threads value (1 if
+none is given); shm://NAME is a shmkv-server already running under that name, and
+redis://HOST:PORT[/DB], redis+unix:///PATH and redis-cluster://HOST:PORT[,HOST:PORT...]
+are Redis, used as they are (server CPU is shown only for the bench's own server). Modes
+with --url: sync (one operation at a time), pipelined (a batch of --pipeline operations,
+Engine::execute_all, answered before the next is sent: no overlap, unlike the run without
+--url) and threads (--client-threads threads sharing one engine); processes is skipped with
+a note, and so are the memory and idle reports. Every answer is checked as in every run. On
+an engine the bench did not start, its keys (8-byte binary keys) are deleted after each value
+size. --json records carry \"engine\" (the URL) beside \"system\".
 
 Exit status: 0 all runs correct, 1 a wrong answer or a failed run, 2 bad command line.";
 
@@ -101,6 +120,14 @@ pub struct Args {
     /// Also run the sync and pipelined modes against a real redis-server on a unix socket.
     #[arg(long)]
     pub vs_redis: bool,
+    /// Run through shmkv's Engine trait against these engines instead, side by side:
+    /// shm:// (the bench's own server), shm://NAME, redis://HOST:PORT, redis+unix:///PATH,
+    /// redis-cluster://HOST:PORT[,HOST:PORT...]; comma separated or repeated.
+    #[arg(long, value_name = "URL[,URL...]")]
+    pub url: Vec<String>,
+    /// Whether --server-threads was given (not defaulted).
+    #[arg(skip)]
+    pub server_threads_given: bool,
     /// The shmkv-server binary (default: next to this one, built if missing).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
@@ -131,7 +158,7 @@ pub struct Args {
 
 /// Parse the command line and run (or be one of the bench's own child processes).
 pub fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             return shmkv_cli::clap_outcome(e).unwrap_or_else(|msg| {
@@ -153,6 +180,38 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line, noting whether `--server-threads` was given.
+fn parse_args() -> Result<Args, clap::Error> {
+    let matches = Args::command().try_get_matches()?;
+    let mut args = Args::from_arg_matches(&matches)?;
+    args.server_threads_given =
+        matches.value_source("server_threads") == Some(ValueSource::CommandLine);
+    Ok(args)
+}
+
+/// The engines of `--url` (empty without it), with `args.server_threads` set to the one value
+/// the bench's own server then runs with; a usage error for what does not go with `--url`.
+fn check_url_args(args: &mut Args) -> Result<Vec<EngineSpec>, String> {
+    if args.url.is_empty() {
+        return Ok(Vec::new());
+    }
+    let specs = parse_urls(&args.url)?;
+    if args.vs_redis {
+        return Err(
+            "--vs-redis and --url do not go together: list the Redis server in --url".into(),
+        );
+    }
+    if !args.server_threads_given {
+        args.server_threads = vec![1];
+    } else if args.server_threads.len() != 1 {
+        return Err(
+            "with --url, give one --server-threads value (the worker threads of the bench's own shm:// server)"
+                .into(),
+        );
+    }
+    Ok(specs)
 }
 
 /// The routines and modes asked for, in the order they run; a usage error if the command
@@ -224,7 +283,13 @@ fn check_args(args: &Args) -> Result<(Vec<Routine>, Vec<Mode>), String> {
 }
 
 fn run(args: &Args) -> Result<(), (u8, String)> {
+    let mut args = args.clone();
+    let specs = check_url_args(&mut args).map_err(|m| (2, m))?;
+    let args = &args;
     let (routines, modes) = check_args(args).map_err(|m| (2, m))?;
+    if !specs.is_empty() {
+        return run_engines(args, &specs, (&routines, &modes));
+    }
     let fail = |e: String| (1u8, e);
     let bin = server_binary(args.server_bin.as_deref()).map_err(fail)?;
     println!(
@@ -239,23 +304,8 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
         args.client_processes,
         bin.display()
     );
-    let largest = args.value_size.iter().copied().max().unwrap_or(8);
-    // A server that cannot start fails the run now, not after the limit's seconds.
-    let probe = format!("bench-{}-probe", std::process::id());
-    ServerChild::start(&bin, &probe, 1024, 1, 1, largest)
-        .and_then(ServerChild::stop)
-        .map_err(fail)?;
-    let limit = if args.no_limit {
-        None
-    } else {
-        // The map holds as many keys as the largest key set of the run.
-        let smallest = args.value_size.iter().copied().min().unwrap_or(8);
-        let keys = KeySet::new(args.keys, args.data_budget, smallest).keys;
-        let sizes: Vec<usize> = args.value_size.iter().map(|&s| s as usize).collect();
-        let l = limit::measure(keys, args.pipeline, &sizes, args.limit_seconds).map_err(fail)?;
-        print_limit(&l);
-        Some(l)
-    };
+    probe_server(args, &bin).map_err(fail)?;
+    let limit = measure_limit(args).map_err(fail)?;
     let total =
         (args.server_threads.len() * args.value_size.len() * modes.len() * routines.len()) as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -304,6 +354,81 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
     Ok(())
 }
 
+/// Starts and stops a server, so that one that cannot start fails the run now, not after the
+/// limit's seconds.
+fn probe_server(args: &Args, bin: &Path) -> Result<(), String> {
+    let largest = args.value_size.iter().copied().max().unwrap_or(8);
+    let probe = format!("bench-{}-probe", std::process::id());
+    ServerChild::start(bin, &probe, 1024, 1, 1, largest).and_then(ServerChild::stop)
+}
+
+/// The machine's limit (printed), unless `--no-limit`.
+fn measure_limit(args: &Args) -> Result<Option<Limit>, String> {
+    if args.no_limit {
+        return Ok(None);
+    }
+    // The map holds as many keys as the largest key set of the run.
+    let smallest = args.value_size.iter().copied().min().unwrap_or(8);
+    let keys = KeySet::new(args.keys, args.data_budget, smallest).keys;
+    let sizes: Vec<usize> = args.value_size.iter().map(|&s| s as usize).collect();
+    let l = limit::measure(keys, args.pipeline, &sizes, args.limit_seconds)?;
+    print_limit(&l);
+    Ok(Some(l))
+}
+
+/// A `--url` run: the engines one after the other, side by side, then the summary and the
+/// JSON and plot asked for.
+fn run_engines(
+    args: &Args,
+    specs: &[EngineSpec],
+    (routines, modes): (&[Routine], &[Mode]),
+) -> Result<(), (u8, String)> {
+    let fail = |e: String| (1u8, e);
+    let names: Vec<&str> = specs.iter().map(|s| s.url.as_str()).collect();
+    println!(
+        "shmkv-bench --url: engines {names:?}, {} keys, value sizes {:?}, routines {:?}, modes {:?}, pipeline {}, {} client threads",
+        args.keys,
+        args.value_size,
+        routines.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        args.pipeline,
+        args.client_threads,
+    );
+    let bin = if specs.iter().any(EngineSpec::own) {
+        let bin = server_binary(args.server_bin.as_deref()).map_err(fail)?;
+        probe_server(args, &bin).map_err(fail)?;
+        Some(bin)
+    } else {
+        None
+    };
+    let limit = measure_limit(args).map_err(fail)?;
+    println!("note: the memory and idle reports are not run with --url");
+    let modes = &engine_modes(modes);
+    print_legend(limit.is_some(), args.pipeline);
+    print_header();
+    let mut records = Vec::new();
+    bench_engines(
+        args,
+        bin.as_deref(),
+        specs,
+        (routines, modes),
+        limit.as_ref(),
+        &mut records,
+    )
+    .map_err(fail)?;
+    print_summary(&records, limit.as_ref(), args.pipeline, args.client_threads);
+    if let Some(path) = &args.json {
+        write_json(path, &records, limit.as_ref()).map_err(fail)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        plot(path, &records, routines)
+            .map_err(|e| (1, format!("plotting {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Every server-thread count × value size × mode × routine against shmkv.
 fn bench_shmkv(
     args: &Args,
@@ -340,7 +465,17 @@ fn bench_shmkv(
                             )
                         })?;
                     let srv = pid_cpu_ns_all(server.pid()).saturating_sub(srv0);
-                    let r = record_of("shmkv", (routine, set), mode, t, args, &p, secs, srv, limit);
+                    let r = record_of(
+                        "shmkv",
+                        (routine, set),
+                        mode,
+                        t,
+                        args,
+                        &p,
+                        secs,
+                        Some(srv),
+                        limit,
+                    );
                     if let Some(b) = bar {
                         b.suspend(|| print_record(&r));
                         b.inc(1);

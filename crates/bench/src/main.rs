@@ -6,8 +6,9 @@
 //! Modules: [`app`] (command line, the order of the run), [`limit`] (the machine's limit,
 //! written without any shmkv code), [`modes`] (the client modes and their latency sampling),
 //! [`server`] (the `shmkv-server` child and CPU accounting), [`workload`] (keys, values, the
-//! routines' operations and the answer check), [`report`] (table, summary, JSON, plot) and
-//! [`redis_cmp`] (`--vs-redis`).
+//! routines' operations and the answer check), [`report`] (table, summary, JSON, plot),
+//! [`redis_cmp`] (`--vs-redis`) and [`engines`] (`--url`: any engine through
+//! `shmkv::engine::Engine`, side by side).
 
 // The benchmark needs real shared memory; under `--cfg loom` it is a stub.
 #[cfg(loom)]
@@ -23,6 +24,8 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(loom))]
 mod app;
+#[cfg(not(loom))]
+mod engines;
 #[cfg(not(loom))]
 mod limit;
 #[cfg(not(loom))]

@@ -159,7 +159,7 @@ pub fn drive(
 }
 
 /// The measurements of several clients as one.
-fn merge(parts: Vec<Part>) -> Part {
+pub fn merge(parts: Vec<Part>) -> Part {
     let mut hist = new_hist();
     let mut ops = 0;
     let mut cpu_ns = 0;

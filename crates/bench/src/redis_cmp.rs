@@ -186,7 +186,18 @@ pub fn bench_redis(
             cpu_ns: self_cpu_ns() - cpu0,
         };
         let srv = pid_cpu_ns(rc.child.id()).saturating_sub(srv0);
-        let r = record_of("redis", (routine, set), mode, 1, args, &p, secs, srv, limit);
+        let mut r = record_of(
+            "redis",
+            (routine, set),
+            mode,
+            1,
+            args,
+            &p,
+            secs,
+            Some(srv),
+            limit,
+        );
+        r.engine = format!("redis+unix://{}", rc.socket.display());
         print_record(&r);
         out.push(r);
     }

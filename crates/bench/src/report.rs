@@ -32,8 +32,11 @@ pub struct Ratios {
 /// One measured run, as printed and as written to JSON.
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// "shmkv" or "redis".
+    /// "shmkv", "redis" or "redis-cluster".
     pub system: &'static str,
+    /// The engine's URL: as given to `--url`; `shm://` for the bench's own server;
+    /// `redis+unix://PATH` for `--vs-redis`.
+    pub engine: String,
     /// The routine's name.
     pub routine: &'static str,
     /// The client mode.
@@ -60,8 +63,9 @@ pub struct Record {
     pub p999_ns: u64,
     /// Every this-many-th request's latency was taken.
     pub sampled_every: usize,
-    /// CPU of the server, in cores (1.0: one core busy all the run).
-    pub server_cpu: f64,
+    /// CPU of the server, in cores (1.0: one core busy all the run); `None` for a server the
+    /// bench did not start (it cannot tell).
+    pub server_cpu: Option<f64>,
     /// CPU of the client(s), in cores.
     pub client_cpu: f64,
     /// Ratios to the machine's limit (none with `--no-limit`).
@@ -113,6 +117,7 @@ impl Record {
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = json!({
             "system": self.system,
+            "engine": self.engine,
             "routine": self.routine,
             "mode": self.mode.name(),
             "value_size": self.value_size,
@@ -149,7 +154,8 @@ impl Record {
     }
 }
 
-/// The record of one run.
+/// The record of one run (its `engine` is `shm://` for a shmkv system, the system's name
+/// otherwise, until the caller sets it). `srv_ns`: the server's CPU time, if known.
 #[allow(clippy::too_many_arguments)]
 pub fn record_of(
     system: &'static str,
@@ -159,11 +165,16 @@ pub fn record_of(
     args: &Args,
     p: &Part,
     secs: f64,
-    srv_ns: u64,
+    srv_ns: Option<u64>,
     limit: Option<&Limit>,
 ) -> Record {
     let mut r = Record {
         system,
+        engine: if system == "shmkv" {
+            "shm://".to_string()
+        } else {
+            system.to_string()
+        },
         routine: routine.name(),
         mode,
         value_size: set.value_size,
@@ -189,7 +200,7 @@ pub fn record_of(
         } else {
             1
         },
-        server_cpu: srv_ns as f64 / 1e9 / secs.max(1e-9),
+        server_cpu: srv_ns.map(|ns| ns as f64 / 1e9 / secs.max(1e-9)),
         client_cpu: p.cpu_ns as f64 / 1e9 / secs.max(1e-9),
         vs: None,
     };
@@ -304,7 +315,7 @@ pub fn print_legend(limit: bool, pipeline: usize) {
 /// The table's header.
 pub fn print_header() {
     println!(
-        "{:<6} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<13} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "system",
         "routine",
         "mode",
@@ -334,7 +345,7 @@ fn limit_cell(r: &Record) -> String {
 /// One row of the table.
 pub fn print_record(r: &Record) {
     println!(
-        "{:<6} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9.1} {:>9} {:>9} {:>9} {:>8.0}% {:>8.0}% {:>9} {:>9}",
+        "{:<13} {:<7} {:<10} {:>7} {:>7} {:>10} {:>9.1} {:>9} {:>9} {:>9} {:>9} {:>8.0}% {:>9} {:>9}",
         r.system,
         r.routine,
         r.mode.name(),
@@ -345,7 +356,8 @@ pub fn print_record(r: &Record) {
         fmt_ns(r.p50_ns),
         fmt_ns(r.p99_ns),
         fmt_ns(r.p999_ns),
-        r.server_cpu * 100.0,
+        r.server_cpu
+            .map_or("-".into(), |c| format!("{:.0}%", c * 100.0)),
         r.client_cpu * 100.0,
         limit_cell(r),
         r.vs.as_ref()
@@ -460,19 +472,20 @@ pub fn print_summary(
         }
     }
     let answers: u64 = shmkv.iter().map(|r| r.ops).sum();
-    let others: u64 = records
-        .iter()
-        .filter(|r| r.system != "shmkv")
-        .map(|r| r.ops)
-        .sum();
+    let mut others = String::new();
+    for system in ["redis", "redis-cluster"] {
+        let n: u64 = records
+            .iter()
+            .filter(|r| r.system == system)
+            .map(|r| r.ops)
+            .sum();
+        if n > 0 {
+            others.push_str(&format!(", {n} {system} answers"));
+        }
+    }
     let bare = limit.map_or(0, Limit::checked);
     println!(
-        "every answer checked: {answers} shmkv answers{}{}, 0 wrong (a wrong answer stops the run with exit status 1)",
-        if others > 0 {
-            format!(", {others} redis answers")
-        } else {
-            String::new()
-        },
+        "every answer checked: {answers} shmkv answers{others}{}, 0 wrong (a wrong answer stops the run with exit status 1)",
         if bare > 0 {
             format!(", {bare} answers of the bare baseline")
         } else {
@@ -490,7 +503,23 @@ pub fn write_json(path: &Path, records: &[Record], limit: Option<&Limit>) -> Res
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Throughput against server threads, one panel per routine, one line per system and mode.
+/// Whether two engines of `records` are of one system (then the plot names engines).
+fn engines_share_a_system(records: &[Record]) -> bool {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for r in records {
+        if !seen.contains(&(r.system, r.engine.as_str())) {
+            seen.push((r.system, r.engine.as_str()));
+        }
+    }
+    let systems = seen
+        .iter()
+        .map(|(s, _)| *s)
+        .collect::<std::collections::BTreeSet<_>>();
+    systems.len() < seen.len()
+}
+
+/// Throughput against server threads, one panel per routine, one line per system (or
+/// engine) and mode.
 pub fn plot(path: &Path, records: &[Record], routines: &[Routine]) -> Result<(), String> {
     use plotters::prelude::*;
     let n = routines.len().max(1);
@@ -528,8 +557,14 @@ pub fn plot(path: &Path, records: &[Record], routines: &[Routine]) -> Result<(),
             .draw()
             .map_err(|e| e.to_string())?;
         let mut series: Vec<(String, Vec<(u32, f64)>)> = Vec::new();
+        let by_engine = engines_share_a_system(records);
         for r in &rs {
-            let label = format!("{} {}", r.system, r.mode.name());
+            let who = if by_engine {
+                r.engine.as_str()
+            } else {
+                r.system
+            };
+            let label = format!("{who} {}", r.mode.name());
             match series.iter_mut().find(|(l, _)| *l == label) {
                 Some((_, v)) => v.push((r.server_threads, r.ops_per_sec())),
                 None => series.push((label, vec![(r.server_threads, r.ops_per_sec())])),

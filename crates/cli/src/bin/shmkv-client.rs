@@ -1,5 +1,7 @@
-//! `shmkv-client`: runs operations against a running shmkv-server, from its command line, from
-//! an interactive shell, or from standard input.
+//! `shmkv-client`: runs operations against a running shmkv-server (or, with `--url`, a Redis
+//! server or cluster), from its command line, from an interactive shell, or from standard
+//! input. Every way runs its operations through `shmkv::engine::Engine`, so one command line
+//! prints the same lines on every engine.
 
 // The binaries need real shared memory; under `--cfg loom` (model checking) they are stubs so
 // that `RUSTFLAGS="--cfg loom" cargo test` still builds the whole package.
@@ -17,8 +19,11 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(loom))]
 mod app {
 
-    use clap::Parser;
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches, Parser};
     use shmkv::client::{Client, ClientConfig, ClientError};
+    use shmkv::engine::redis::REDIS_TIMEOUT;
+    use shmkv::engine::{self, Engine, EngineError, EngineUrl};
     use shmkv::wire::{Op, Outcome};
     use shmkv_cli::{
         Item, Token, argv_token, check_limits, operations_help, parse_ops, render_json,
@@ -29,6 +34,13 @@ mod app {
 
     const AFTER_HELP: &str = "\
 ID is the client slot asked for (0, 1, ...); give '-' or leave it out to take any free one.
+
+--url picks the engine: shm://NAME is shmkv's own server NAME (the same as --name NAME);
+redis://HOST:PORT[/DB], redis+unix:///PATH and redis-cluster://HOST:PORT[,HOST:PORT...]
+run the same operations, with the same answers, on a Redis server or cluster. On Redis,
+print, threads, stats and quit are refused before anything of their batch is sent (status 2),
+an ID other than '-' is a command-line error (client ids are slots of shmkv's own server),
+and so is --timeout (the Redis engine waits up to 10 s to connect and for each reply).
 
 Without operations, on a terminal, it opens an interactive shell (prompt, line editing,
 history in $SHMKV_HISTORY or ~/.shmkv_history, Tab completion; 'help', 'exit' or Ctrl-D).
@@ -51,10 +63,13 @@ Examples:
   shmkv-client 0                                  (interactive shell on a terminal)
   printf 'insert 1 2\\nread 1\\n' | shmkv-client 0
   shmkv-client --json 0 read 1 stats
+  shmkv-client --url redis://127.0.0.1:6379 insert 1 2 read 1
 
 Exit status: 0 all operations done, 1 the server refused an operation, 2 bad command line
-(or a bad line on standard input, or a key or value longer than the server takes), 3 could
-not connect or lost the server, 4 the terminal or standard input could not be read.";
+(or a bad line on standard input, a key or value longer than the server takes, or an
+operation the engine does not have), 3 could not connect or lost the server (on Redis also:
+an operation answered with an error reply), 4 the terminal or standard input could not be
+read.";
 
     const SHELL_HELP: &str = "\
 Shell commands:
@@ -63,7 +78,7 @@ Shell commands:
   Tab completes operation names; Up and Down walk the history; Ctrl-C clears the line.
 Several operations on one line are sent together, as on the command line.";
 
-    /// Run operations against a shmkv server.
+    /// Run operations against a shmkv server (or Redis, with --url).
     #[derive(Parser, Debug)]
     #[command(
         name = "shmkv-client",
@@ -80,6 +95,10 @@ Several operations on one line are sent together, as on the command line.";
         /// Connect to this socket path instead (the server's --socket).
         #[arg(long, value_name = "PATH")]
         socket: Option<std::path::PathBuf>,
+        /// The engine, by URL: shm://NAME (as --name NAME), redis://HOST:PORT[/DB],
+        /// redis+unix:///PATH or redis-cluster://HOST:PORT[,HOST:PORT...].
+        #[arg(long, value_name = "URL", conflicts_with_all = ["name", "socket"])]
+        url: Option<String>,
         /// Print one JSON object per operation instead of text lines.
         #[arg(long)]
         json: bool,
@@ -129,64 +148,107 @@ Several operations on one line are sent together, as on the command line.";
     /// Why a batch stopped.
     #[derive(Debug)]
     enum Stop {
-        /// A key or value is longer than the server takes (nothing was sent): this message,
+        /// A key or value is longer than the engine takes (nothing was sent): this message,
         /// a usage error (status 2).
         Usage(String),
+        /// An operation the engine does not have (nothing was sent): this message, status 2.
+        NotHere(String),
         /// The connection failed (the message is printed): status 3.
         Connection,
     }
 
-    /// Send `items` as one pipelined batch and print each answer, in order. Nothing is sent
-    /// if a key or value is longer than the server's limits.
-    fn run_batch(client: &Client, items: &[Item], json: bool) -> Result<Ran, Stop> {
-        let limits = client.limits();
+    /// What the client connects to.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Target {
+        /// shmkv's own server: its name, and the slot asked for (None: the first free).
+        Shm { name: String, slot: Option<u32> },
+        /// Another engine (Redis), by its URL.
+        Url(String),
+    }
+
+    /// A connected engine, and how the shell greets and prompts on it.
+    struct Session {
+        engine: Box<dyn Engine>,
+        greeting: String,
+        prompt: String,
+    }
+
+    /// Print one answer (standard output, or a refusal on standard error) and note in `ran`
+    /// what it means for the exit status.
+    fn print_answer(
+        out: &mut impl Write,
+        item: &Item,
+        outcome: &Outcome,
+        json: bool,
+        ran: &mut Ran,
+    ) {
+        if json {
+            let (v, refused) = render_json(item, outcome);
+            ran.refused |= refused;
+            let _ = writeln!(out, "{v}");
+        } else {
+            match render_text(item, outcome) {
+                Ok(text) => {
+                    let _ = writeln!(out, "{text}");
+                }
+                Err(line) => {
+                    let _ = out.flush();
+                    eprintln!("shmkv-client: {line}");
+                    ran.refused = true;
+                }
+            }
+        }
+        if item.op == Op::Quit && *outcome == Outcome::Done {
+            ran.quit = true;
+        }
+    }
+
+    /// Send `items` as one pipelined batch and print each answer, in order, as the engine
+    /// hands it over. Nothing is sent if a key or value is longer than the engine's limits or
+    /// an operation is one the engine does not have.
+    fn run_batch(engine: &dyn Engine, items: &[Item], json: bool) -> Result<Ran, Stop> {
+        let limits = engine.limits();
         for item in items {
             check_limits(item, &limits).map_err(Stop::Usage)?;
         }
         let ops: Vec<Op> = items.iter().map(|i| i.op.clone()).collect();
-        let tickets = match client.submit_all(&ops) {
-            Ok(t) => t,
-            // Checked above; the library checks too (an empty key as well).
-            Err(e @ ClientError::TooLarge { .. }) => return Err(Stop::Usage(e.to_string())),
-            Err(e) => {
-                eprintln!("shmkv-client: {e}");
-                return Err(Stop::Connection);
-            }
-        };
         let mut ran = Ran::default();
+        let mut lost = false;
         let mut out = std::io::stdout().lock();
-        for (item, ticket) in items.iter().zip(tickets) {
-            match client.wait(ticket) {
-                Ok(outcome) => {
-                    if json {
-                        let (v, refused) = render_json(item, &outcome);
-                        ran.refused |= refused;
-                        let _ = writeln!(out, "{v}");
-                    } else {
-                        match render_text(item, &outcome) {
-                            Ok(text) => {
-                                let _ = writeln!(out, "{text}");
-                            }
-                            Err(line) => {
-                                let _ = out.flush();
-                                eprintln!("shmkv-client: {line}");
-                                ran.refused = true;
-                            }
-                        }
-                    }
-                    if item.op == Op::Quit && outcome == Outcome::Done {
-                        ran.quit = true;
-                    }
-                }
+        let mut labels = items.iter();
+        let sent = engine.execute_each(&ops, &mut |answer| {
+            let Some(item) = labels.next() else { return };
+            match answer {
+                _ if lost => {}
+                Ok(outcome) => print_answer(&mut out, item, &outcome, json, &mut ran),
                 Err(e) => {
                     let _ = out.flush();
-                    eprintln!("shmkv-client: {}: {e}", item.label);
-                    return Err(Stop::Connection);
+                    eprintln!("shmkv-client: {}: {}", item.label, one_line(&e.to_string()));
+                    lost = true;
                 }
             }
-        }
+        });
         let _ = out.flush();
-        Ok(ran)
+        match sent {
+            // Checked above; the engine checks too (an empty key as well).
+            Err(e @ EngineError::TooLarge(_)) => Err(Stop::Usage(e.to_string())),
+            Err(e @ EngineError::Unsupported { .. }) => Err(Stop::NotHere(e.to_string())),
+            Err(e) => {
+                eprintln!("shmkv-client: {}", one_line(&e.to_string()));
+                Err(Stop::Connection)
+            }
+            Ok(()) if lost => Err(Stop::Connection),
+            Ok(()) => Ok(ran),
+        }
+    }
+
+    /// `text` on one line (an error from the `redis` crate may span several).
+    fn one_line(text: &str) -> String {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// `--timeout`, set once in `main` (a static keeps it out of the signatures of the three
@@ -204,7 +266,36 @@ Several operations on one line are sent together, as on the command line.";
         }
     }
 
-    fn connect(name: &str, slot: Option<u32>) -> Result<Client, ExitCode> {
+    /// What `--url` (or `--name`) and the client id name; a usage error for what has no
+    /// meaning on the engine named (an id or `--timeout` on Redis).
+    fn target(args: &Args, timeout_given: bool, slot: Option<u32>) -> Result<Target, String> {
+        let Some(url) = &args.url else {
+            let name = args.name.clone();
+            return Ok(Target::Shm { name, slot });
+        };
+        let parsed = EngineUrl::parse(url).map_err(|e| one_line(&e.to_string()))?;
+        let kind = parsed.kind();
+        match parsed {
+            EngineUrl::Shm { name } => Ok(Target::Shm { name, slot }),
+            _ if slot.is_some() => Err(format!(
+                "client ids are slots of shmkv's own server: give none (or '-') with a {kind} URL"
+            )),
+            _ if timeout_given => Err(format!(
+                "--timeout is for shmkv's own server; the {kind} engine waits up to {} s to connect and for each reply",
+                REDIS_TIMEOUT.as_secs()
+            )),
+            _ => Ok(Target::Url(url.clone())),
+        }
+    }
+
+    fn connect(target: &Target) -> Result<Session, ExitCode> {
+        match target {
+            Target::Shm { name, slot } => connect_shm(name, *slot),
+            Target::Url(url) => connect_url(url),
+        }
+    }
+
+    fn connect_shm(name: &str, slot: Option<u32>) -> Result<Session, ExitCode> {
         let mut config = ClientConfig::new(name);
         config.slot = slot;
         if let Some(t) = TIMEOUT.get() {
@@ -212,12 +303,44 @@ Several operations on one line are sent together, as on the command line.";
             config.attach_timeout = *t;
         }
         config.socket = SOCKET.get().cloned();
-        Client::connect(&config).map_err(|e| {
+        let client = Client::connect(&config).map_err(|e| {
             eprintln!("shmkv-client: {e}");
             ExitCode::from(match e {
                 ClientError::InvalidName(_) => USAGE,
                 _ => CONNECTION,
             })
+        })?;
+        let info = client.info();
+        Ok(Session {
+            greeting: format!(
+                "connected to server '{name}' as client {} ({} slots, {} buckets); type help, or exit or Ctrl-D to leave",
+                client.slot(),
+                info.clients,
+                info.buckets
+            ),
+            prompt: format!("shmkv[{name}:{}]> ", client.slot()),
+            engine: Box::new(client),
+        })
+    }
+
+    fn connect_url(url: &str) -> Result<Session, ExitCode> {
+        let engine = engine::connect(url).map_err(|e| {
+            eprintln!(
+                "shmkv-client: cannot connect to {url}: {}",
+                one_line(&e.to_string())
+            );
+            ExitCode::from(match e {
+                EngineError::BadUrl { .. } | EngineError::NoRedis(_) => USAGE,
+                _ => CONNECTION,
+            })
+        })?;
+        Ok(Session {
+            greeting: format!(
+                "connected to {url} (the {} engine); type help, or exit or Ctrl-D to leave",
+                engine.kind()
+            ),
+            prompt: format!("shmkv[{url}]> "),
+            engine,
         })
     }
 
@@ -226,8 +349,15 @@ Several operations on one line are sent together, as on the command line.";
         ExitCode::from(USAGE)
     }
 
+    /// The command line, and whether `--timeout` was given on it (not defaulted).
+    fn parse_args() -> Result<(Args, bool), clap::Error> {
+        let matches = Args::command().try_get_matches()?;
+        let given = matches.value_source("timeout") == Some(ValueSource::CommandLine);
+        Ok((Args::from_arg_matches(&matches)?, given))
+    }
+
     pub fn main() -> ExitCode {
-        let args = match Args::try_parse() {
+        let (args, timeout_given) = match parse_args() {
             Ok(a) => a,
             Err(e) => {
                 return shmkv_cli::clap_outcome(e).unwrap_or_else(|msg| usage(&msg));
@@ -242,26 +372,39 @@ Several operations on one line are sent together, as on the command line.";
             Ok(x) => x,
             Err(msg) => return usage(&msg),
         };
+        let target = match target(&args, timeout_given, slot) {
+            Ok(t) => t,
+            Err(msg) => return usage(&msg),
+        };
         let items = match parse_words(rest) {
             Ok(x) => x,
             Err(msg) => return usage(&msg),
         };
         if !items.is_empty() {
-            let client = match connect(&args.name, slot) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            return match run_batch(&client, &items, args.json) {
-                Ok(ran) if ran.refused => ExitCode::from(REFUSED),
-                Ok(_) => ExitCode::SUCCESS,
-                Err(Stop::Usage(msg)) => usage(&msg),
-                Err(Stop::Connection) => ExitCode::from(CONNECTION),
-            };
+            return from_command_line(&target, &items, args.json);
         }
         if std::io::stdin().is_terminal() {
-            shell::run(&args.name, slot, args.json)
+            shell::run(&target, args.json)
         } else {
-            from_stdin(&args.name, slot, args.json)
+            from_stdin(&target, args.json)
+        }
+    }
+
+    /// The operations of the command line, as one batch.
+    fn from_command_line(target: &Target, items: &[Item], json: bool) -> ExitCode {
+        let session = match connect(target) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        match run_batch(session.engine.as_ref(), items, json) {
+            Ok(ran) if ran.refused => ExitCode::from(REFUSED),
+            Ok(_) => ExitCode::SUCCESS,
+            Err(Stop::Usage(msg)) => usage(&msg),
+            Err(Stop::NotHere(msg)) => {
+                eprintln!("shmkv-client: {msg}");
+                ExitCode::from(USAGE)
+            }
+            Err(Stop::Connection) => ExitCode::from(CONNECTION),
         }
     }
 
@@ -296,8 +439,8 @@ Several operations on one line are sent together, as on the command line.";
 
     /// Operations from standard input, one or more per line; a line is one pipelined batch.
     /// Connects at the first line with operations.
-    fn from_stdin(name: &str, slot: Option<u32>, json: bool) -> ExitCode {
-        let mut client = None;
+    fn from_stdin(target: &Target, json: bool) -> ExitCode {
+        let mut session: Option<Session> = None;
         let mut refused = false;
         for (n, line) in std::io::stdin().lock().lines().enumerate() {
             let line = match line {
@@ -323,21 +466,21 @@ Several operations on one line are sent together, as on the command line.";
                     return ExitCode::from(USAGE);
                 }
             };
-            if client.is_none() {
-                match connect(name, slot) {
-                    Ok(c) => client = Some(c),
+            if session.is_none() {
+                match connect(target) {
+                    Ok(s) => session = Some(s),
                     Err(code) => return code,
                 }
             }
-            let c = client.as_ref().expect("connected above");
-            match run_batch(c, &items, json) {
+            let s = session.as_ref().expect("connected above");
+            match run_batch(s.engine.as_ref(), &items, json) {
                 Ok(ran) => {
                     refused |= ran.refused;
                     if ran.quit {
                         break;
                     }
                 }
-                Err(Stop::Usage(msg)) => {
+                Err(Stop::Usage(msg) | Stop::NotHere(msg)) => {
                     eprintln!(
                         "shmkv-client: line {}: {msg}; stopped there (see shmkv-client --help)",
                         n + 1
@@ -347,7 +490,7 @@ Several operations on one line are sent together, as on the command line.";
                 Err(Stop::Connection) => return ExitCode::from(CONNECTION),
             }
         }
-        if client.is_none() {
+        if session.is_none() {
             return usage(
                 "no operations given on the command line or standard input (e.g. shmkv-client 0 insert 1 2 read 1)",
             );
@@ -436,9 +579,9 @@ Several operations on one line are sent together, as on the command line.";
             }
         }
 
-        pub(super) fn run(name: &str, slot: Option<u32>, json: bool) -> ExitCode {
-            let client = match connect(name, slot) {
-                Ok(c) => c,
+        pub(super) fn run(target: &Target, json: bool) -> ExitCode {
+            let session = match connect(target) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
             let config = Config::builder()
@@ -460,16 +603,10 @@ Several operations on one line are sent together, as on the command line.";
             if let Some(h) = &history {
                 let _ = rl.load_history(h);
             }
-            let info = client.info();
-            println!(
-                "connected to server '{name}' as client {} ({} slots, {} buckets); type help, or exit or Ctrl-D to leave",
-                client.slot(),
-                info.clients,
-                info.buckets
-            );
-            let prompt = format!("shmkv[{name}:{}]> ", client.slot());
+            println!("{}", session.greeting);
+            let prompt = &session.prompt;
             let code = loop {
-                let line = match rl.readline(&prompt) {
+                let line = match rl.readline(prompt) {
                     Ok(l) => l,
                     Err(ReadlineError::Interrupted) => continue,
                     Err(ReadlineError::Eof) => break ExitCode::SUCCESS,
@@ -485,12 +622,15 @@ Several operations on one line are sent together, as on the command line.";
                     Ok(Line::Nothing) => {}
                     Ok(Line::Help) => println!("{}\n\n{SHELL_HELP}", operations_help()),
                     Ok(Line::Exit) => break ExitCode::SUCCESS,
-                    Ok(Line::Ops(items)) => match run_batch(&client, &items, json) {
-                        Ok(ran) if ran.quit => break ExitCode::SUCCESS,
-                        Ok(_) => {}
-                        Err(Stop::Usage(msg)) => eprintln!("shmkv-client: {msg} (type help)"),
-                        Err(Stop::Connection) => break ExitCode::from(CONNECTION),
-                    },
+                    Ok(Line::Ops(items)) => {
+                        match run_batch(session.engine.as_ref(), &items, json) {
+                            Ok(ran) if ran.quit => break ExitCode::SUCCESS,
+                            Ok(_) => {}
+                            Err(Stop::Usage(msg)) => eprintln!("shmkv-client: {msg} (type help)"),
+                            Err(Stop::NotHere(msg)) => eprintln!("shmkv-client: {msg}"),
+                            Err(Stop::Connection) => break ExitCode::from(CONNECTION),
+                        }
+                    }
                     Err(msg) => eprintln!("shmkv-client: {msg} (type help)"),
                 }
             };
