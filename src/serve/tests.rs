@@ -449,3 +449,23 @@ fn long_answers_come_in_parts() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn scratch_gives_back_only_buffers_above_the_keep() {
+    let mut s = Scratch {
+        request: Vec::with_capacity(SCRATCH_KEEP + 1),
+        response: Vec::with_capacity(SCRATCH_KEEP),
+    };
+    let kept = s.response.capacity();
+    s.trim();
+    assert_eq!(
+        s.request.capacity(),
+        0,
+        "a buffer above SCRATCH_KEEP is given back"
+    );
+    assert_eq!(
+        s.response.capacity(),
+        kept,
+        "a buffer of SCRATCH_KEEP is kept"
+    );
+}
