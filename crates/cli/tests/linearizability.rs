@@ -1,9 +1,12 @@
 //! Linearizability of the served table, from histories of real concurrent clients: several
 //! processes (this test binary run again as `child_role`) with several threads each, running
 //! every key-value operation (insert, read, delete, insert-new, cas, add) on a small shared
-//! set of binary keys, against the real `shmkv-server` binary; every call's invoke and return
-//! time on `CLOCK_MONOTONIC`; the merged history is checked by `shmkv_testkit`, and so are
-//! copies of it with one answer made impossible, which it must reject. The large version is
+//! set of binary keys; every call's invoke and return time on `CLOCK_MONOTONIC`; the merged
+//! history is checked by `shmkv_testkit`, and so are copies of it with one answer made
+//! impossible, which it must reject. The same recording and checking run on every engine of
+//! `shmkv::engine`: the real `shmkv-server` binary (through the library client, worker
+//! threads started and stopped meanwhile), one real `redis-server`, and a three-master Redis
+//! Cluster (the children connect with `shmkv::engine::connect(url)`). The large version is
 //! `cargo run --release --example linearizability`.
 #![cfg(not(loom))]
 
@@ -14,6 +17,7 @@ mod server;
 
 use record::Role;
 use server::{ServerProc, finish, unique_name};
+use shmkv_testkit::redis::{RedisCluster, RedisServer, Reply};
 use shmkv_testkit::{self as lincheck, Call, CheckError, KvOp, Output};
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
@@ -72,7 +76,14 @@ fn child_role() {
     for junk in ["", "running 1 test", "1 2 3 read x = ", "1 2 3 read xz = -"] {
         assert_eq!(record::parse_call(junk), None, "{junk:?}");
     }
-    let counts = record::answer_counts(&calls);
+    assert_every_kind(&calls);
+    lincheck::check(&calls).unwrap_or_else(|e| panic!("{e}"));
+    server.shutdown();
+}
+
+/// Every operation occurred with each of its usual answers.
+fn assert_every_kind(calls: &[Call]) {
+    let counts = record::answer_counts(calls);
     eprintln!("answers: {counts:?}");
     for kind in [
         "insert/created",
@@ -92,12 +103,10 @@ fn child_role() {
             "no {kind} in {counts:?}"
         );
     }
-    lincheck::check(&calls).unwrap_or_else(|e| panic!("{e}"));
-    server.shutdown();
 }
 
-/// Run `processes` recording children against `server`; their merged history.
-fn record(server: &ServerProc, processes: u64, role: impl Fn(u64) -> Role) -> Vec<Call> {
+/// Run `processes` recording children (each its own role); their merged history.
+fn record(processes: u64, role: impl Fn(u64) -> Role) -> Vec<Call> {
     let kids: Vec<_> = (0..processes)
         .map(|p| {
             Command::new(std::env::current_exe().unwrap())
@@ -116,7 +125,6 @@ fn record(server: &ServerProc, processes: u64, role: impl Fn(u64) -> Role) -> Ve
                 .unwrap()
         })
         .collect();
-    let _ = server;
     let mut calls = Vec::new();
     for k in kids {
         let out = finish(k);
@@ -196,23 +204,31 @@ fn impossible_sum(calls: &[Call]) -> Vec<Call> {
         })
         .flatten()
         .collect();
+    // An add of a small delta answering a number far from the limits: the sums tried
+    // below neither wrap nor make `m - delta` overflow (with a delta of `i64::MAX`, the
+    // search would have to wrap around the whole `i64` range to find a candidate).
     let i = calls
         .iter()
-        .position(|c| matches!(c.output, Some(Output::Number(_))))
-        .expect("some add answered a number");
+        .position(|c| match (&c.op, &c.output) {
+            (KvOp::Add { delta, .. }, Some(Output::Number(n))) => {
+                delta.unsigned_abs() < 1 << 20 && n.unsigned_abs() < 1 << 60
+            }
+            _ => false,
+        })
+        .expect("some add of a small delta answered a number");
     let KvOp::Add { delta, .. } = calls[i].op else {
         unreachable!()
     };
     let Some(Output::Number(n)) = calls[i].output else {
         unreachable!()
     };
-    let m = (1..)
-        .map(|k| n.wrapping_add(7919 * k))
+    let m = (1..1_000_000)
+        .map(|k| n + 7919 * k)
         .find(|m| {
             m.checked_sub(delta)
                 .is_some_and(|before| !held.contains(&before))
         })
-        .unwrap();
+        .expect("a sum no state gives");
     let mut bad = calls.to_vec();
     bad[i].output = Some(Output::Number(m));
     bad
@@ -227,48 +243,38 @@ fn assert_rejected(bad: &[Call], what: &str) {
     }
 }
 
-/// Three processes of three threads, 8 shared keys, pipelined batches, worker threads
-/// started and stopped meanwhile, a server with 2 workers per client and 4 buckets (so keys
-/// share buckets): the history is linearizable; and changed so that one answer of any kind
-/// names (or a swap expects) a value written only after it returned, or a read sees a value
-/// overwritten before it began, or an add answers a sum no state could give, it is not.
-#[test]
-fn concurrent_clients_are_linearizable() {
-    let server = ServerProc::start(&[
-        "--buckets",
-        "4",
-        "--clients",
-        "4",
-        "--threads",
-        "2",
-        "--share-backlog",
-        "on",
-        "-q",
-    ]);
+/// Three processes of three threads on `target` (a shmkv server's name, or an engine URL),
+/// 8 shared keys, pipelined batches of up to 4, worker threads started and stopped every
+/// `thread_changes` calls (0: never): the history is linearizable, every operation and answer
+/// occurs, calls of different processes overlap on one key; and changed so that one answer of
+/// any kind names (or a swap expects) a value written only after it returned, or a read sees
+/// a value overwritten before it began, or an add answers a sum no state could give, it is
+/// not (so the history recorded is one the checker can tell wrong from right).
+fn record_and_check(target: &str, thread_changes: u64) {
     let (processes, threads, ops) = (3, 3, 500);
-    let calls = record(&server, processes, |p| Role {
-        name: server.name.clone(),
+    let calls = record(processes, |p| Role {
+        name: target.to_string(),
         process: p,
         threads,
         ops,
         keys: 8,
         batch: 4,
-        thread_changes: 50,
+        thread_changes,
         seed: 0x11_2024 + p,
     });
     assert_eq!(calls.len() as u64, processes * threads * ops);
     // Calls of different processes on one key must overlap, or the check would be sequential.
     let overlaps = record::overlapping_pairs(&calls);
     assert!(overlaps > 0, "no concurrency in the history");
+    assert_every_kind(&calls);
     let t0 = std::time::Instant::now();
-    let report = lincheck::check(&calls).unwrap_or_else(|e| panic!("{e}"));
+    let report = lincheck::check(&calls).unwrap_or_else(|e| panic!("{target}: {e}"));
     assert_eq!((report.keys, report.calls), (8, calls.len()));
     eprintln!(
-        "{} calls, {overlaps} overlapping pairs, {} configurations, checked in {:.2?}; answers: {:?}",
+        "{target}: {} calls, {overlaps} overlapping pairs, {} configurations, checked in {:.2?}",
         calls.len(),
         report.configurations,
         t0.elapsed(),
-        record::answer_counts(&calls)
     );
 
     for kind in [
@@ -304,5 +310,73 @@ fn concurrent_clients_are_linearizable() {
     assert_rejected(&bad, "stale read");
 
     assert_rejected(&impossible_sum(&calls), "add/number");
+}
+
+/// The real `shmkv-server` binary (2 workers per client, 4 buckets so that keys share them),
+/// its clients starting and stopping worker threads meanwhile; it quits cleanly afterwards.
+#[test]
+fn concurrent_clients_are_linearizable() {
+    let server = ServerProc::start(&[
+        "--buckets",
+        "4",
+        "--clients",
+        "4",
+        "--threads",
+        "2",
+        "--share-backlog",
+        "on",
+        "-q",
+    ]);
+    record_and_check(&server.name, 50);
     server.quit_and_check_clean();
+}
+
+/// One real `redis-server`, through the Redis engine (`redis://127.0.0.1:PORT`).
+#[test]
+fn redis_clients_are_linearizable() {
+    let redis = RedisServer::start();
+    record_and_check(&redis.url(), 0);
+    assert_eq!(redis.command(&[b"PING"]), Reply::Simple("PONG".into()));
+}
+
+/// A three-master Redis Cluster, through the cluster engine; the 8 shared keys live on more
+/// than one master (so the history spans nodes and connections).
+#[test]
+fn redis_cluster_clients_are_linearizable() {
+    let cluster = RedisCluster::start();
+    record_and_check(&cluster.url(), 0);
+    let masters: HashSet<i64> = (0..8)
+        .map(
+            |i| match cluster.nodes()[0].command(&[b"CLUSTER", b"KEYSLOT", &record::key(i)]) {
+                Reply::Integer(slot) => master_port(&cluster, slot),
+                other => panic!("CLUSTER KEYSLOT: {other:?}"),
+            },
+        )
+        .collect();
+    assert!(masters.len() > 1, "every key on one master: {masters:?}");
+}
+
+/// The port of the master serving `slot` (from `CLUSTER SLOTS`).
+fn master_port(cluster: &RedisCluster, slot: i64) -> i64 {
+    let Reply::Array(Some(ranges)) = cluster.nodes()[0].command(&[b"CLUSTER", b"SLOTS"]) else {
+        panic!("CLUSTER SLOTS");
+    };
+    ranges
+        .iter()
+        .find_map(|r| match r {
+            Reply::Array(Some(f)) => match &f[..] {
+                [
+                    Reply::Integer(lo),
+                    Reply::Integer(hi),
+                    Reply::Array(Some(m)),
+                    ..,
+                ] if (*lo..=*hi).contains(&slot) => match m.get(1) {
+                    Some(Reply::Integer(port)) => Some(*port),
+                    other => panic!("CLUSTER SLOTS master {other:?}"),
+                },
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("slot {slot} has no master"))
 }

@@ -69,6 +69,8 @@
 //! assert!(check(&h).is_err());
 //! ```
 
+pub mod redis;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 

@@ -5,6 +5,11 @@
 //! `CLOCK_MONOTONIC`. Included with `#[path]` by `tests/linearizability.rs`,
 //! `tests/proptest/main.rs` and `examples/linearizability.rs`.
 //!
+//! A role runs against a shmkv server by its name (the library `Client`, each answer timed as
+//! it arrives), or against any engine by its URL (`shmkv::engine::connect`: `shm://NAME`,
+//! `redis://HOST:PORT`, `redis-cluster://…`; a batch is one `execute_all`, every answer of it
+//! timed when the batch returns).
+//!
 //! Keys and values are binary: keys hold a space, a quote, 0x00 and 0xff; most values written
 //! are unique to their call (process, thread, counter) and hold 0x00 (so no add result can
 //! equal them); the others are decimal numbers (so adds count), numbers near `i64::MAX` (so
@@ -12,6 +17,7 @@
 #![allow(dead_code)]
 
 use shmkv::client::{Client, ClientConfig, Outcome};
+use shmkv::engine::{self, Engine};
 use shmkv::wire::{ErrorCode, Op};
 use shmkv_testkit::{Call, KvOp, Output};
 use std::collections::HashMap;
@@ -125,10 +131,77 @@ pub fn answers(op: &KvOp, output: &Output) -> bool {
     )
 }
 
+/// What a role's threads share: a client of a shmkv server, or an engine.
+pub enum Conn {
+    /// The library client of the shmkv server of that name.
+    Shm(Box<Client>),
+    /// An engine, connected by URL.
+    Engine(Box<dyn Engine>),
+}
+
+impl Conn {
+    /// Connects to `target`: a URL (it holds `://`) through `shmkv::engine`, else the shmkv
+    /// server of that name through the library client; both with [`PATIENCE`].
+    pub fn connect(target: &str) -> Conn {
+        if target.contains("://") {
+            Conn::Engine(
+                engine::connect_with(target, |c| {
+                    let mut c = c.timeout(PATIENCE);
+                    c.attach_timeout = PATIENCE;
+                    c
+                })
+                .unwrap_or_else(|e| panic!("connect to {target}: {e}")),
+            )
+        } else {
+            Conn::Shm(Box::new(
+                Client::connect(&patient(target)).expect("connect"),
+            ))
+        }
+    }
+
+    /// Submits `ops` as one pipelined batch; each answer with the time it was seen returned
+    /// (the client's: as each arrives; an engine's: when the whole batch has).
+    pub fn batch(&self, ops: &[Op]) -> Vec<(Outcome, u64)> {
+        match self {
+            Conn::Shm(client) => {
+                let tickets = client.submit_all(ops).expect("submit");
+                tickets
+                    .into_iter()
+                    .map(|t| {
+                        let outcome = client.wait(t).expect("wait");
+                        (outcome, monotonic_nanos())
+                    })
+                    .collect()
+            }
+            Conn::Engine(e) => {
+                let answers = e.execute_all(ops).expect("submit");
+                let ret = monotonic_nanos();
+                answers
+                    .into_iter()
+                    .map(|a| (a.expect("answer"), ret))
+                    .collect()
+            }
+        }
+    }
+
+    /// Starts one more worker thread (`start`) or stops one (shmkv only).
+    pub fn change_threads(&self, start: bool) {
+        let op = if start {
+            Op::ThreadsStart { n: 1 }
+        } else {
+            Op::ThreadsStop
+        };
+        match self.batch(&[op]).pop() {
+            Some((Outcome::Threads(_), _)) => {}
+            other => panic!("thread change answered {other:?}"),
+        }
+    }
+}
+
 /// What one recording process does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {
-    /// Server name.
+    /// Server name, or an engine URL (see [`Conn::connect`]).
     pub name: String,
     /// This process's number (part of every unique value it writes, and of the client
     /// numbers).
@@ -183,7 +256,7 @@ impl Role {
     /// Run against the server, returning every call. Panics on any error from the server
     /// and on any answer that is not its operation's.
     pub fn run(&self) -> Vec<Call> {
-        let client = Client::connect(&patient(&self.name)).expect("connect");
+        let client = Conn::connect(&self.name);
         let calls = std::thread::scope(|s| {
             let handles: Vec<_> = (0..self.threads)
                 .map(|t| {
@@ -216,7 +289,7 @@ impl Role {
         }
     }
 
-    fn run_thread(&self, client: &Client, t: u64) -> Vec<Call> {
+    fn run_thread(&self, client: &Conn, t: u64) -> Vec<Call> {
         let who = self.process * 1000 + t;
         let mut rng = Rng::new(self.seed ^ who.wrapping_mul(0xA076_1D64_78BD_642F));
         let mut calls = Vec::with_capacity(self.ops as usize);
@@ -230,11 +303,7 @@ impl Role {
                 && counter % self.thread_changes == 0
                 && counter > 0
             {
-                if started {
-                    client.stop_thread().expect("threads stop");
-                } else {
-                    client.start_threads(1).expect("threads start");
-                }
+                client.change_threads(!started);
                 started = !started;
             }
             let n = (1 + rng.below(self.batch)).min(self.ops - calls.len() as u64);
@@ -274,10 +343,9 @@ impl Role {
                 .collect();
             let wire: Vec<Op> = ops.iter().map(wire_op).collect();
             let invoke = monotonic_nanos();
-            let tickets = client.submit_all(&wire).expect("submit");
-            for (op, ticket) in ops.into_iter().zip(tickets) {
-                let outcome = client.wait(ticket).expect("wait");
-                let ret = monotonic_nanos();
+            let got = client.batch(&wire);
+            assert_eq!(got.len(), ops.len(), "answers to a batch");
+            for (op, (outcome, ret)) in ops.into_iter().zip(got) {
                 let output = output_of(outcome.clone())
                     .filter(|o| answers(&op, o))
                     .unwrap_or_else(|| panic!("{op}: unexpected answer {outcome:?}"));

@@ -6,10 +6,13 @@
 //! values are binary (0x00, 0xff, quotes, spaces), values may be empty, and keys and values
 //! of exactly the maximum size occur: most servers run with small limits (64-byte keys,
 //! 4 KiB values) so that they are cheap, a few cases run at the default limits (4 KiB keys,
-//! 1 MiB values). What is checked, and how exactly under pipelining, is in [`model`].
+//! 1 MiB values). What is checked, and how exactly under pipelining, is in [`model`]. The
+//! same checks run through `shmkv::engine` on shmkv, one Redis server and a Redis Cluster in
+//! [`engines`].
 #![cfg(not(loom))]
 
 mod binary;
+mod engines;
 mod model;
 #[path = "../lin/record.rs"]
 mod record;

@@ -23,14 +23,20 @@
 //! - a full scan (cursor 0 until the answer's cursor is 0, one step per batch, other
 //!   operations in between) meets Redis SCAN's guarantee: it returns every key present from
 //!   the batch of its first step to the batch of its last at least once, only keys present at
-//!   some moment of that span, and it terminates (in at most as many steps as buckets).
+//!   some moment of that span, and it terminates (in at most as many steps as buckets). On
+//!   shmkv it returns each key at most once ([`Checker::scan_once`]); Redis may return a key
+//!   more than once, and its steps are bounded by [`Checker::max_scan_steps`] instead.
 //!
 //! A batch of one is exact in every respect; the store target runs every action alone.
+//!
+//! The same checker runs through [`shmkv::engine::Engine`] ([`EngineTarget`]): shmkv's shared
+//! memory with every action, and Redis with the actions it has ([`Action::for_redis`]).
 #![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use shmkv::client::{Client, ClientError, Outcome};
+use shmkv::engine::{Engine, EngineError};
 use shmkv::stats::Stats;
 use shmkv::store::{Store, StoreError, entry_cost};
 use shmkv::wire::{ErrorCode, Field, Limits, Op};
@@ -143,6 +149,14 @@ impl Action {
                 | Action::Cas(..)
                 | Action::Add(..)
         )
+    }
+
+    /// Whether a Redis engine has it: every key-value operation, len, full scans and batch
+    /// ends; not print, the thread operations or stats (shmkv's own server's), not a scan from
+    /// an arbitrary cursor (a cursor is a bucket index only on shmkv), and not the size
+    /// refusals (Redis's limits are 512 MiB; the empty key is tested on its own).
+    pub fn for_redis(&self) -> bool {
+        self.is_keyed() || matches!(self, Action::Len | Action::Scan(_) | Action::Flush)
     }
 
     /// Whether a store alone can run it (not the thread operations, Stats, or the client's
@@ -335,6 +349,32 @@ impl Target for Client {
                 let _ = self.wait(t);
                 None
             }
+        }
+    }
+}
+
+/// An [`Engine`] as a [`Target`]: a batch is one `execute_all`.
+pub struct EngineTarget<'a>(pub &'a dyn Engine);
+
+impl Target for EngineTarget<'_> {
+    fn batch(&self, ops: &[Op]) -> Vec<Outcome> {
+        let kind = self.0.kind();
+        self.0
+            .execute_all(ops)
+            .unwrap_or_else(|e| panic!("{kind}: batch refused: {e}"))
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("{kind}: no answer: {e}")))
+            .collect()
+    }
+
+    fn refuse(&self, op: &Op) -> Option<ClientError> {
+        match self.0.execute_all(std::slice::from_ref(op)) {
+            Err(EngineError::TooLarge(e)) => Some(e),
+            Err(e) => panic!(
+                "{}: {op:?} refused, but not as too large: {e}",
+                self.0.kind()
+            ),
+            Ok(_) => None,
         }
     }
 }
@@ -575,6 +615,10 @@ pub struct Checker<'a> {
     pub slot: u32,
     /// What has been seen.
     pub coverage: Coverage,
+    /// Whether a full scan must return each key at most once (shmkv: yes; Redis: no).
+    pub scan_once: bool,
+    /// Most steps a full scan may take (shmkv: one bucket at least per step).
+    pub max_scan_steps: u64,
     scan: Option<ScanState>,
     ops: Vec<Op>,
     plans: Vec<Planned>,
@@ -643,6 +687,8 @@ impl<'a> Checker<'a> {
             alone,
             slot: 0,
             coverage: Coverage::default(),
+            scan_once: true,
+            max_scan_steps: BUCKETS,
             scan: None,
             ops: Vec::new(),
             plans: Vec::new(),
@@ -984,9 +1030,13 @@ impl<'a> Checker<'a> {
                     ensure(s.ever.contains(&k), || {
                         format!("scan returned {k:?}, never present during it")
                     })?;
-                    s.returned.insert(k);
+                    let first = s.returned.insert(k.clone());
+                    ensure(first || !self.scan_once, || {
+                        format!("full scan returned {k:?} twice")
+                    })?;
                 }
-                ensure(s.steps <= BUCKETS, || {
+                let max = self.max_scan_steps;
+                ensure(s.steps <= max, || {
                     format!("scan not done after {} steps", s.steps)
                 })?;
                 if next == 0 {
@@ -1059,15 +1109,19 @@ fn brief_o(o: &Outcome) -> String {
     }
 }
 
-/// The bucket of each of `keys` on the server `c` is a client of: insert them all, find them
-/// with Print, delete them (the server's hasher is seeded at random).
-pub fn learn_buckets(c: &Client, keys: &[Vec<u8>]) -> HashMap<Vec<u8>, u64> {
+/// The bucket of each of `keys` on the shmkv server `c` is a client of (a `Client`, or the
+/// shared-memory engine): insert them all, find them with Print, delete them (the server's
+/// hasher is seeded at random).
+pub fn learn_buckets(c: &dyn Engine, keys: &[Vec<u8>]) -> HashMap<Vec<u8>, u64> {
     for k in keys {
         c.insert(k, b"").unwrap();
     }
     let mut map = HashMap::new();
     for b in 0..BUCKETS {
-        for (k, _) in c.print(b).unwrap() {
+        let Outcome::Entries(pairs) = c.execute(Op::Print { bucket: b }).unwrap() else {
+            panic!("print {b}: not entries");
+        };
+        for (k, _) in pairs {
             map.insert(k, b);
         }
     }
