@@ -7,7 +7,7 @@
 //! ```
 //!
 //! What runs (each client is a child process, this program run again with `role ...`; the
-//! roles are those of `tests/faults.rs`, in `tests/common/roles.rs`):
+//! roles are those of `tests/faults/`, in `tests/common/roles.rs`):
 //!
 //! * 4 steady clients (slots 0..=3) pipelining batches of inserts, reads and deletes over keys
 //!   of their own, each checking every answer against its own model;
