@@ -10,7 +10,7 @@
 //! * `from_stats` of any list returns (never panics); a statistic sent twice counts once, with
 //!   the value sent last; a statistic this version does not know is kept, in order, and sent on.
 //!
-//! (The codec laws of the wire protocol itself are in `tests/wire_laws.rs`.)
+//! (The codec laws of the wire protocol itself are in `tests/wire_laws/`.)
 //!
 //! Run with `cargo test --test quickcheck`; `QC_CASES=<n>` changes the number of cases per
 //! property (default 10000).
