@@ -4,81 +4,13 @@
 //! checked, and leaves no key of its own in the Redis it did not start.
 #![cfg(not(loom))]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use shmkv_testkit::redis::{RedisServer, Reply};
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_shmkv-bench");
-
-/// A `redis-server` child on a free loopback port; killed and its directory removed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    /// Starts a redis-server and waits (10 s at most) until it answers PING.
-    fn start(tag: &str) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("shmkv-bench-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install the Debian package redis-server")
-            });
-        let mut r = Redis { child, port, dir };
-        let end = Instant::now() + Duration::from_secs(10);
-        while r.ask("PING") != "+PONG" {
-            if let Some(st) = r.child.try_wait().unwrap() {
-                panic!("redis-server exited ({st}) before answering PING (package redis-server)");
-            }
-            assert!(
-                Instant::now() < end,
-                "redis-server did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        r
-    }
-
-    /// The first line of the server's reply to `command` (empty if it cannot be had).
-    fn ask(&self, command: &str) -> String {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(format!("{command}\r\n").as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut reply = Vec::new();
-        let mut byte = [0u8; 1];
-        while !reply.ends_with(b"\r\n") && s.read_exact(&mut byte).is_ok() {
-            reply.push(byte[0]);
-        }
-        String::from_utf8_lossy(&reply).trim_end().to_string()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Runs the bench with `args`, 300 s at most; its exit code, stdout and stderr.
 fn bench(args: &[&str]) -> (i32, String, String) {
@@ -121,10 +53,13 @@ fn bench(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn url_runs_each_engine_side_by_side_with_every_answer_checked() {
-    let r = Redis::start("url");
-    r.ask("SET other-key kept");
-    let redis = format!("redis://127.0.0.1:{}", r.port);
-    let json = r.dir.join("out.json");
+    let r = RedisServer::start();
+    assert_eq!(
+        r.command(&[b"SET", b"other-key", b"kept"]),
+        Reply::Simple("OK".into())
+    );
+    let redis = r.url();
+    let json = r.dir().join("out.json");
     let urls = format!("shm://,{redis}");
     let (code, out, err) = bench(&[
         "--url",
@@ -181,8 +116,8 @@ fn url_runs_each_engine_side_by_side_with_every_answer_checked() {
         }
     }
     // Without a delete routine the bench removed its keys itself, and only its keys.
-    assert_eq!(r.ask("DBSIZE"), ":1");
-    assert_eq!(r.ask("EXISTS other-key"), ":1");
+    assert_eq!(r.dbsize(), 1);
+    assert_eq!(r.command(&[b"EXISTS", b"other-key"]), Reply::Integer(1));
 }
 
 #[test]

@@ -3,89 +3,25 @@
 //! what only shmkv's own server has is refused on Redis; bad URLs, flags that mean nothing on
 //! Redis, and an unreachable Redis are one line each with their exit statuses.
 //!
-//! Each test starts its own `redis-server` (Debian package `redis-server`) on a free loopback
-//! port, with persistence off, in a temporary directory; a test that cannot start one fails.
+//! Each test starts its own `redis-server` (Debian package `redis-server`) with the harness of
+//! `shmkv_testkit::redis`: on a free loopback port, with persistence off, in a temporary
+//! directory; a test that cannot start one fails.
 #![cfg(not(loom))]
 
 mod common;
 
 use common::*;
+use shmkv_testkit::redis::RedisServer;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------------------------
-// A redis-server of the test's own.
-
-/// A `redis-server` child on a free loopback port; killed and its directory removed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
 
 /// A loopback port nobody listens on (as of now).
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     l.local_addr().unwrap().port()
-}
-
-/// Whether the server on `port` answers PING with PONG.
-fn pong(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-impl Redis {
-    /// Starts a redis-server and waits (10 s at most) until it answers PING.
-    fn start() -> Redis {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("shmkv-engines-cli-{}", unique_name()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install the Debian package redis-server")
-            });
-        let mut r = Redis { child, port, dir };
-        let end = Instant::now() + Duration::from_secs(10);
-        while !pong(port) {
-            if let Some(st) = r.child.try_wait().unwrap() {
-                panic!("redis-server exited ({st}) before answering PING (package redis-server)");
-            }
-            assert!(
-                Instant::now() < end,
-                "redis-server did not answer PING within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +136,7 @@ const SCRIPT: &[&str] = &[
 #[test]
 fn the_same_command_lines_print_the_same_lines_on_redis_and_shmkv() {
     let s = ServerProc::start(&[]);
-    let r = Redis::start();
+    let r = RedisServer::start();
     let (shm, url) = (["--name", s.name.as_str()], r.url());
     let redis = ["--url", url.as_str()];
     same(&shm, &redis, &["insert", "a", "b", "read", "a"], None).ok("insert a b: ok\nread a: b\n");
@@ -236,7 +172,7 @@ fn the_same_command_lines_print_the_same_lines_on_redis_and_shmkv() {
 #[test]
 fn json_and_standard_input_print_the_same_on_redis_and_shmkv() {
     let s = ServerProc::start(&[]);
-    let r = Redis::start();
+    let r = RedisServer::start();
     let (shm, url) = (["--name", s.name.as_str()], r.url());
     let redis = ["--url", url.as_str()];
     let mut json = vec!["--json"];
@@ -272,7 +208,7 @@ fn json_and_standard_input_print_the_same_on_redis_and_shmkv() {
 
 #[test]
 fn redis_refuses_what_only_shmkvs_server_has_and_sends_nothing_of_that_batch() {
-    let r = Redis::start();
+    let r = RedisServer::start();
     let url = r.url();
     let redis = ["--url", url.as_str()];
     for (op, name) in [
@@ -379,7 +315,7 @@ fn an_unreachable_redis_is_one_line_and_status_3() {
 
 #[test]
 fn a_redis_that_goes_away_is_status_3() {
-    let mut r = Redis::start();
+    let r = RedisServer::start();
     let url = r.url();
     let mut child = spawn_piped(&["--url", &url]);
     let mut stdin = child.stdin.take().unwrap();
@@ -393,8 +329,8 @@ fn a_redis_that_goes_away_is_status_3() {
     stdin.write_all(b"insert k 1\n").unwrap();
     let first = lines.recv_timeout(DEADLINE).expect("the first answer");
     assert_eq!(first, "insert k 1: ok");
-    r.child.kill().unwrap();
-    r.child.wait().unwrap();
+    // Dropping the server kills it and waits for it.
+    drop(r);
     stdin.write_all(b"read k\n").unwrap();
     drop(stdin);
     let end = Instant::now() + DEADLINE;
@@ -517,7 +453,7 @@ impl Drop for Pty {
 
 #[test]
 fn the_shell_on_redis_prompts_with_the_url_and_refuses_print() {
-    let r = Redis::start();
+    let r = RedisServer::start();
     let url = r.url();
     let mut t = Pty::spawn(&["--url", &url]);
     t.expect(&format!("connected to {url} (the redis engine)"));

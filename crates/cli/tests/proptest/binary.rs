@@ -4,6 +4,7 @@
 //! several on one shared pool, whose history must be linearizable (`shmkv_testkit`).
 //! Batches are pipelined and worker threads are started and stopped in between.
 
+use crate::check_served;
 use crate::model::{self, Action, BUCKETS, Checker, KeySpec, MAX_WORKERS, SMALL};
 use crate::record;
 use crate::server::ServerProc;
@@ -51,22 +52,10 @@ fn one_client(
     threads: u32,
     limits: Limits,
 ) -> Result<(), TestCaseError> {
-    let (pool, actions) = &model::with_maximum_sizes(pool, actions);
     let server = start(1, threads, limits);
     let c = Client::connect(&record::patient(&server.name)).unwrap();
-    prop_assert_eq!(c.limits(), limits);
-    let keys = model::resolve_keys(pool, limits);
-    let buckets = model::learn_buckets(&c, &keys);
-    let bucket_of = |k: &[u8]| buckets[k];
-    let mine = |_: &[u8]| true;
-    let mut checker = Checker::new(keys, limits, threads, &bucket_of, &mine, true);
-    checker.slot = c.slot();
-    checker.run(&c, actions)?;
-    for k in &checker.keys {
-        let got = c.read(k).unwrap();
-        prop_assert_eq!(got.as_ref(), checker.model.map.get(k));
-    }
-    prop_assert_eq!(c.len().unwrap(), checker.model.map.len() as u64);
+    let keys = check_served(&c, &c, c.slot(), pool, actions, threads, limits)?;
+    prop_assert_eq!(c.len().unwrap(), keys.len() as u64);
     prop_assert_eq!(c.stray_responses(), 0);
     drop(c);
     server.quit_and_check_clean();

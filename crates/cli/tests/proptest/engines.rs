@@ -12,12 +12,11 @@
 
 use crate::model::{self, Action, BUCKETS, Checker, Coverage, EngineTarget, KeySpec, SMALL};
 use crate::record;
-use crate::server;
+use crate::{check_served, library_server};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use shmkv::engine::redis::REDIS_LIMITS;
 use shmkv::engine::{self, Engine};
-use shmkv::server::{Server, ServerConfig};
 use shmkv_testkit::redis::{RedisCluster, RedisServer};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -46,13 +45,6 @@ pub fn full_scan(e: &dyn Engine, max_steps: u64) -> Vec<Vec<u8>> {
     keys
 }
 
-/// The model's keys, sorted.
-fn model_keys(c: &Checker<'_>) -> Vec<Vec<u8>> {
-    let mut keys: Vec<_> = c.model.map.keys().cloned().collect();
-    keys.sort();
-    keys
-}
-
 /// Runs `actions` through the shared-memory engine on a fresh library server (small limits,
 /// `threads` workers): every action, the table ending as the model.
 fn run_on_shm_engine(
@@ -60,20 +52,7 @@ fn run_on_shm_engine(
     actions: &[Action],
     threads: u32,
 ) -> Result<(), TestCaseError> {
-    let (pool, actions) = &model::with_maximum_sizes(pool, actions);
-    let name = server::unique_name("pte");
-    let server = Server::start(ServerConfig {
-        name: name.clone(),
-        buckets: BUCKETS as usize,
-        clients: 1,
-        threads,
-        max_threads: model::MAX_WORKERS,
-        limits: SMALL,
-        log: false,
-        share_backlog: Some(true),
-        ..ServerConfig::default()
-    })
-    .unwrap();
+    let (server, name) = library_server("pte", threads, SMALL);
     let patient = record::patient(&name);
     let e = engine::connect_with(&format!("shm://{name}"), |c| {
         let mut c = c.timeout(record::PATIENCE).slot(0);
@@ -82,22 +61,11 @@ fn run_on_shm_engine(
     })
     .unwrap();
     prop_assert_eq!(e.kind(), "shm");
-    prop_assert_eq!(e.limits(), SMALL);
-    let keys = model::resolve_keys(pool, SMALL);
-    let buckets = model::learn_buckets(&*e, &keys);
-    let bucket_of = |k: &[u8]| buckets[k];
-    let mine = |_: &[u8]| true;
-    let mut c = Checker::new(keys, SMALL, threads, &bucket_of, &mine, true);
-    c.slot = 0;
-    c.run(&EngineTarget(&*e), actions)?;
-    for (k, v) in &c.model.map {
-        let got = e.read(k).unwrap();
-        prop_assert_eq!(got.as_ref(), Some(v));
-    }
-    prop_assert_eq!(e.len().unwrap(), c.model.map.len() as u64);
-    prop_assert_eq!(full_scan(&*e, BUCKETS), model_keys(&c));
+    let keys = check_served(&*e, &EngineTarget(&*e), 0, pool, actions, threads, SMALL)?;
+    prop_assert_eq!(e.len().unwrap(), keys.len() as u64);
+    prop_assert_eq!(&full_scan(&*e, BUCKETS), &keys);
     drop(e);
-    prop_assert_eq!(server.len(), c.model.map.len());
+    prop_assert_eq!(server.len(), keys.len());
     server.shutdown();
     Ok(())
 }
@@ -166,13 +134,14 @@ impl Database for RedisCluster {
 }
 
 /// One case on a Redis engine: the database flushed, the Redis actions run through the
-/// engine and checked, the database ending as the model.
+/// engine and checked, the database ending as the model. What the checker saw, and how many
+/// nodes ended holding keys.
 fn run_on_redis(
     db: &dyn Database,
     e: &dyn Engine,
     pool: &[KeySpec],
     actions: &[Action],
-) -> Result<Coverage, TestCaseError> {
+) -> Result<(Coverage, u64), TestCaseError> {
     db.flushall();
     let actions: Vec<Action> = actions.iter().filter(|a| a.for_redis()).cloned().collect();
     let (pool, actions) = &model::with_maximum_sizes(pool, &actions);
@@ -184,17 +153,12 @@ fn run_on_redis(
     c.scan_once = false;
     c.max_scan_steps = REDIS_STEPS_PER_NODE * db.nodes();
     c.run(&EngineTarget(e), actions)?;
-    for k in &c.keys {
-        let got = e.read(k).unwrap();
-        prop_assert_eq!(got.as_ref(), c.model.map.get(k));
-    }
+    c.read_back(e)?;
     let n = c.model.map.len() as u64;
     prop_assert_eq!(e.len().unwrap(), n);
     prop_assert_eq!(db.dbsize(), n);
-    prop_assert_eq!(full_scan(e, c.max_scan_steps), model_keys(&c));
-    let mut coverage = c.coverage;
-    *coverage.answers.entry("nodes holding keys").or_default() = db.holding();
-    Ok(coverage)
+    prop_assert_eq!(full_scan(e, c.max_scan_steps), c.model_keys());
+    Ok((c.coverage, db.holding()))
 }
 
 /// [`REDIS_CASES`] random cases on `db` through one engine; then the answers seen must cover
@@ -204,7 +168,7 @@ fn redis_property(db: &dyn Database, kind: &str) {
     let e = engine::connect(&db.url()).unwrap();
     assert_eq!(e.kind(), kind);
     assert_eq!(e.limits(), REDIS_LIMITS);
-    let seen = RefCell::new(Coverage::default());
+    let seen = RefCell::new((Coverage::default(), 0));
     let mut runner = TestRunner::new(Config {
         cases: REDIS_CASES,
         ..Config::default()
@@ -214,51 +178,25 @@ fn redis_property(db: &dyn Database, kind: &str) {
         proptest::collection::vec(model::action(), 1..150),
     );
     let result = runner.run(&strategy, |(pool, actions)| {
-        let c = run_on_redis(db, &*e, &pool, &actions)?;
+        let (c, holding) = run_on_redis(db, &*e, &pool, &actions)?;
         let mut seen = seen.borrow_mut();
-        for (k, n) in c.answers {
-            let total = seen.answers.entry(k).or_default();
-            if k == "nodes holding keys" {
-                *total = (*total).max(n);
-            } else {
-                *total += n;
-            }
-        }
-        seen.scans += c.scans;
+        seen.0.add(c);
+        seen.1 = seen.1.max(holding);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{kind}: {e}");
     }
-    let seen = seen.into_inner();
-    eprintln!("{kind}: {seen:?}");
+    let (seen, holding) = seen.into_inner();
+    eprintln!("{kind}: {seen:?}; at most {holding} nodes holding keys");
     assert!(seen.scans > 10, "{kind}: {} full scans", seen.scans);
     assert_eq!(
-        seen.answers.get("nodes holding keys").copied(),
-        Some(db.nodes()),
+        holding,
+        db.nodes(),
         "{kind}: no case ended with keys on every node"
     );
-    for answer in [
-        "created",
-        "replaced",
-        "value",
-        "not found",
-        "deleted",
-        "exists",
-        "swapped",
-        "mismatch absent",
-        "mismatch value",
-        "number",
-        "count",
-        "keys",
-        "refused: not an integer",
-        "refused: overflow",
-    ] {
-        assert!(
-            seen.answers.get(answer).is_some_and(|&n| n > 0),
-            "{kind}: no {answer}: {seen:?}"
-        );
-    }
+    let missing = seen.missing(&[model::KEY_VALUE_ANSWERS]);
+    assert!(missing.is_empty(), "{kind}: no {missing:?}: {seen:?}");
     for answer in ["entries", "threads", "stats"] {
         assert!(!seen.answers.contains_key(answer), "{kind}: {answer} sent");
     }

@@ -19,11 +19,12 @@ mod record;
 #[path = "../lin/server.rs"]
 mod server;
 
-use model::{Action, BUCKETS, Checker, MAX_WORKERS, SMALL};
+use model::{Action, BUCKETS, Checker, MAX_WORKERS, SMALL, Target};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use shmkv::client::Client;
+use shmkv::engine::Engine;
 use shmkv::server::{DEFAULT_LIMITS, Server, ServerConfig};
 use shmkv::store::{Store, entry_cost};
 use shmkv::wire::Limits;
@@ -55,16 +56,11 @@ fn run_on_store(
     Ok(c.coverage)
 }
 
-/// Run `actions` through a library server over real shared memory with `threads` workers to
-/// start with; the server ends holding what the model holds.
-fn run_on_server(
-    pool: &[model::KeySpec],
-    actions: &[Action],
-    threads: u32,
-    limits: Limits,
-) -> Result<(), TestCaseError> {
-    let (pool, actions) = &model::with_maximum_sizes(pool, actions);
-    let name = server::unique_name("pt");
+/// A fresh library server for one case, and its name (`prefix` and a unique suffix):
+/// `BUCKETS` buckets, one client slot, `threads` workers to start with (at most
+/// `MAX_WORKERS`), the limits `limits`, backlog sharing on.
+fn library_server(prefix: &str, threads: u32, limits: Limits) -> (Server, String) {
+    let name = server::unique_name(prefix);
     let server = Server::start(ServerConfig {
         name: name.clone(),
         buckets: BUCKETS as usize,
@@ -77,27 +73,60 @@ fn run_on_server(
         ..ServerConfig::default()
     })
     .unwrap();
-    let client = Client::connect(&record::patient(&name)).unwrap();
-    prop_assert_eq!(client.limits(), limits);
+    (server, name)
+}
+
+/// Runs `actions` (maximum sizes added) through `target`, a client in slot `slot` of a server
+/// with `threads` workers to start with, against the model: every answer checked, then every
+/// key of the pool read back through `e` (the same client, or the engine it is), present with
+/// the model's value or absent as in the model. Returns the model's keys, sorted.
+fn check_served(
+    e: &dyn Engine,
+    target: &dyn Target,
+    slot: u32,
+    pool: &[model::KeySpec],
+    actions: &[Action],
+    threads: u32,
+    limits: Limits,
+) -> Result<Vec<Vec<u8>>, TestCaseError> {
+    let (pool, actions) = &model::with_maximum_sizes(pool, actions);
+    prop_assert_eq!(e.limits(), limits);
     let keys = model::resolve_keys(pool, limits);
-    let buckets = model::learn_buckets(&client, &keys);
+    let buckets = model::learn_buckets(e, &keys);
     let bucket_of = |k: &[u8]| buckets[k];
     let mine = |_: &[u8]| true;
     let mut c = Checker::new(keys, limits, threads, &bucket_of, &mine, true);
-    c.slot = client.slot();
-    c.run(&client, actions)?;
-    for (k, v) in &c.model.map {
-        let got = client.read(k).unwrap();
-        prop_assert_eq!(got.as_ref(), Some(v));
-    }
+    c.slot = slot;
+    c.run(target, actions)?;
+    c.read_back(e)?;
+    Ok(c.model_keys())
+}
+
+/// Run `actions` through a library server over real shared memory with `threads` workers to
+/// start with; the server ends holding what the model holds.
+fn run_on_server(
+    pool: &[model::KeySpec],
+    actions: &[Action],
+    threads: u32,
+    limits: Limits,
+) -> Result<(), TestCaseError> {
+    let (server, name) = library_server("pt", threads, limits);
+    let client = Client::connect(&record::patient(&name)).unwrap();
+    let want = check_served(
+        &client,
+        &client,
+        client.slot(),
+        pool,
+        actions,
+        threads,
+        limits,
+    )?;
     let mut all = client.keys().unwrap();
     all.sort();
-    let mut want: Vec<_> = c.model.map.keys().cloned().collect();
-    want.sort();
-    prop_assert_eq!(all, want);
+    prop_assert_eq!(&all, &want);
     prop_assert_eq!(client.stray_responses(), 0);
     drop(client);
-    prop_assert_eq!(server.len(), c.model.map.len());
+    prop_assert_eq!(server.len(), want.len());
     server.shutdown();
     Ok(())
 }
@@ -165,38 +194,16 @@ fn actions_reach_every_answer() {
     for _ in 0..40 {
         let (pool, actions) = strategy.new_tree(&mut runner).unwrap().current();
         max_key |= pool.iter().any(|k| matches!(k, model::KeySpec::Max(_)));
-        let c = run_on_store(&pool, &actions, SMALL).unwrap();
-        for (k, n) in c.answers {
-            *seen.answers.entry(k).or_default() += n;
-        }
-        seen.scans += c.scans;
+        seen.add(run_on_store(&pool, &actions, SMALL).unwrap());
     }
     eprintln!("{seen:?}");
     assert!(max_key, "no maximum-size key");
     assert!(seen.scans > 10, "{} full scans", seen.scans);
-    for kind in [
-        "created",
-        "replaced",
-        "value",
-        "not found",
-        "deleted",
-        "exists",
-        "swapped",
-        "mismatch absent",
-        "mismatch value",
-        "number",
-        "count",
-        "keys",
-        "entries",
-        "refused: bad bucket",
-        "refused: not an integer",
-        "refused: overflow",
-    ] {
-        assert!(
-            seen.answers.get(kind).is_some_and(|&n| n > 0),
-            "no {kind}: {seen:?}"
-        );
-    }
+    let missing = seen.missing(&[
+        model::KEY_VALUE_ANSWERS,
+        &["entries", "refused: bad bucket"],
+    ]);
+    assert!(missing.is_empty(), "no {missing:?}: {seen:?}");
     // A maximum-size key with a maximum-size value costs what the store charges for it.
     let store = Store::new(1, u64::MAX).unwrap();
     let (k, v) = (model::fill(64, 1), model::fill(4096, 2));

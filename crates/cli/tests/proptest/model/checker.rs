@@ -58,6 +58,45 @@ pub struct Coverage {
     pub refused_unsent: u64,
 }
 
+/// The kinds of answer (see [`Coverage::answers`]) that every engine gives, Redis included:
+/// every outcome of the key-value operations, len and scan, and add's refusals.
+pub const KEY_VALUE_ANSWERS: &[&str] = &[
+    "created",
+    "replaced",
+    "value",
+    "not found",
+    "deleted",
+    "exists",
+    "swapped",
+    "mismatch absent",
+    "mismatch value",
+    "number",
+    "count",
+    "keys",
+    "refused: not an integer",
+    "refused: overflow",
+];
+
+impl Coverage {
+    /// Adds what `other` has seen to what this has.
+    pub fn add(&mut self, other: Coverage) {
+        for (k, n) in other.answers {
+            *self.answers.entry(k).or_default() += n;
+        }
+        self.scans += other.scans;
+        self.refused_unsent += other.refused_unsent;
+    }
+
+    /// The kinds of answer among `lists` that were never seen.
+    pub fn missing(&self, lists: &[&[&'static str]]) -> Vec<&'static str> {
+        lists
+            .iter()
+            .flat_map(|l| l.iter().copied())
+            .filter(|k| self.answers.get(k).copied().unwrap_or(0) == 0)
+            .collect()
+    }
+}
+
 /// Runs actions against a [`Target`] in batches and checks every answer (see the module
 /// docs).
 pub struct Checker<'a> {
@@ -157,6 +196,23 @@ impl<'a> Checker<'a> {
             start: HashMap::new(),
             after: HashMap::new(),
         }
+    }
+
+    /// The model's keys, sorted.
+    pub fn model_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<_> = self.model.map.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Reads every key of the pool through `e`: each must hold the model's value, or be absent
+    /// as in the model.
+    pub fn read_back(&self, e: &dyn Engine) -> Result<(), TestCaseError> {
+        for k in &self.keys {
+            let got = e.read(k).unwrap();
+            prop_assert_eq!(got.as_ref(), self.model.map.get(k), "key {:?}", k);
+        }
+        Ok(())
     }
 
     /// The key-value operation of a keyed action (a cas's `Current` resolved by the model).
