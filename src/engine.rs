@@ -106,6 +106,15 @@ pub trait Engine: Send + Sync {
     /// The longest key and value the engine accepts (keys are at least 1 byte).
     fn limits(&self) -> Limits;
 
+    /// Whether the engine has the operation `verb`. Every engine has insert, read, delete,
+    /// insert-new, cas, add, len and scan; print, threads start/stop, stats and quit belong
+    /// to shmkv's own server, and an engine without one refuses a batch that holds it
+    /// ([`EngineError::Unsupported`], nothing sent). By default, every operation.
+    fn supports(&self, verb: Verb) -> bool {
+        let _ = verb;
+        true
+    }
+
     /// Executes `ops` as one pipelined batch, answering each in order.
     ///
     /// `Err` means nothing was sent: an operation the engine does not support, a key or value

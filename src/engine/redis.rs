@@ -170,6 +170,10 @@ impl Engine for RedisEngine {
         REDIS_LIMITS
     }
 
+    fn supports(&self, verb: Verb) -> bool {
+        supported(verb)
+    }
+
     fn execute_all(&self, ops: &[Op]) -> Result<Vec<Result<Outcome, EngineError>>, EngineError> {
         check_batch(ops, self.kind, &REDIS_LIMITS, supported)?;
         let mut target = self.target.lock();
@@ -341,8 +345,9 @@ const NODE_SHIFT: u32 = 48;
 /// The master's own cursor in a cluster scan cursor.
 const NODE_MASK: u64 = (1 << NODE_SHIFT) - 1;
 
-/// The operations Redis has: all but print, threads start/stop, stats and quit.
-fn supported(v: Verb) -> bool {
+/// The operations the Redis engines have ([`Engine::supports`]): all but print, threads
+/// start/stop, stats and quit.
+pub fn supported(v: Verb) -> bool {
     !matches!(
         v,
         Verb::Print | Verb::ThreadsStart | Verb::ThreadsStop | Verb::Stats | Verb::Quit

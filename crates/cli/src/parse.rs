@@ -9,7 +9,7 @@ use crate::usage::{describe, or_list, usage, verb_names};
 use crate::words::Token;
 #[cfg(doc)]
 use shmkv::wire::Shape;
-use shmkv::wire::{Arg, ArgKind, ErrorCode, Field, Limits, Op, VERBS, VerbInfo};
+use shmkv::wire::{Arg, ArgKind, ErrorCode, Field, Limits, Op, VERBS, Verb, VerbInfo};
 
 /// One parsed operation, and the label its answer is printed after: the verb's name and its
 /// arguments as words (keys and values through [`quote`]), e.g. `insert "a b" 2`. A label is
@@ -199,8 +199,9 @@ pub fn parse_ops(tokens: &[Token]) -> Result<Vec<Item>, String> {
 /// walking them as [`parse_ops`] does: where an operation may start, the first word of every
 /// verb name (once each, in [`VERBS`] order); after the first word of two-word names, their
 /// second words (`start`, `stop` after `threads`); where an argument is due, nothing. An
-/// unknown word is skipped.
-pub fn next_words(before: &[Token]) -> Vec<&'static str> {
+/// unknown word is skipped. Only the names of verbs that `has` accepts are offered (the
+/// operations of the engine the shell is connected to); the walk reads every verb.
+pub fn next_words(before: &[Token], has: impl Fn(Verb) -> bool) -> Vec<&'static str> {
     let mut i = 0;
     while i < before.len() {
         let Ok((info, n)) = match_verb(&before[i..]) else {
@@ -208,6 +209,7 @@ pub fn next_words(before: &[Token]) -> Vec<&'static str> {
                 let t = &before[i];
                 let seconds: Vec<&'static str> = VERBS
                     .iter()
+                    .filter(|v| has(v.verb))
                     .filter_map(|v| {
                         let (first, rest) = v.name.split_once(' ')?;
                         (!t.quoted && first.as_bytes() == t.bytes).then_some(rest)
@@ -235,7 +237,7 @@ pub fn next_words(before: &[Token]) -> Vec<&'static str> {
         }
     }
     let mut firsts: Vec<&'static str> = Vec::new();
-    for v in &VERBS {
+    for v in VERBS.iter().filter(|v| has(v.verb)) {
         let first = v.name.split(' ').next().unwrap_or(v.name);
         if !firsts.contains(&first) {
             firsts.push(first);

@@ -5,15 +5,15 @@
 //! expecting a value or absence both ways, add with an overflow at both ends, sums beyond
 //! 2^53 and refused non-integers, len, a full scan, pipelined batches mixing them). And what
 //! only shmkv's own server has (print, threads start/stop, stats, quit) is refused by the Redis
-//! engines with `EngineError::Unsupported` without sending anything, as is an empty key with
-//! `EngineError::TooLarge`, on every engine.
+//! engines with `EngineError::Unsupported` without sending anything (and `Engine::supports`
+//! says so beforehand), as is an empty key with `EngineError::TooLarge`, on every engine.
 #![cfg(not(loom))]
 
 use shmkv::client::ClientError;
 use shmkv::engine::redis::REDIS_LIMITS;
 use shmkv::engine::{self, Engine, EngineError};
 use shmkv::server::{Server, ServerConfig};
-use shmkv::wire::{ErrorCode, Field, Op, Outcome};
+use shmkv::wire::{ErrorCode, Field, Op, Outcome, VERBS, Verb};
 use shmkv_testkit::redis::{RedisCluster, RedisServer};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -396,6 +396,11 @@ fn redis_refuses_what_only_shmkv_has_and_sends_nothing() {
     for e in &redis {
         assert_eq!(e.limits(), REDIS_LIMITS);
         let before: Vec<u64> = nodes.iter().map(|n| n.commands_processed()).collect();
+        // `supports` says so beforehand: exactly the operations refused below are missing.
+        let only: Vec<Verb> = shmkv_only().iter().map(Op::verb).collect();
+        for v in VERBS.map(|i| i.verb) {
+            assert_eq!(e.supports(v), !only.contains(&v), "{}: {v:?}", e.kind());
+        }
         for op in shmkv_only() {
             let name = op.verb().info().name;
             for batch in [
@@ -439,6 +444,7 @@ fn redis_refuses_what_only_shmkv_has_and_sends_nothing() {
     }
     // The shared-memory engine has them all; its empty key is refused the same way.
     let (server, shm) = shm_engine();
+    assert!(VERBS.iter().all(|i| shm.supports(i.verb)));
     assert!(matches!(
         shm.execute(Op::Print { bucket: 0 }),
         Ok(Outcome::Entries(_))

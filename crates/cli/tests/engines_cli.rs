@@ -10,11 +10,11 @@
 
 mod common;
 
+use common::pty::Pty;
 use common::*;
-use shmkv_testkit::redis::RedisServer;
+use shmkv_testkit::redis::{RedisServer, Reply};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,6 +166,23 @@ fn the_same_command_lines_print_the_same_lines_on_redis_and_shmkv() {
         None,
     );
     b.ok("read n: 15\n");
+    s.quit_and_check_clean();
+}
+
+/// `--url redis+unix:///PATH`: a Redis server on a unix socket in its temporary directory
+/// answers the same command line with the same lines as shmkv, and the key is in that server.
+#[test]
+fn a_redis_unix_socket_url_prints_the_same_lines_as_shmkv() {
+    let s = ServerProc::start(&[]);
+    let r = RedisServer::start_with_unix_socket();
+    let url = r.unix_url().unwrap();
+    assert!(
+        url.starts_with("redis+unix:///") && url.ends_with("/r.sock"),
+        "{url}"
+    );
+    let (shm, unix) = (["--name", s.name.as_str()], ["--url", url.as_str()]);
+    same(&shm, &unix, &["insert", "a", "b", "read", "a"], None).ok("insert a b: ok\nread a: b\n");
+    assert_eq!(r.command(&[b"GET", b"a"]), Reply::Bulk(Some(b"b".to_vec())));
     s.quit_and_check_clean();
 }
 
@@ -381,84 +398,37 @@ fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String
 // ---------------------------------------------------------------------------------------------
 // The shell, through a pseudo-terminal.
 
-/// The client on a pseudo-terminal (its controlling terminal, stdin, stdout and stderr).
-struct Pty {
-    master: OwnedFd,
-    child: Child,
-    seen: String,
-}
-
-impl Pty {
-    fn spawn(args: &[&str]) -> Pty {
-        use std::os::unix::process::CommandExt;
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let mut cmd = Command::new(CLIENT);
-        cmd.args(args)
-            .env("TERM", "dumb")
-            .env("SHMKV_HISTORY", "")
-            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-        // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap();
-        drop(pty.slave);
-        Pty {
-            master: pty.master,
-            child,
-            seen: String::new(),
-        }
-    }
-
-    /// Waits until the output so far contains `needle` (carriage returns dropped).
-    fn expect(&mut self, needle: &str) {
-        let end = Instant::now() + DEADLINE;
-        while !self.seen.contains(needle) {
-            assert!(Instant::now() < end, "no {needle:?} in {:?}", self.seen);
-            let mut fds = [nix::poll::PollFd::new(
-                self.master.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            if nix::poll::poll(&mut fds, 100u16).unwrap_or(0) == 0 {
-                continue;
-            }
-            let mut buf = [0u8; 4096];
-            match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
-                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => panic!("output ended without {needle:?}: {:?}", self.seen),
-            }
-            self.seen.retain(|c| c != '\r');
-        }
-    }
-
-    fn send(&self, text: &str) {
-        let n = nix::unistd::write(&self.master, text.as_bytes()).unwrap();
-        assert_eq!(n, text.len());
-    }
-}
-
-impl Drop for Pty {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The shell on Redis: its prompt names the URL, Tab offers only the operations the engine
+/// has (no print, threads, stats or quit), and print is refused with the shell going on.
 #[test]
 fn the_shell_on_redis_prompts_with_the_url_and_refuses_print() {
     let r = RedisServer::start();
     let url = r.url();
-    let mut t = Pty::spawn(&["--url", &url]);
+    let mut t = Pty::spawn(CLIENT, &["--url", &url], &[("SHMKV_HISTORY", "")]);
     t.expect(&format!("connected to {url} (the redis engine)"));
     let prompt = format!("shmkv[{url}]> ");
     t.expect(&prompt);
+    // Two Tabs on an empty line list every word offered; 's' completes to 'scan' alone.
+    t.send("\t\t");
+    let listed = t.expect(&prompt);
+    for w in [
+        "insert-new",
+        "delete",
+        "cas",
+        "add",
+        "len",
+        "scan",
+        "help",
+        "exit",
+    ] {
+        assert!(listed.contains(w), "{w:?} not offered: {listed:?}");
+    }
+    for w in ["print", "threads", "stats", "quit"] {
+        assert!(!listed.contains(w), "{w:?} offered: {listed:?}");
+    }
+    t.send("s\t");
+    t.expect(&format!("{prompt}scan "));
+    t.send("\x15"); // Ctrl-U: clear the line
     t.send("insert k 1 add k 2\r");
     t.expect("insert k 1: ok\nadd k 2: 3\n");
     t.send("print 0\r");
@@ -466,13 +436,6 @@ fn the_shell_on_redis_prompts_with_the_url_and_refuses_print() {
     t.send("read k\r");
     t.expect("read k: 3\n");
     t.send("exit\r");
-    let end = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(st) = t.child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < end, "the shell did not exit: {:?}", t.seen);
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    assert_eq!(status.code(), Some(0), "{:?}", t.seen);
+    let (code, seen) = t.wait();
+    assert_eq!(code, 0, "{seen:?}");
 }

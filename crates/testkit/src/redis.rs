@@ -1,6 +1,6 @@
-//! Real Redis servers for tests: one `redis-server` ([`RedisServer`]) or a three-master Redis
-//! Cluster ([`RedisCluster`]) as child processes on free loopback ports, each in its own
-//! temporary directory, waited for on a condition with a deadline, and killed (their
+//! Real Redis servers for tests: one `redis-server` ([`RedisServer`], optionally listening on
+//! a unix socket too) or a three-master Redis Cluster ([`RedisCluster`]) as child processes on
+//! free loopback ports, each in its own temporary directory, waited for on a condition with a deadline, and killed (their
 //! directories removed) when dropped; and [`command`], a minimal RESP client to talk to a node
 //! directly (flush it, count its keys, read its counters).
 //!
@@ -204,27 +204,39 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// One `redis-server` child process on `127.0.0.1`; killed, waited for and its directory
-/// removed when dropped.
+/// The name of a server's unix socket in its directory.
+const UNIX_SOCKET: &str = "r.sock";
+
+/// One `redis-server` child process on `127.0.0.1` (and on a unix socket in its directory,
+/// when started so); killed, waited for and its directory removed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// Its unix socket, if it listens on one.
+    unix: Option<PathBuf>,
 }
 
 impl RedisServer {
     /// Starts a server (not a cluster node) and waits until it answers `PING`.
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
-    /// Starts a server, a cluster node when `cluster`, retrying on another port when the one
-    /// chosen was taken meanwhile.
-    fn start_with(cluster: bool) -> RedisServer {
+    /// Starts a server (not a cluster node) that listens on a unix socket too, `r.sock` in
+    /// its directory (mode 700; see [`RedisServer::unix_url`]), and waits until it answers
+    /// `PING` (on its loopback port, as every server here).
+    pub fn start_with_unix_socket() -> RedisServer {
+        Self::start_with(false, true)
+    }
+
+    /// Starts a server, a cluster node when `cluster`, listening on a unix socket too when
+    /// `unix`, retrying on another port when the one chosen was taken meanwhile.
+    fn start_with(cluster: bool, unix: bool) -> RedisServer {
         let mut why = Vec::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start(cluster) {
+            match Self::try_start(cluster, unix) {
                 Ok(s) => return s,
                 Err(e) => why.push(e),
             }
@@ -237,7 +249,7 @@ impl RedisServer {
 
     /// One attempt; `Err` says why it is worth another port (the server exited before
     /// answering, or another process answers on the port).
-    fn try_start(cluster: bool) -> Result<RedisServer, String> {
+    fn try_start(cluster: bool, unix: bool) -> Result<RedisServer, String> {
         let port = free_port(cluster);
         let dir = temp_dir(port);
         let log = dir.join("redis.log");
@@ -253,6 +265,12 @@ impl RedisServer {
             .args(["--protected-mode", "no"])
             .arg("--logfile")
             .arg(&log);
+        let unix = unix.then(|| dir.join(UNIX_SOCKET));
+        if let Some(path) = &unix {
+            cmd.arg("--unixsocket")
+                .arg(path)
+                .args(["--unixsocketperm", "700"]);
+        }
         if cluster {
             cmd.args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", "nodes.conf"])
@@ -272,7 +290,12 @@ impl RedisServer {
             }
         };
         // From here on, dropping `server` cleans up.
-        let mut server = RedisServer { child, port, dir };
+        let mut server = RedisServer {
+            child,
+            port,
+            dir,
+            unix,
+        };
         let end = Instant::now() + START_DEADLINE;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -343,6 +366,19 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr())
+    }
+
+    /// The server's unix socket, when it was started with one
+    /// ([`RedisServer::start_with_unix_socket`]).
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.unix.as_deref()
+    }
+
+    /// `redis+unix:///PATH` of the server's unix socket, when it was started with one.
+    pub fn unix_url(&self) -> Option<String> {
+        self.unix
+            .as_ref()
+            .map(|p| format!("redis+unix://{}", p.display()))
     }
 
     /// The server's process id.
@@ -431,7 +467,9 @@ impl RedisCluster {
     }
 
     fn try_start() -> Result<RedisCluster, String> {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(true)).collect();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_with(true, false))
+            .collect();
         let cluster = RedisCluster { nodes };
         let mut cli = Command::new("redis-cli");
         cli.args(["--cluster", "create"])

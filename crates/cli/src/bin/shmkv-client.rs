@@ -513,15 +513,29 @@ Several operations on one line are sent together, as on the command line.";
         use rustyline::history::DefaultHistory;
         use rustyline::validate::Validator;
         use rustyline::{CompletionType, Config, Context, Editor, Helper};
+        use shmkv::wire::{VERBS, Verb};
 
-        /// Completes operation names, from the verb table (and `start`/`stop` after
-        /// `threads`); `help` and `exit` at the start of a line.
-        struct ShellHelper;
+        /// Completes the names of the operations the engine has, from the verb table (and
+        /// `start`/`stop` after `threads`, on shmkv's own server); `help` and `exit` at the
+        /// start of a line.
+        struct ShellHelper {
+            /// The engine's operations ([`Engine::supports`]).
+            verbs: Vec<Verb>,
+        }
 
-        /// The words that may come next after `before` (the complete words of the line):
-        /// nothing where an argument is due, in a comment, or where `before` does not split
-        /// (an open quote).
-        fn candidates(before: &str) -> Vec<&'static str> {
+        impl ShellHelper {
+            fn new(engine: &dyn Engine) -> ShellHelper {
+                let verbs = VERBS.iter().map(|v| v.verb);
+                ShellHelper {
+                    verbs: verbs.filter(|&v| engine.supports(v)).collect(),
+                }
+            }
+        }
+
+        /// The words that may come next after `before` (the complete words of the line), of
+        /// the operations `verbs`: nothing where an argument is due, in a comment, or where
+        /// `before` does not split (an open quote).
+        fn candidates(before: &str, verbs: &[Verb]) -> Vec<&'static str> {
             let Ok(tokens) = split_line(before) else {
                 return Vec::new();
             };
@@ -529,7 +543,7 @@ Several operations on one line are sent together, as on the command line.";
             if split_line(&format!("{before}x")).map(|t| t.len()) == Ok(tokens.len()) {
                 return Vec::new();
             }
-            let mut words = shmkv_cli::next_words(&tokens);
+            let mut words = shmkv_cli::next_words(&tokens, |v| verbs.contains(&v));
             if tokens.is_empty() {
                 words.extend(["help", "exit"]);
             }
@@ -550,7 +564,7 @@ Several operations on one line are sent together, as on the command line.";
                     i + head[i..].chars().next().map_or(1, char::len_utf8)
                 });
                 let partial = &head[start..];
-                let found = candidates(&head[..start])
+                let found = candidates(&head[..start], &self.verbs)
                     .into_iter()
                     .filter(|c| c.starts_with(partial))
                     .map(|c| Pair {
@@ -598,7 +612,7 @@ Several operations on one line are sent together, as on the command line.";
                     return ExitCode::from(INPUT);
                 }
             };
-            rl.set_helper(Some(ShellHelper));
+            rl.set_helper(Some(ShellHelper::new(session.engine.as_ref())));
             let history = history_file();
             if let Some(h) = &history {
                 let _ = rl.load_history(h);
@@ -642,7 +656,16 @@ Several operations on one line are sent together, as on the command line.";
 
         #[cfg(test)]
         mod tests {
-            use super::candidates;
+            use super::{VERBS, Verb};
+
+            /// Every operation: shmkv's own server (the `shm` engine).
+            fn all() -> Vec<Verb> {
+                VERBS.iter().map(|v| v.verb).collect()
+            }
+
+            fn candidates(before: &str) -> Vec<&'static str> {
+                super::candidates(before, &all())
+            }
 
             #[test]
             fn completion_follows_the_verb_table() {
@@ -661,6 +684,29 @@ Several operations on one line are sent together, as on the command line.";
                 assert!(candidates("insert \"a ").is_empty());
                 assert!(candidates("# note ").is_empty());
                 assert!(candidates("read 1 # note ").is_empty());
+            }
+
+            /// Per engine kind: on shmkv's own server (`shm`) every operation is offered; on
+            /// the Redis engines (`redis`, `redis-cluster`: the same operations) the same words
+            /// but print, threads, stats and quit, and no `start`/`stop` after `threads`.
+            #[test]
+            fn completion_offers_only_the_engines_operations() {
+                let redis: Vec<Verb> = all()
+                    .into_iter()
+                    .filter(|&v| shmkv::engine::redis::supported(v))
+                    .collect();
+                let shmkv_only = ["print", "threads", "stats", "quit"];
+                for before in ["", "read 1 ", "threads start 2 ", "scan 0 "] {
+                    let on_shm = candidates(before);
+                    assert!(shmkv_only.iter().all(|w| on_shm.contains(w)), "{on_shm:?}");
+                    let on_redis = super::candidates(before, &redis);
+                    let want = on_shm.into_iter().filter(|w| !shmkv_only.contains(w));
+                    let want: Vec<_> = want.collect();
+                    assert_eq!(on_redis, want, "after {before:?}");
+                }
+                let after_threads = super::candidates("threads ", &redis);
+                assert!(!after_threads.contains(&"start"), "{after_threads:?}");
+                assert!(!after_threads.contains(&"stop"), "{after_threads:?}");
             }
         }
     }

@@ -463,7 +463,7 @@ fn limits_are_checked_per_field() {
 
 #[test]
 fn completion_follows_the_table() {
-    let next = |line: &str| next_words(&split_line(line).unwrap());
+    let next = |line: &str| next_words(&split_line(line).unwrap(), |_| true);
     let firsts = next("");
     assert_eq!(firsts.iter().filter(|w| **w == "threads").count(), 1);
     for v in &VERBS {
@@ -492,4 +492,16 @@ fn completion_follows_the_table() {
     assert_eq!(next(r#""threads""#), firsts);
     assert_eq!(next("frob"), firsts);
     assert!(next("frob read").is_empty());
+    // Only the verbs `has` accepts are offered; the walk still knows every verb.
+    let no_threads = |v: Verb| !matches!(v, Verb::ThreadsStart | Verb::ThreadsStop);
+    let next = |line: &str| next_words(&split_line(line).unwrap(), no_threads);
+    let without: Vec<_> = firsts.iter().copied().filter(|w| *w != "threads").collect();
+    assert_eq!(next(""), without);
+    assert_eq!(next("threads"), without);
+    assert!(next("threads start").is_empty());
+    let only_print = |v: Verb| v == Verb::Print;
+    assert_eq!(
+        next_words(&split_line("threads").unwrap(), only_print),
+        ["print"]
+    );
 }

@@ -1,6 +1,9 @@
 //! Helpers for tests that run the real binaries: unique server names, a server process that
-//! is waited for by its ready line, client runs with deadlines, socket-directory inspection.
+//! is waited for by its ready line, client runs with deadlines, socket-directory inspection,
+//! and the interactive shell on a pseudo-terminal ([`pty`]).
 #![allow(dead_code)]
+
+pub mod pty;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

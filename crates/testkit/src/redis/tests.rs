@@ -92,6 +92,41 @@ fn a_server_answers_and_is_gone_when_dropped() {
 }
 
 #[test]
+fn a_server_started_with_a_unix_socket_answers_on_it() {
+    use std::os::unix::net::UnixStream;
+    let tcp_only = RedisServer::start();
+    assert_eq!((tcp_only.unix_socket(), tcp_only.unix_url()), (None, None));
+    let s = RedisServer::start_with_unix_socket();
+    let path = s.dir().join("r.sock");
+    assert_eq!(s.unix_socket(), Some(path.as_path()));
+    assert_eq!(
+        s.unix_url(),
+        Some(format!("redis+unix://{}", path.display()))
+    );
+    // Written on the socket, read on the port: one server.
+    let mut sock = UnixStream::connect(&path).unwrap();
+    sock.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+    sock.write_all(&encode(&[b"SET", b"k", b"on the socket"]))
+        .unwrap();
+    let mut reader = BufReader::new(sock.try_clone().unwrap());
+    assert_eq!(read_reply(&mut reader).unwrap(), Reply::Simple("OK".into()));
+    assert_eq!(
+        s.command(&[b"GET", b"k"]),
+        Reply::Bulk(Some(b"on the socket".to_vec()))
+    );
+    assert_eq!(tcp_only.dbsize(), 0);
+    drop(reader);
+    drop(sock);
+    let dir = s.dir().to_path_buf();
+    drop(s);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    assert!(
+        UnixStream::connect(&path).is_err(),
+        "the socket still answers"
+    );
+}
+
+#[test]
 fn a_cluster_has_three_masters_sharing_the_slots() {
     let c = RedisCluster::start();
     let addrs: Vec<String> = c.nodes().iter().map(RedisServer::addr).collect();
