@@ -1,11 +1,17 @@
 //! The library's `Server` and `Client` in one process: what the programs' tests do not reach
 //! directly (a dropped `Server` shuts down, the configuration's bounds are inclusive, a
-//! client's `Debug` and `is_empty`).
+//! client's `Debug` and `is_empty`, a dropped client is told so, a shutdown refuses the
+//! requests it had not taken).
 #![cfg(not(loom))]
 
+use shmkv::channel::{REQ_CTRL, RESP_CTRL, STATE_DROPPED};
 use shmkv::server::{MAX_CLIENTS, MAX_THREADS_PER_CLIENT};
-use shmkv::{Client, ClientConfig, ClientError, Server, ServerConfig, ServerError};
+use shmkv::shm::Mapping;
+use shmkv::wait::{SysFutex, Wake};
+use shmkv::wire::{ErrorCode, Limits, Op};
+use shmkv::{Client, ClientConfig, ClientError, Outcome, Server, ServerConfig, ServerError};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// A server name no other test uses.
 fn name(prefix: &str) -> String {
@@ -25,6 +31,15 @@ fn config(name: &str) -> ServerConfig {
         clients: 2,
         log: false,
         ..ServerConfig::default()
+    }
+}
+
+/// Wait for `cond` to hold, polling, for up to 20 s; panics then.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < end, "not within 20 s: {what}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -93,4 +108,103 @@ fn a_client_shows_its_slot_and_knows_an_empty_table() {
     assert!(!client.is_empty().unwrap());
     drop(client);
     server.shutdown();
+}
+
+/// A client the server drops (here for a request ring whose tail it made misaligned) is told
+/// that it was dropped, not that the server died; its slot is free again.
+#[test]
+fn a_dropped_client_is_told_it_was_dropped() {
+    let name = name("dropped");
+    let server = Server::start(config(&name)).unwrap();
+    let client = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
+    client.insert(b"k", b"v").unwrap();
+    let map = Mapping::open_sealed(&client.object_fd()).unwrap();
+    let (object, _) = shmkv::channel::open_object(&client.object_fd()).unwrap();
+    let ring = map.ring_ctrl(REQ_CTRL).unwrap();
+    ring.producer.0.tail.fetch_add(3, Ordering::SeqCst);
+    ring.wake.0.data_futex.fetch_add(1, Ordering::SeqCst);
+    SysFutex.wake(&ring.wake.0.data_futex);
+    wait_until("the client dropped", || {
+        object.state().load(Ordering::SeqCst) == STATE_DROPPED
+    });
+    let gone = client.read(b"k").unwrap_err();
+    assert_eq!(
+        gone,
+        ClientError::ServerGone("dropped this client (see its log for why)")
+    );
+    assert_eq!(
+        gone.to_string(),
+        "the server dropped this client (see its log for why)"
+    );
+    assert_eq!(client.read(b"k"), Err(gone), "for good");
+    let config = ClientConfig::new(&name);
+    wait_until("slot 0 free", || {
+        shmkv::client::slot_holder(&config, 0) == Ok(None)
+    });
+    drop((client, map, object));
+    let again = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
+    assert_eq!(again.read(b"k").unwrap(), Some(b"v".to_vec()));
+    drop(again);
+    server.shutdown();
+}
+
+/// A shutdown answers the requests it took and refuses with "shutting down" those still in a
+/// client's request ring: here deletes waiting behind a response ring the client let fill up.
+/// Every ticket gets its answer, in order: a prefix deleted, the rest refused.
+#[test]
+fn a_shutdown_refuses_the_requests_it_had_not_taken() {
+    let name = name("refuse");
+    let server = Server::start(ServerConfig {
+        threads: 1,
+        // The smallest rings (64 KiB each).
+        limits: Limits {
+            max_key: 64,
+            max_value: 1024,
+        },
+        ..config(&name)
+    })
+    .unwrap();
+    let client = Client::connect(&ClientConfig::new(&name)).unwrap();
+    let keys = 200u64;
+    let value = vec![b'v'; 1000];
+    for k in 0..keys {
+        client.insert(&k.to_le_bytes(), &value).unwrap();
+    }
+    // Each delete's answer carries the 1000-byte value: the response ring holds about 60.
+    let deletes: Vec<Op> = (0..keys)
+        .map(|k| Op::Delete {
+            key: k.to_le_bytes().to_vec(),
+        })
+        .collect();
+    let tickets = client.submit_all(&deletes).unwrap();
+    let map = Mapping::open_sealed(&client.object_fd()).unwrap();
+    let (req, resp) = (
+        map.ring_ctrl(REQ_CTRL).unwrap(),
+        map.ring_ctrl(RESP_CTRL).unwrap(),
+    );
+    wait_until("the worker waits for room with requests left", || {
+        resp.wake.0.space_waiting.load(Ordering::SeqCst) == 1
+            && req.producer.0.tail.load(Ordering::SeqCst)
+                > req.consumer.0.head.load(Ordering::SeqCst)
+    });
+    server.stop_handle().stop();
+    let finished = std::thread::spawn(move || server.wait());
+    let outcomes: Vec<Result<Outcome, ClientError>> =
+        tickets.into_iter().map(|t| client.wait(t)).collect();
+    finished.join().unwrap();
+    let deleted = outcomes
+        .iter()
+        .take_while(|o| **o == Ok(Outcome::Deleted(value.clone())))
+        .count();
+    assert!(
+        deleted > 0 && deleted < keys as usize,
+        "{deleted} of {keys} deleted"
+    );
+    for (i, o) in outcomes.iter().enumerate().skip(deleted) {
+        assert_eq!(
+            *o,
+            Ok(Outcome::Refused(ErrorCode::ShuttingDown)),
+            "delete {i}"
+        );
+    }
 }

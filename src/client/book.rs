@@ -92,3 +92,26 @@ pub(super) fn file(book: &mut Book, id: u64, reply: crate::wire::Reply) -> Resul
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Reply;
+
+    /// An answer under an id nobody waits for, or under one already answered, is counted as a
+    /// stray and changes nothing; the awaited answer is filed.
+    #[test]
+    fn answers_nobody_waits_for_are_counted_as_strays() {
+        let mut book = Book::default();
+        book.pending
+            .insert(7, Pending::Waiting(Assembly::default()));
+        assert_eq!(file(&mut book, 8, Reply::Created), Ok(()));
+        assert_eq!(book.strays, 1, "an unknown id");
+        assert_eq!(file(&mut book, 7, Reply::Created), Ok(()));
+        assert_eq!(book.strays, 1, "the awaited answer is no stray");
+        assert_eq!(file(&mut book, 7, Reply::NotFound), Ok(()));
+        assert_eq!(book.strays, 2, "a second answer to the same request");
+        assert_eq!(take_done(&mut book, 7), Some(Outcome::Created));
+        assert!(book.pending.is_empty());
+    }
+}

@@ -226,9 +226,41 @@ impl Control for Grants {
     }
 }
 
+/// Starts at most this many of the workers a ThreadsStart asks for (a server that cannot
+/// spawn them all: one shutting down, or out of threads).
+struct GrantsAtMost(u32);
+
+impl Control for GrantsAtMost {
+    fn start_workers(&self, n: u32) -> u32 {
+        n.min(self.0)
+    }
+    fn request_quit(&self) {}
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_wait(&self) -> bool {
+        false
+    }
+    fn peer_gone(&self) -> bool {
+        false
+    }
+}
+
 /// Serve what `ops` ask, one request at a time, and return the answers' replies (taken
 /// while the worker answers: a long answer may need more room than the ring has).
 fn serve(
+    lane: &Lane<Heap>,
+    store: &Store,
+    p: &mut RecordProducer<Heap>,
+    c: &mut RecordConsumer<Heap>,
+    ops: Vec<Op>,
+) -> Vec<Reply> {
+    serve_under(&Grants, lane, store, p, c, ops)
+}
+
+/// [`serve`] under the control `ctl`.
+fn serve_under(
+    ctl: &(dyn Control + Sync),
     lane: &Lane<Heap>,
     store: &Store,
     p: &mut RecordProducer<Heap>,
@@ -240,7 +272,7 @@ fn serve(
     for (id, op) in (1..).zip(ops) {
         push(p, id, op);
         std::thread::scope(|s| {
-            let worker = s.spawn(|| lane.serve_one(store, &Grants, None, &mut scratch));
+            let worker = s.spawn(|| lane.serve_one(store, ctl, None, &mut scratch));
             loop {
                 let r = pop(c);
                 assert_eq!(r.id, id);
@@ -287,6 +319,116 @@ fn thread_starts_are_counted_and_bounded() {
         second.is_err(),
         "a second consumer of heap memory must panic"
     );
+}
+
+/// Workers the server could not start are not counted: a ThreadsStart that got fewer says
+/// how many run now, one that got none is refused as "shutting down".
+#[test]
+fn thread_starts_the_server_cannot_make_are_not_counted() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 8).unwrap();
+    let store = Store::new(4, u64::MAX).unwrap();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let got = serve_under(
+        &GrantsAtMost(1),
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![Op::ThreadsStart { n: 3 }],
+    );
+    assert_eq!(got, vec![Reply::Threads(2)]);
+    assert_eq!(lane.workers(), 2, "one of the three started");
+    let got = serve_under(
+        &GrantsAtMost(0),
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![Op::ThreadsStart { n: 2 }],
+    );
+    assert_eq!(got, vec![Reply::Error(ErrorCode::ShuttingDown)]);
+    assert_eq!(lane.workers(), 2, "none started");
+}
+
+/// A worker that finds the ring taken waits at the gate; the holder leaving the lane lets it
+/// through at once (not when its wait runs out).
+#[test]
+fn a_leaving_worker_lets_a_waiting_spare_take_the_ring() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req, resp, LIMITS, 2, 2).unwrap();
+    let held = lane.consumer.lock();
+    std::thread::scope(|s| {
+        let spare = s.spawn(|| {
+            let t0 = std::time::Instant::now();
+            let got = lane
+                .take_ring(Some(Duration::from_secs(10)), &Grants)
+                .is_some();
+            (got, t0.elapsed())
+        });
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while lane.gate.waiting.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < end, "the spare never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(held);
+        lane.leave();
+        let (got, took) = spare.join().unwrap();
+        assert!(got, "the spare got no pass");
+        assert!(took < Duration::from_secs(5), "let through after {took:?}");
+    });
+}
+
+/// Stats under a control that keeps the default report the table: its entries, buckets and
+/// longest bucket, the memory it uses (grown by inserts, shrunk by deletes) and its budget.
+#[test]
+fn the_default_stats_report_the_table() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+    let store = Store::new(2, 1 << 20).unwrap();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let k = |s: &str| s.as_bytes().to_vec();
+    let insert = |key: &str, value: &str| Op::Insert {
+        key: k(key),
+        value: k(value),
+    };
+    let got = serve(
+        &lane,
+        &store,
+        &mut p,
+        &mut c,
+        vec![
+            Op::Stats,
+            insert("a", "1"),
+            insert("bb", "22"),
+            Op::Stats,
+            Op::Delete { key: k("a") },
+            Op::Stats,
+        ],
+    );
+    let stats: Vec<crate::stats::Stats> = got
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Stats { stats, more: false } => Some(crate::stats::Stats::from_stats(stats)),
+            _ => None,
+        })
+        .collect();
+    let [empty, two, one] = &stats[..] else {
+        panic!("three Stats answers expected: {got:?}");
+    };
+    let (a, bb) = (
+        crate::store::entry_cost(1, 1),
+        crate::store::entry_cost(2, 2),
+    );
+    let table = |s: &crate::stats::Stats| (s.entries, s.buckets, s.memory_used, s.memory_limit);
+    assert_eq!(table(empty), (0, 2, 0, 1 << 20));
+    assert_eq!(table(two), (2, 2, a + bb, 1 << 20), "grown by both inserts");
+    assert_eq!(table(one), (1, 2, bb, 1 << 20), "shrunk by the delete");
+    assert_eq!(empty.longest_bucket, 0);
+    assert!((1..=2).contains(&two.longest_bucket), "{two:?}");
+    assert_eq!(one.longest_bucket, 1);
 }
 
 /// Every data operation answers as the wire table says; oversized and undecodable

@@ -2,13 +2,13 @@
 //! (included by both with `#[path]`): a pipelining client checked against a sequential model,
 //! what a killed client may have left in the table, a hostile client that attacks its own
 //! session object (scribbles over it, lies in its record ring, storms its futex words, punches
-//! holes in it, tries to resize it), a slot claimant for races, and a listener that counts what
-//! a client sends it.
+//! holes in it, tries to resize it), a slot claimant for races, a listener that counts what
+//! a client sends it, and a client that publishes a batch of requests and reads no answer.
 //!
 //! A role runs until its `stop` flag is set; in a child process nobody sets it, the parent
 //! kills the child. Roles report on stdout, one line per event, each starting with a word the
 //! parent looks for (`ATTACHED`, `ACK`, `ERR`, `READY`, `ROUNDS`, `WON`, `LOST`, `LISTENING`,
-//! `READ`), flushed at once so that a killed child has reported everything it did.
+//! `READ`, `PUBLISHED`), flushed at once so that a killed child has reported everything it did.
 #![allow(dead_code)]
 
 use shmkv::client::{Client, ClientConfig};
@@ -51,6 +51,7 @@ pub fn run_role(spec: &str, stop: &AtomicBool) -> i32 {
         Some("hostile") if w.len() == 5 => hostile(w[1], num(2) as u32, w[3], num(4), stop),
         Some("claim") if w.len() == 3 => claim(w[1], num(2) as u32),
         Some("listen") if w.len() == 2 => listen(w[1], stop),
+        Some("publish") if w.len() == 4 => publish(w[1], num(2) as u32, num(3), stop),
         _ => {
             say(&format!("ERR bad role spec {spec:?}"));
             2
@@ -164,5 +165,59 @@ fn listen(path: &str, stop: &AtomicBool) -> i32 {
     }
     let _ = std::fs::remove_file(path);
     say(&format!("READ {total}"));
+    0
+}
+
+/// What [`publish`] sends for keys `0..keys` (each the 8 little-endian bytes of its number):
+/// for each key in turn, a delete, then an insert of [`published_value`].
+pub fn published_ops(keys: u64) -> Vec<shmkv::wire::Op> {
+    (0..keys)
+        .flat_map(|k| {
+            let key = k.to_le_bytes().to_vec();
+            [
+                shmkv::wire::Op::Delete { key: key.clone() },
+                shmkv::wire::Op::Insert {
+                    key,
+                    value: published_value(k),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The value [`publish`] inserts under key number `k`.
+pub fn published_value(k: u64) -> Vec<u8> {
+    format!("new {k}").into_bytes()
+}
+
+/// Take `slot`, submit [`published_ops`] for `keys` keys in one batch (one publication),
+/// report `PUBLISHED <pid>`, then read no answer until stopped (or killed; it gives up after
+/// 20 s). Stopped, it collects every answer and leaves.
+fn publish(name: &str, slot: u32, keys: u64, stop: &AtomicBool) -> i32 {
+    let c = match Client::connect(&ClientConfig::new(name).slot(slot)) {
+        Ok(c) => c,
+        Err(e) => {
+            say(&format!("ERR connect: {e}"));
+            return 3;
+        }
+    };
+    let tickets = match c.submit_all(&published_ops(keys)) {
+        Ok(t) => t,
+        Err(e) => {
+            say(&format!("ERR submit: {e}"));
+            return 3;
+        }
+    };
+    say(&format!("PUBLISHED {}", std::process::id()));
+    let end = Instant::now() + Duration::from_secs(20);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for t in tickets {
+        if let Err(e) = c.wait(t) {
+            say(&format!("ERR answer: {e}"));
+            return 3;
+        }
+    }
     0
 }

@@ -1,7 +1,8 @@
 //! Hostile clients harm only themselves: a session object resized or hole-punched; futex
 //! storms and a stopped client with a full response ring (what each costs the server);
-//! hostile writers scribbling over their own object, and every lie in a request ring; and
-//! the pointless-work limits, which never drop a well-behaved client.
+//! hostile writers scribbling over their own object, and every lie in a request ring; a
+//! connection that never says hello; and the pointless-work limits, which never drop a
+//! well-behaved client.
 
 use super::{
     Checker, Kid, acked, alive, connect_within, drops, fill, honest, names_pid, serial,
@@ -277,7 +278,69 @@ fn futex_storms_and_a_stopped_client_cost_the_server_little() {
         "the stopped client was dropped:\n{log}"
     );
     assert_eq!(drops(&log).len(), 2, "exactly the two storms:\n{log}");
+    // The storms' pointless events are counted, not logged one by one: no session had more
+    // than LOG_LIMIT lines in a second, so no line reports lines suppressed.
+    assert!(
+        !log.contains("log lines about this session suppressed"),
+        "{log}"
+    );
     eprintln!("server CPU: {}", figures.join("; "));
+}
+
+/// The thread of process `pid` named `name` (its id), once it has that name (a thread names
+/// itself as it starts).
+fn thread_named(pid: u32, name: &str) -> u32 {
+    let find = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|tid| {
+                std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                    .is_ok_and(|c| c.trim() == name)
+            })
+    };
+    wait_until(DEADLINE, || find().is_some());
+    find().expect("just found")
+}
+
+/// How many times thread `tid` of process `pid` has gone to sleep (its voluntary context
+/// switches).
+fn sleeps(pid: u32, tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// A connection that never sends its hello is closed after the handshake timeout (1 s), with
+/// no answer; meanwhile the front door sleeps until that deadline (it does not poll for it
+/// every millisecond), and another connection that stays silent holds up no client.
+#[test]
+fn a_connection_that_never_says_hello_is_closed_after_the_timeout() {
+    use std::io::Read;
+    let _g = serial();
+    let s = ServerProc::start(&["--clients", "1"]);
+    let door = thread_named(s.pid(), "shmkv-door");
+    let path = shmkv::door::socket_path(&s.name);
+    let mut silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let (t0, sleeps0) = (Instant::now(), sleeps(s.pid(), door));
+    silent.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(silent.read(&mut buf).unwrap(), 0, "closed without a word");
+    let (took, woken) = (t0.elapsed(), sleeps(s.pid(), door) - sleeps0);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    assert!(woken < 50, "the front door slept {woken} times meanwhile");
+    let _still_silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.client(&["0", "insert", "1", "1"]).ok("insert 1 1: ok\n");
+    s.quit_and_check_clean();
+    eprintln!(
+        "a silent connection: closed after {took:?}; the front door slept {woken} times meanwhile"
+    );
 }
 
 /// Hostile processes, each attacking its own session object in one way (arbitrary values

@@ -3,7 +3,7 @@
 
 use super::{
     Checker, Kid, acked, connect_within, drops, fill, honest, median_max, names_pid, read_op,
-    request_record, serial, session_object_of, signal,
+    request_record, serial, server_waits_for_room, session_object_of, signal,
 };
 use crate::common::*;
 use crate::roles;
@@ -165,6 +165,67 @@ fn killed_clients_are_freed_within_100ms_and_hurt_no_one() {
     assert!(
         max < Duration::from_millis(100),
         "a slot was freed after {max:?}"
+    );
+}
+
+/// A client SIGKILLed with requests it had published and the server had not taken (they
+/// wait behind its response ring, full: it never read an answer): once the server sees the
+/// death, it executes every one of them, in order, and their effects stay; then it frees the
+/// slot. Each key gets a delete, whose answer carries the key's 1000-byte value (so that the
+/// 64 KiB response ring is full after about 60), then an insert of a new value: a key left
+/// with its old value, or with none, is a request not executed, or not in order.
+#[test]
+fn a_killed_clients_published_requests_are_all_executed_in_order() {
+    let _g = serial();
+    let s = ServerProc::start(&[
+        "--buckets",
+        "256",
+        "--clients",
+        "2",
+        "--threads",
+        "1",
+        "--max-value",
+        "1K",
+    ]);
+    const KEYS: u64 = 300;
+    let c = Client::connect(&ClientConfig::new(&s.name).slot(1)).unwrap();
+    let old = vec![b'o'; 1000];
+    for k in 0..KEYS {
+        assert_eq!(c.insert(&k.to_le_bytes(), &old).unwrap(), None);
+    }
+    let mut kid = Kid::spawn(&format!("publish {} 0 {KEYS}", s.name));
+    let pid: u32 = kid.expect("PUBLISHED", DEADLINE)["PUBLISHED ".len()..]
+        .parse()
+        .unwrap();
+    let obj = session_object_of(pid);
+    wait_until(DEADLINE, || {
+        server_waits_for_room(&obj) && fill(&obj, REQ_CTRL) > 0
+    });
+    let waiting = fill(&obj, REQ_CTRL);
+    drop(obj);
+    let lines = kid.kill();
+    assert!(!lines.iter().any(|l| l.starts_with("ERR")), "{lines:?}");
+    // The slot is freed once the session's worker has exited: after the last request it
+    // was going to execute.
+    wait_until(DEADLINE, || owner_of(&s.name, 0) == 0);
+    for k in 0..KEYS {
+        assert_eq!(
+            c.read(&k.to_le_bytes()).unwrap(),
+            Some(roles::published_value(k)),
+            "key {k}"
+        );
+    }
+    assert_eq!(c.len().unwrap(), KEYS);
+    drop(c);
+    let log = s.quit_and_check_clean();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("died without detaching") && names_pid(l, pid)),
+        "{log}"
+    );
+    eprintln!(
+        "a client killed with {waiting} bytes of requests waiting behind its full response ring: all {} requests it published took effect, in order",
+        2 * KEYS
     );
 }
 

@@ -114,6 +114,18 @@ fn child_role() {
         drop(c);
         wait_until(DEADLINE, || owner_of(&name, hostile_slots) == 0);
     }
+    // The publisher, stopped before it starts: it publishes its batch, then takes every
+    // answer.
+    let stop = AtomicBool::new(true);
+    assert_eq!(roles::run_role(&format!("publish {name} 0 5"), &stop), 0);
+    let c = Client::connect(&ClientConfig::new(&name).slot(0)).unwrap();
+    for k in 0..5u64 {
+        assert_eq!(
+            c.read(&k.to_le_bytes()).unwrap(),
+            Some(roles::published_value(k))
+        );
+    }
+    drop(c);
     server.shutdown();
     // The listener counts what a client sends it (the planted-socket test relies on it).
     let path = std::env::temp_dir().join(format!("shmkv-listen-{}.sock", std::process::id()));
