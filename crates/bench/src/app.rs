@@ -28,7 +28,7 @@ Routines: insert (all keys), read (all keys), mixed (80% read / 20% insert, unif
 zipf (the same with Zipf(0.99)-skewed keys), delete (all keys). Keys are 8 bytes; values are
 --value-size bytes (each size runs every routine; a size of S bytes uses at most
 --data-budget / S keys, so that 1 MiB values do not need 100 GB).
-Modes: sync (one request at a time), pipelined (a window of --pipeline requests in flight),
+Modes: sync (one request at a time, the library's blocking call), pipelined (a window of --pipeline requests in flight),
 threads (--client-threads threads sharing one connection, each synchronous), processes
 (--client-processes processes, one connection each, each pipelined).
 Latency runs from submitting a request to having its answer: every request is timed in the
