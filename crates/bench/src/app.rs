@@ -108,8 +108,9 @@ pub struct Args {
     /// Client processes in the processes mode.
     #[arg(long, default_value_t = 2)]
     pub client_processes: usize,
-    /// Table buckets of the server.
-    #[arg(long, default_value_t = 65_536)]
+    /// Table buckets of the server (by default the server's own default, as
+    /// `shmkv-server` runs without --buckets).
+    #[arg(long, default_value_t = shmkv::server::ServerConfig::default().buckets)]
     pub buckets: usize,
     /// Write every result (and the limit baselines, "system": "limit") as JSON to this file.
     #[arg(long)]
