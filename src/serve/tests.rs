@@ -207,28 +207,12 @@ fn whole_table_reads_follow_earlier_writes() {
     }
 }
 
-/// Grants every ThreadsStart.
-struct Grants;
-
-impl Control for Grants {
-    fn start_workers(&self, n: u32) -> u32 {
-        n
-    }
-    fn request_quit(&self) {}
-    fn stopping(&self) -> bool {
-        false
-    }
-    fn cancel_wait(&self) -> bool {
-        false
-    }
-    fn peer_gone(&self) -> bool {
-        false
-    }
-}
-
 /// Starts at most this many of the workers a ThreadsStart asks for (a server that cannot
 /// spawn them all: one shutting down, or out of threads).
 struct GrantsAtMost(u32);
+
+/// Grants every ThreadsStart.
+const GRANTS: GrantsAtMost = GrantsAtMost(u32::MAX);
 
 impl Control for GrantsAtMost {
     fn start_workers(&self, n: u32) -> u32 {
@@ -255,7 +239,7 @@ fn serve(
     c: &mut RecordConsumer<Heap>,
     ops: Vec<Op>,
 ) -> Vec<Reply> {
-    serve_under(&Grants, lane, store, p, c, ops)
+    serve_under(&GRANTS, lane, store, p, c, ops)
 }
 
 /// [`serve`] under the control `ctl`.
@@ -363,7 +347,7 @@ fn a_leaving_worker_lets_a_waiting_spare_take_the_ring() {
         let spare = s.spawn(|| {
             let t0 = std::time::Instant::now();
             let got = lane
-                .take_ring(Some(Duration::from_secs(10)), &Grants)
+                .take_ring(Some(Duration::from_secs(10)), &GRANTS)
                 .is_some();
             (got, t0.elapsed())
         });
@@ -528,7 +512,7 @@ fn every_operation_is_answered() {
     p.push(&[9; 20], None).unwrap();
     // Both in one burst: the second was waiting when the first was taken.
     assert_eq!(
-        lane.serve_one(&store, &Grants, None, &mut scratch),
+        lane.serve_one(&store, &GRANTS, None, &mut scratch),
         Step::Served
     );
     assert_eq!(lane.counters().requests(), before + 2);
