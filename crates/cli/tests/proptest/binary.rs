@@ -203,11 +203,11 @@ proptest! {
         let mut total = 0;
         for (i, r) in results.into_iter().enumerate() {
             let model = r?;
-            for (k, v) in &model.map {
+            for (k, v) in &model.kv.map {
                 let got = clients[i].read(k).unwrap();
                 prop_assert_eq!(got.as_ref(), Some(v));
             }
-            total += model.map.len();
+            total += model.kv.map.len();
         }
         prop_assert_eq!(clients[0].len().unwrap() as usize, total);
         prop_assert_eq!(clients[0].stats().unwrap().entries as usize, total);

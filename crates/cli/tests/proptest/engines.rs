@@ -154,7 +154,7 @@ fn run_on_redis(
     c.max_scan_steps = REDIS_STEPS_PER_NODE * db.nodes();
     c.run(&EngineTarget(e), actions)?;
     c.read_back(e)?;
-    let n = c.model.map.len() as u64;
+    let n = c.model.kv.map.len() as u64;
     prop_assert_eq!(e.len().unwrap(), n);
     prop_assert_eq!(db.dbsize(), n);
     prop_assert_eq!(full_scan(e, c.max_scan_steps), c.model_keys());

@@ -13,6 +13,8 @@
 
 mod binary;
 mod engines;
+#[path = "../common/kv_model.rs"]
+mod kv_model;
 mod model;
 #[path = "../lin/record.rs"]
 mod record;
@@ -45,11 +47,11 @@ fn run_on_store(
     for a in actions.iter().filter(|a| a.for_store()) {
         c.act(&store, a)?;
         c.flush(&store)?;
-        prop_assert_eq!(store.len(), c.model.map.len() as u64);
+        prop_assert_eq!(store.len(), c.model.kv.map.len() as u64);
         prop_assert_eq!(store.memory_used(), c.model.memory());
     }
     c.finish(&store)?;
-    for (k, v) in &c.model.map {
+    for (k, v) in &c.model.kv.map {
         let got = store.read(k).get().map(<[u8]>::to_vec);
         prop_assert_eq!(got.as_ref(), Some(v));
     }

@@ -36,7 +36,6 @@
 use shmkv::client::Outcome;
 use shmkv::store::entry_cost;
 use shmkv::wire::{ErrorCode, Limits, Op};
-use std::collections::HashMap;
 
 mod actions;
 mod checker;
@@ -58,71 +57,23 @@ pub const SMALL: Limits = Limits {
 /// Keys in a pool at most (actions name keys by index, modulo the pool's size).
 pub const POOL: usize = 8;
 
-/// Bytes as an integer, as Redis `INCRBY` reads them: exactly the canonical decimal form of
-/// an `i64` (the model's own rule: parse, then print back and compare).
-pub fn decimal(v: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(v).ok()?;
-    let n: i64 = s.parse().ok()?;
-    (n.to_string() == s).then_some(n)
-}
+use crate::kv_model::KvModel;
+pub use crate::kv_model::canonical_i64 as decimal;
 
 /// The model of one client's view: its keys and their values, its worker count.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
-    /// The keys and values.
-    pub map: HashMap<Vec<u8>, Vec<u8>>,
+    /// The keys and values, and the key-value operations on them.
+    pub kv: KvModel,
     /// The client's worker threads.
     pub workers: u32,
 }
 
 impl Model {
-    /// Apply a key-value operation; what the server must answer.
+    /// Apply an operation of the model (a key-value one, or a thread change); what the server
+    /// must answer.
     pub fn apply(&mut self, op: &Op) -> Outcome {
         match op {
-            Op::Insert { key, value } => match self.map.insert(key.clone(), value.clone()) {
-                None => Outcome::Created,
-                Some(p) => Outcome::Replaced(p),
-            },
-            Op::Read { key } => self
-                .map
-                .get(key)
-                .map_or(Outcome::NotFound, |v| Outcome::Value(v.clone())),
-            Op::Delete { key } => self
-                .map
-                .remove(key)
-                .map_or(Outcome::NotFound, Outcome::Deleted),
-            Op::InsertNew { key, value } => match self.map.get(key) {
-                Some(v) => Outcome::Exists(v.clone()),
-                None => {
-                    self.map.insert(key.clone(), value.clone());
-                    Outcome::Created
-                }
-            },
-            Op::Cas { key, expected, new } => {
-                let current = self.map.get(key);
-                if current == expected.as_ref() {
-                    self.map.insert(key.clone(), new.clone());
-                    Outcome::Swapped
-                } else {
-                    Outcome::Mismatch(current.cloned())
-                }
-            }
-            Op::Add { key, delta } => {
-                let current = match self.map.get(key) {
-                    None => 0,
-                    Some(v) => match decimal(v) {
-                        Some(n) => n,
-                        None => return Outcome::Refused(ErrorCode::NotAnInteger),
-                    },
-                };
-                match current.checked_add(*delta) {
-                    None => Outcome::Refused(ErrorCode::Overflow),
-                    Some(n) => {
-                        self.map.insert(key.clone(), n.to_string().into_bytes());
-                        Outcome::Number(n)
-                    }
-                }
-            }
             Op::ThreadsStart { n } => {
                 if self.workers + n > MAX_WORKERS {
                     Outcome::Refused(ErrorCode::ThreadLimit {
@@ -142,13 +93,14 @@ impl Model {
                     Outcome::Refused(ErrorCode::LastWorker)
                 }
             }
-            other => panic!("the model does not apply {other:?}"),
+            key_value => self.kv.apply(key_value),
         }
     }
 
     /// The memory the store charges for the model's entries.
     pub fn memory(&self) -> u64 {
-        self.map
+        self.kv
+            .map
             .iter()
             .map(|(k, v)| entry_cost(k.len(), v.len()))
             .sum()

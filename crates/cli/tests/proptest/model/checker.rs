@@ -178,7 +178,7 @@ impl<'a> Checker<'a> {
     ) -> Checker<'a> {
         Checker {
             model: Model {
-                map: HashMap::new(),
+                kv: Default::default(),
                 workers,
             },
             keys,
@@ -200,7 +200,7 @@ impl<'a> Checker<'a> {
 
     /// The model's keys, sorted.
     pub fn model_keys(&self) -> Vec<Vec<u8>> {
-        let mut keys: Vec<_> = self.model.map.keys().cloned().collect();
+        let mut keys: Vec<_> = self.model.kv.map.keys().cloned().collect();
         keys.sort();
         keys
     }
@@ -210,7 +210,7 @@ impl<'a> Checker<'a> {
     pub fn read_back(&self, e: &dyn Engine) -> Result<(), TestCaseError> {
         for k in &self.keys {
             let got = e.read(k).unwrap();
-            prop_assert_eq!(got.as_ref(), self.model.map.get(k), "key {:?}", k);
+            prop_assert_eq!(got.as_ref(), self.model.kv.map.get(k), "key {:?}", k);
         }
         Ok(())
     }
@@ -234,7 +234,7 @@ impl<'a> Checker<'a> {
                 key: key(k),
                 expected: match e {
                     Expect::Absent => None,
-                    Expect::Current => self.model.map.get(&key(k)).cloned(),
+                    Expect::Current => self.model.kv.map.get(&key(k)).cloned(),
                     Expect::Other(o) => Some(v(o)),
                 },
                 new: v(x),
@@ -292,7 +292,7 @@ impl<'a> Checker<'a> {
     /// Queue (or, for [`Action::Flush`] and [`Action::TooLarge`], do) one action.
     pub fn act(&mut self, t: &dyn Target, a: &Action) -> Result<(), TestCaseError> {
         if self.ops.is_empty() {
-            self.start = self.model.map.clone();
+            self.start = self.model.kv.map.clone();
             self.after.clear();
         }
         match a {
@@ -310,7 +310,7 @@ impl<'a> Checker<'a> {
                 let op = self.keyed_op(a);
                 let want = self.model.apply(&op);
                 let key = op_key(&op).to_vec();
-                let now = self.model.map.get(&key).cloned();
+                let now = self.model.kv.map.get(&key).cloned();
                 self.after.entry(key).or_default().push(now);
                 self.plans.push(Planned::Exact(want));
                 self.ops.push(op);
@@ -327,7 +327,7 @@ impl<'a> Checker<'a> {
             }
             Action::Stats => {
                 self.plans.push(Planned::Stats {
-                    entries: self.model.map.len() as u64,
+                    entries: self.model.kv.map.len() as u64,
                     memory: self.model.memory(),
                     workers: self.model.workers,
                 });
