@@ -7,8 +7,8 @@
 //! the key of a [`Table<Entry, ()>`](Table): the map's slot is the box's pointer and length (16
 //! bytes), and the key and value share one allocation. An entry hashes and compares by its key
 //! bytes only and borrows as its key (`&[u8]`), so lookups take the key without building an
-//! entry. Replacing a value removes the old entry and inserts a new one (the map's own
-//! `insert` would keep the old key, and with it the old allocation).
+//! entry. Replacing a value puts the new entry in the old one's slot
+//! ([`KeyWrite::try_replace`], one lookup), and the old entry, with its allocation, is freed.
 //!
 //! The store itself limits nothing but memory: key and value lengths (keys `1..=max_key` bytes,
 //! values `0..=max_value`) are checked by the protocol's decoder before a request gets here. A
@@ -58,7 +58,7 @@
 //! ```
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::table::{BucketRead, BucketWrite, DefaultHashBuilder, Table, TableError};
+use crate::table::{DefaultHashBuilder, KeyRead, KeyWrite, Table, TableError};
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
@@ -404,7 +404,7 @@ impl Store {
 /// A key's write-locked bucket (from [`Store::write`]). Each operation consumes the guard and
 /// releases the lock when it returns.
 pub struct StoreWrite<'a> {
-    bucket: BucketWrite<'a, Entry, (), DefaultHashBuilder>,
+    bucket: KeyWrite<'a, 'a, Entry, (), DefaultHashBuilder, [u8]>,
     key: &'a [u8],
     store: &'a Store,
 }
@@ -486,14 +486,14 @@ impl StoreWrite<'_> {
 
     /// Remove the key; returns its value.
     pub fn delete(mut self) -> Option<Vec<u8>> {
-        let (entry, ()) = self.bucket.remove_entry(self.key)?;
+        let (entry, ()) = self.bucket.remove_entry()?;
         self.store.credit(entry.cost());
         Some(entry.into_value())
     }
 
     /// The key's entry.
     fn entry(&self) -> Option<&Entry> {
-        self.bucket.get_key_value(self.key).map(|(e, ())| e)
+        self.bucket.get_key_value().map(|(e, ())| e)
     }
 
     /// Store `value` for the key, replacing its entry; returns the old entry. Any increase in
@@ -503,31 +503,31 @@ impl StoreWrite<'_> {
         let new_cost = entry_cost(self.key.len(), value.len());
         let increase = new_cost.saturating_sub(old_cost);
         self.store.charge(increase)?;
-        let entry = Entry::new(self.key, value).and_then(|e| {
-            // Room for one more in the map before removing, so that the insert after the
-            // remove allocates nothing (whether the remove leaves a tombstone or not).
-            self.bucket
-                .try_reserve(1)
-                .map(|()| e)
-                .map_err(|_| StoreError::OutOfMemory)
-        });
-        let entry = match entry {
+        let entry = match Entry::new(self.key, value) {
             Ok(e) => e,
             Err(e) => {
                 self.store.credit(increase);
                 return Err(e);
             }
         };
-        let old = self.bucket.remove_entry(self.key).map(|(e, ())| e);
-        self.bucket.insert(entry, ());
-        self.store.credit(old_cost.saturating_sub(new_cost));
-        Ok(old)
+        // One lookup: the new entry takes the old one's slot, or a new slot when the table has
+        // room for it (a table that cannot grow hands the entry back).
+        match self.bucket.try_replace(entry, ()) {
+            Ok(old) => {
+                self.store.credit(old_cost.saturating_sub(new_cost));
+                Ok(old.map(|(e, ())| e))
+            }
+            Err(_) => {
+                self.store.credit(increase);
+                Err(StoreError::OutOfMemory)
+            }
+        }
     }
 }
 
 /// A key's read-locked bucket (from [`Store::read`]); the lock is released when it is dropped.
 pub struct StoreRead<'a> {
-    bucket: BucketRead<'a, Entry, (), DefaultHashBuilder>,
+    bucket: KeyRead<'a, 'a, Entry, (), [u8]>,
     key: &'a [u8],
 }
 
@@ -542,7 +542,7 @@ impl std::fmt::Debug for StoreRead<'_> {
 impl StoreRead<'_> {
     /// The key's value.
     pub fn get(&self) -> Option<&[u8]> {
-        self.bucket.get_key_value(self.key).map(|(e, ())| e.value())
+        self.bucket.get_key_value().map(|(e, ())| e.value())
     }
 }
 

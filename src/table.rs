@@ -1,12 +1,17 @@
-//! The concurrent hash table: a fixed number of buckets, each a `HashMap` behind its own
-//! reader-writer lock, generic over key, value and hasher.
+//! The concurrent hash table: a fixed number of buckets, each a hash table of pairs behind its
+//! own reader-writer lock, generic over key, value and hasher.
 //!
 //! Operations on different buckets never block each other; reads of one bucket run in parallel.
-//! Besides the plain `insert`/`get`/`remove`, the table hands out guards that hold a bucket's
-//! lock: [`Table::lock_key`] write-locks a key's bucket ([`BucketWrite`]) and
-//! [`Table::read_key`] read-locks it ([`BucketRead`]). The server takes one while it still
-//! holds its client's ring, which is how same-key operations of a client keep their order (see
-//! design.md, "The ordering guarantee"); it then does the operation through the guard.
+//! Besides the plain `insert`/`get`/`remove`, the table hands out guards that hold a key's
+//! bucket lock: [`Table::lock_key`] write-locks it ([`KeyWrite`]) and [`Table::read_key`]
+//! read-locks it ([`KeyRead`]). The server takes one while it still holds its client's ring,
+//! which is how same-key operations of a client keep their order (see design.md, "The ordering
+//! guarantee"); it then does the operation through the guard.
+//!
+//! A key is hashed once per operation: the one 64-bit hash picks the bucket and finds the key
+//! inside the bucket's table (hashbrown's `HashTable`, the table behind std's `HashMap`), and
+//! a guard keeps it for every step of the operation. A replace through a guard swaps the pair
+//! in its slot: one lookup, no remove and insert.
 //!
 //! Lookups take the key in any borrowed form, as `HashMap`'s do: a `Table<String, _>` is
 //! searched with a `&str`, a table of byte-string entries with a `&[u8]`. The borrowed form
@@ -14,8 +19,8 @@
 //! chosen from its hash.
 
 use crate::sync::{AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use hashbrown::HashTable;
 use std::borrow::Borrow;
-use std::collections::{HashMap, TryReserveError};
 use std::hash::{BuildHasher, Hash};
 
 /// The default hasher: foldhash's fast, randomly seeded hasher.
@@ -70,7 +75,7 @@ fn check_bucket_count(buckets: usize) -> Result<(), TableError> {
 
 /// One bucket on its own cache line, so that locking one bucket does not slow its neighbours.
 #[repr(align(64))]
-struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
+struct Bucket<K, V>(RwLock<HashTable<(K, V)>>);
 
 /// A concurrent hash table with one reader-writer lock per bucket.
 ///
@@ -83,14 +88,14 @@ struct Bucket<K, V, S>(RwLock<HashMap<K, V, S>>);
 /// assert_eq!(t.get("a"), Some(2)); // looked up as a &str
 /// let mut g = t.lock_key("b"); // write-locks the bucket of "b"
 /// assert_eq!(g.insert("b".into(), 3), None);
-/// assert_eq!(g.remove_entry("b"), Some(("b".to_string(), 3)));
+/// assert_eq!(g.remove_entry(), Some(("b".to_string(), 3)));
 /// drop(g);
 /// assert_eq!(t.remove("a"), Some(2));
 /// assert!(t.is_empty());
 /// # }
 /// ```
 pub struct Table<K, V, S = DefaultHashBuilder> {
-    buckets: Box<[Bucket<K, V, S>]>,
+    buckets: Box<[Bucket<K, V>]>,
     hasher: S,
     len: AtomicUsize,
 }
@@ -111,7 +116,7 @@ impl<K: Hash + Eq, V> Table<K, V, DefaultHashBuilder> {
     }
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
+impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     /// A table of `buckets` buckets (1 to [`MAX_BUCKETS`]) hashing with `hasher`.
     pub fn with_hasher(buckets: usize, hasher: S) -> Result<Self, TableError> {
         check_bucket_count(buckets)?;
@@ -119,7 +124,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         v.try_reserve_exact(buckets)
             .map_err(|_| TableError::OutOfMemory { asked: buckets })?;
         for _ in 0..buckets {
-            v.push(Bucket(RwLock::new(HashMap::with_hasher(hasher.clone()))));
+            v.push(Bucket(RwLock::new(HashTable::new())));
         }
         Ok(Self {
             buckets: v.into_boxed_slice(),
@@ -139,13 +144,15 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        // Scramble first (Fibonacci hashing): the bucket's own HashMap uses the top 7 bits of the
+        self.bucket_of_hash(self.hasher.hash_one(key))
+    }
+
+    /// The bucket of a key whose hash is `hash`.
+    fn bucket_of_hash(&self, hash: u64) -> usize {
+        // Scramble first (Fibonacci hashing): the bucket's own table uses the top 7 bits of the
         // same hash as lookup tags, and a range reduction of the raw hash would give every key
         // of a bucket the same top bits (and the same tag).
-        let h = self
-            .hasher
-            .hash_one(key)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // Lemire's multiply-shift range reduction: uniform in 0..n without a division.
         ((u128::from(h) * self.buckets.len() as u128) >> 64) as usize
     }
@@ -160,35 +167,40 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         self.len() == 0
     }
 
-    /// Exclusive access to `key`'s bucket. The bucket stays write-locked until the guard is
-    /// dropped; every operation through the guard keeps the table's entry count.
-    pub fn lock_key<Q>(&self, key: &Q) -> BucketWrite<'_, K, V, S>
+    /// Exclusive access to `key`'s bucket, for operations on `key`. The bucket stays
+    /// write-locked until the guard is dropped; every operation through the guard keeps the
+    /// table's entry count.
+    pub fn lock_key<'q, Q>(&self, key: &'q Q) -> KeyWrite<'_, 'q, K, V, S, Q>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let bucket = self.bucket_of(key);
-        BucketWrite {
-            guard: self.buckets[bucket].0.write(),
-            len: &self.len,
+        let hash = self.hasher.hash_one(key);
+        KeyWrite {
+            guard: self.buckets[self.bucket_of_hash(hash)].0.write(),
+            hash,
+            key,
+            table: self,
         }
     }
 
-    /// Shared access to `key`'s bucket. The bucket stays read-locked until the guard is
-    /// dropped.
-    pub fn read_key<Q>(&self, key: &Q) -> BucketRead<'_, K, V, S>
+    /// Shared access to `key`'s bucket, for reading `key`. The bucket stays read-locked until
+    /// the guard is dropped.
+    pub fn read_key<'q, Q>(&self, key: &'q Q) -> KeyRead<'_, 'q, K, V, Q>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let bucket = self.bucket_of(key);
-        BucketRead {
-            guard: self.buckets[bucket].0.read(),
+        let hash = self.hasher.hash_one(key);
+        KeyRead {
+            guard: self.buckets[self.bucket_of_hash(hash)].0.read(),
+            hash,
+            key,
         }
     }
 
     /// Shared access to bucket `index`, or `None` when `index >= bucket_count()`.
-    pub fn read_bucket(&self, index: usize) -> Option<BucketRead<'_, K, V, S>> {
+    pub fn read_bucket(&self, index: usize) -> Option<BucketRead<'_, K, V>> {
         self.buckets
             .get(index)
             .map(|b| BucketRead { guard: b.0.read() })
@@ -197,7 +209,22 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
     /// Insert or replace; returns the previous value (the key already in the table stays, as
     /// with `HashMap::insert`).
     pub fn insert(&self, key: K, value: V) -> Option<V> {
-        self.lock_key(&key).insert(key, value)
+        let hash = self.hasher.hash_one(&key);
+        let mut guard = self.buckets[self.bucket_of_hash(hash)].0.write();
+        self.insert_into(&mut guard, hash, key, value)
+    }
+
+    /// Insert `key` (whose hash is `hash`) into its locked bucket `map`, or replace its value;
+    /// returns the previous value.
+    fn insert_into(&self, map: &mut HashTable<(K, V)>, hash: u64, key: K, value: V) -> Option<V> {
+        match map.find_mut(hash, |(k, _)| *k == key) {
+            Some((_, v)) => Some(std::mem::replace(v, value)),
+            None => {
+                map.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+                self.len.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// The value of `key`, cloned.
@@ -207,7 +234,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.read_key(key).get(key).cloned()
+        self.read_key(key).get().cloned()
     }
 
     /// Remove `key`; returns its value.
@@ -216,7 +243,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.lock_key(key).remove(key)
+        self.lock_key(key).remove()
     }
 
     /// The pairs of bucket `index`, cloned (the Print operation), or `None` when out of range.
@@ -244,121 +271,129 @@ impl<K: Hash + Eq, V, S: BuildHasher + Clone> Table<K, V, S> {
     }
 }
 
-/// A write-locked bucket: any number of operations on the keys that live in it (a key of
-/// another bucket is simply not found there, and must not be inserted through it). The lock is
-/// released when the guard is dropped.
-pub struct BucketWrite<'a, K, V, S> {
-    guard: RwLockWriteGuard<'a, HashMap<K, V, S>>,
-    len: &'a AtomicUsize,
+/// A key's write-locked bucket (from [`Table::lock_key`]): any number of operations on that
+/// key, each one lookup with the hash taken when the bucket was locked. The lock is released
+/// when the guard is dropped.
+pub struct KeyWrite<'a, 'q, K, V, S, Q: ?Sized> {
+    guard: RwLockWriteGuard<'a, HashTable<(K, V)>>,
+    hash: u64,
+    key: &'q Q,
+    table: &'a Table<K, V, S>,
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> BucketWrite<'_, K, V, S> {
-    /// The value of `key`.
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.guard.get(key)
+impl<K, V, S, Q> KeyWrite<'_, '_, K, V, S, Q>
+where
+    K: Hash + Eq + Borrow<Q>,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    /// The key's value.
+    pub fn get(&self) -> Option<&V> {
+        self.get_key_value().map(|(_, v)| v)
     }
 
-    /// The key as stored and the value of `key`.
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.guard.get_key_value(key)
+    /// The key as stored and its value.
+    pub fn get_key_value(&self) -> Option<(&K, &V)> {
+        let key = self.key;
+        self.guard
+            .find(self.hash, |(k, _)| k.borrow() == key)
+            .map(|(k, v)| (k, v))
     }
 
-    /// Insert or replace; returns the previous value. On a replace the stored key stays (as
-    /// with `HashMap::insert`): remove the entry first to replace the key too.
+    /// Insert or replace the value; returns the previous value. On a replace the stored key
+    /// stays (as with `HashMap::insert`); [`replace`](Self::replace) replaces the key too.
     ///
-    /// `key` must live in this bucket (the table's `bucket_of(&key)` is this guard's bucket),
-    /// else later lookups will not find it.
+    /// `key` must equal the guard's key (checked in debug builds).
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let prev = self.guard.insert(key, value);
-        if prev.is_none() {
-            self.len.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(key.borrow() == self.key, "a KeyWrite inserts its own key");
+        self.table
+            .insert_into(&mut self.guard, self.hash, key, value)
+    }
+
+    /// Insert the pair, or replace the stored key and value in their slot (one lookup);
+    /// returns the pair replaced. When the key is new and the bucket's table must grow but
+    /// cannot allocate, nothing changes and the pair is handed back as the error: a full
+    /// allocator never aborts the process here.
+    ///
+    /// `key` must equal the guard's key (checked in debug builds).
+    pub fn try_replace(&mut self, key: K, value: V) -> Result<Option<(K, V)>, (K, V)> {
+        debug_assert!(key.borrow() == self.key, "a KeyWrite replaces its own key");
+        let hash = self.hash;
+        let wanted = self.key;
+        if let Some(slot) = self.guard.find_mut(hash, |(k, _)| k.borrow() == wanted) {
+            return Ok(Some(std::mem::replace(slot, (key, value))));
         }
-        prev
-    }
-
-    /// Remove `key`; returns its value.
-    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.remove_entry(key).map(|(_, v)| v)
-    }
-
-    /// Remove `key`; returns the stored key and its value.
-    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let prev = self.guard.remove_entry(key);
-        if prev.is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+        let hasher = &self.table.hasher;
+        if self
+            .guard
+            .try_reserve(1, |(k, _)| hasher.hash_one(k))
+            .is_err()
+        {
+            return Err((key, value));
         }
-        prev
+        self.guard
+            .insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
+        self.table.len.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
     }
 
-    /// Make room for `additional` more entries in this bucket without allocating again, or
-    /// fail without aborting when the allocation fails. After `try_reserve(1)` succeeds, one
-    /// `insert` (even after a `remove`) allocates nothing in the map.
-    pub fn try_reserve(&mut self, additional: usize) -> Result<(), TryReserveError> {
-        self.guard.try_reserve(additional)
+    /// Remove the key; returns its value.
+    pub fn remove(&mut self) -> Option<V> {
+        self.remove_entry().map(|(_, v)| v)
     }
 
-    /// Number of entries in the bucket.
-    pub fn len(&self) -> usize {
-        self.guard.len()
-    }
-
-    /// True when the bucket is empty.
-    pub fn is_empty(&self) -> bool {
-        self.guard.is_empty()
-    }
-}
-
-/// A read-locked bucket (of a key, or by index). The lock is released when the guard is
-/// dropped.
-pub struct BucketRead<'a, K, V, S> {
-    guard: RwLockReadGuard<'a, HashMap<K, V, S>>,
-}
-
-impl<K: Hash + Eq, V, S: BuildHasher> BucketRead<'_, K, V, S> {
-    /// The value of `key`.
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.guard.get(key)
-    }
-
-    /// The key as stored and the value of `key`.
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.guard.get_key_value(key)
+    /// Remove the key; returns the stored key and its value.
+    pub fn remove_entry(&mut self) -> Option<(K, V)> {
+        let key = self.key;
+        let found = self.guard.find_entry(self.hash, |(k, _)| k.borrow() == key);
+        let (pair, _) = found.ok()?.remove();
+        self.table.len.fetch_sub(1, Ordering::Relaxed);
+        Some(pair)
     }
 }
 
-impl<K, V, S> BucketRead<'_, K, V, S> {
+/// A key's read-locked bucket (from [`Table::read_key`]). The lock is released when the guard
+/// is dropped.
+pub struct KeyRead<'a, 'q, K, V, Q: ?Sized> {
+    guard: RwLockReadGuard<'a, HashTable<(K, V)>>,
+    hash: u64,
+    key: &'q Q,
+}
+
+impl<K, V, Q> KeyRead<'_, '_, K, V, Q>
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    /// The key's value.
+    pub fn get(&self) -> Option<&V> {
+        self.get_key_value().map(|(_, v)| v)
+    }
+
+    /// The key as stored and its value.
+    pub fn get_key_value(&self) -> Option<(&K, &V)> {
+        let key = self.key;
+        self.guard
+            .find(self.hash, |(k, _)| k.borrow() == key)
+            .map(|(k, v)| (k, v))
+    }
+}
+
+/// A read-locked bucket, by index (from [`Table::read_bucket`]). The lock is released when the
+/// guard is dropped.
+pub struct BucketRead<'a, K, V> {
+    guard: RwLockReadGuard<'a, HashTable<(K, V)>>,
+}
+
+impl<K, V> BucketRead<'_, K, V> {
     /// The bucket's pairs, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.guard.iter()
+        self.guard.iter().map(|(k, v)| (k, v))
     }
 
     /// The bucket's keys, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.guard.keys()
+        self.guard.iter().map(|(k, _)| k)
     }
 
     /// The bucket's pairs, cloned, in no particular order.
@@ -367,10 +402,7 @@ impl<K, V, S> BucketRead<'_, K, V, S> {
         K: Clone,
         V: Clone,
     {
-        self.guard
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.guard.iter().cloned().collect()
     }
 
     /// Number of pairs in the bucket.
@@ -383,8 +415,8 @@ impl<K, V, S> BucketRead<'_, K, V, S> {
         self.guard.is_empty()
     }
 
-    /// How many pairs the bucket's map holds before it must grow (for memory estimates: the
-    /// map has about `capacity * 8 / 7` slots, rounded up to a power of two).
+    /// How many pairs the bucket's table holds before it must grow (for memory estimates: the
+    /// table has about `capacity * 8 / 7` slots, rounded up to a power of two).
     pub fn capacity(&self) -> usize {
         self.guard.capacity()
     }
@@ -470,47 +502,73 @@ mod tests {
         let t: Table<u64, &str> = Table::new(4).unwrap();
         assert_eq!(t.lock_key(&9).insert(9, "a"), None);
         let g = t.read_key(&9);
-        assert_eq!(g.get(&9), Some(&"a"));
-        assert_eq!(g.get_key_value(&9), Some((&9, &"a")));
+        assert_eq!(g.get(), Some(&"a"));
+        assert_eq!(g.get_key_value(), Some((&9, &"a")));
+        assert_eq!(t.read_key(&10).get(), None);
         drop(g);
-        assert_eq!(t.lock_key(&9).get(&9), Some(&"a"));
-        assert_eq!(t.lock_key(&9).get_key_value(&9), Some((&9, &"a")));
-        assert_eq!(t.lock_key(&9).remove(&9), Some("a"));
-        assert_eq!(t.lock_key(&9).remove(&9), None);
+        assert_eq!(t.lock_key(&9).get(), Some(&"a"));
+        assert_eq!(t.lock_key(&9).get_key_value(), Some((&9, &"a")));
+        assert_eq!(t.lock_key(&10).get(), None);
+        assert_eq!(t.lock_key(&9).remove(), Some("a"));
+        assert_eq!(t.lock_key(&9).remove(), None);
         assert!(t.is_empty());
     }
 
     /// Several operations through one write guard keep the entry count; lookups by a borrowed
-    /// form find owned keys.
+    /// form find owned keys; a replace swaps the stored key too.
     #[test]
     fn one_write_guard_many_operations() {
         let t: Table<String, u32> = Table::new(1).unwrap();
+        t.insert("y".to_string(), 2);
         let mut g = t.lock_key("x");
-        assert!(g.is_empty());
-        g.try_reserve(2).unwrap();
+        assert_eq!(g.get(), None);
         assert_eq!(g.insert("x".to_string(), 1), None);
-        assert_eq!(g.insert("y".to_string(), 2), None);
         assert_eq!(g.insert("x".to_string(), 3), Some(1));
-        assert_eq!(g.len(), 2);
-        assert_eq!(g.get("x"), Some(&3));
-        assert_eq!(g.remove_entry("y"), Some(("y".to_string(), 2)));
-        assert_eq!(g.remove_entry("y"), None);
-        assert_eq!(g.remove("nope"), None);
+        assert_eq!(g.get(), Some(&3));
+        assert_eq!(
+            g.try_replace("x".to_string(), 4),
+            Ok(Some(("x".to_string(), 3)))
+        );
+        assert_eq!(g.remove_entry(), Some(("x".to_string(), 4)));
+        assert_eq!(g.remove_entry(), None);
+        assert_eq!(g.try_replace("x".to_string(), 5), Ok(None));
         drop(g);
-        assert_eq!(t.len(), 1);
-        assert_eq!(t.get("x"), Some(3));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("x"), Some(5));
+        assert_eq!(t.get("y"), Some(2));
         assert_eq!(t.bucket_of("x"), t.bucket_of(&"x".to_string()));
         let r = t.read_key("x");
-        assert_eq!(r.get_key_value("x"), Some((&"x".to_string(), &3)));
-        assert_eq!(r.iter().count(), 1);
-        assert!(r.capacity() >= 1);
+        assert_eq!(r.get_key_value(), Some((&"x".to_string(), &5)));
         drop(r);
+        let b = t.read_bucket(0).unwrap();
+        assert_eq!(b.iter().count(), 2);
+        assert!(b.capacity() >= 2);
+        drop(b);
         // A slice-keyed lookup of a boxed-slice table.
         let b: Table<Box<[u8]>, ()> = Table::new(8).unwrap();
         b.insert(Box::from(&b"key"[..]), ());
         assert_eq!(b.get(&b"key"[..]), Some(()));
         assert_eq!(b.remove(&b"key"[..]), Some(()));
         assert!(b.is_empty());
+    }
+
+    /// A replace keeps the slot's pair apart from the other keys of the bucket, and the table
+    /// still finds every key after it grew many times (the growth re-hashes with the table's
+    /// hasher, the same hash that picked the bucket).
+    #[test]
+    fn replaces_and_growth_keep_every_key() {
+        let t: Table<u64, u64> = Table::new(2).unwrap();
+        for k in 0..2000 {
+            assert_eq!(t.lock_key(&k).try_replace(k, k), Ok(None));
+        }
+        for k in (0..2000).step_by(3) {
+            assert_eq!(t.lock_key(&k).try_replace(k, k + 1), Ok(Some((k, k))));
+        }
+        assert_eq!(t.len(), 2000);
+        for k in 0..2000 {
+            let want = if k % 3 == 0 { k + 1 } else { k };
+            assert_eq!(t.get(&k), Some(want), "key {k}");
+        }
     }
 
     #[test]
