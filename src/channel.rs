@@ -249,6 +249,11 @@ impl Object {
         Ok((o, info))
     }
 
+    /// Fault the whole object in now (see [`Mapping::populate`]).
+    pub fn populate(&self) -> Result<(), Errno> {
+        self.map.populate()
+    }
+
     /// The request ring's memory.
     pub fn request_ring(&self, info: &HeaderInfo) -> ShmRecordMem {
         ShmRecordMem::new(self.map.clone(), REQ_CTRL, DATA, info.req_capacity as usize)

@@ -110,6 +110,51 @@ fn a_client_shows_its_slot_and_knows_an_empty_table() {
     server.shutdown();
 }
 
+/// The resident kilobytes of this process's mappings of session objects, from
+/// /proc/self/smaps.
+fn session_objects_resident_kib() -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut total = 0;
+    let mut in_session = false;
+    for line in smaps.lines() {
+        if line.contains("-") && line.split_whitespace().count() >= 5 && !line.ends_with("kB") {
+            in_session = line.contains("memfd:shmkv-session");
+        } else if in_session && line.starts_with("Rss:") {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    total
+}
+
+/// A client that asks for it has its whole session object faulted in at connect (the
+/// server's mapping of it included: one process here), and works as any other.
+#[test]
+fn a_prefaulting_client_has_its_object_resident() {
+    let name = name("prefault");
+    let server = Server::start(config(&name)).unwrap();
+    assert!(!ClientConfig::new(&name).prefault, "off by default");
+    let before = session_objects_resident_kib();
+    let client = Client::connect(&ClientConfig::new(&name).prefault(true)).unwrap();
+    let len = std::fs::File::from(client.object_fd().try_clone_to_owned().unwrap())
+        .metadata()
+        .unwrap()
+        .len();
+    let after = session_objects_resident_kib();
+    assert!(
+        after >= before + len / 1024,
+        "{after} KiB resident after a prefaulting connect, {before} before, object {len} bytes"
+    );
+    client.insert(b"k", b"v").unwrap();
+    assert_eq!(client.read(b"k").unwrap(), Some(b"v".to_vec()));
+    drop(client);
+    server.shutdown();
+}
+
 /// A client the server drops (here for a request ring whose tail it made misaligned) is told
 /// that it was dropped, not that the server died; its slot is free again.
 #[test]

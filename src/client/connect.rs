@@ -157,6 +157,13 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
                 .ok_or_else(|| ClientError::Protocol("the server sent no session object".into()))?;
             let (object, info) =
                 channel::open_object(&fd).map_err(|reason| ClientError::BadObject { reason })?;
+            if config.prefault {
+                // An optimisation only: a kernel without MADV_POPULATE_WRITE, or a failure
+                // to allocate now, leaves the pages to be faulted in as they are used.
+                if let Err(e) = object.populate() {
+                    tracing::debug!("session object not prefaulted: {e}");
+                }
+            }
             stream.set_read_timeout(None).ok();
             stream.set_nonblocking(true).ok();
             Ok(Answer::Session(Box::new(Client::attached(

@@ -149,6 +149,10 @@ pub struct Args {
     /// Skip the idle report (server and waiting client CPU while nothing happens).
     #[arg(long)]
     pub no_idle: bool,
+    /// Connect the bench's clients without `ClientConfig::prefault` (then every run's first
+    /// lap of the rings pays a page fault per 4 KiB page, as a short-lived client does).
+    #[arg(long)]
+    pub no_prefault: bool,
     /// Internal: run as a client process of the processes mode.
     #[arg(long, hide = true)]
     pub child: Option<String>,
@@ -294,7 +298,7 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
     let fail = |e: String| (1u8, e);
     let bin = server_binary(args.server_bin.as_deref()).map_err(fail)?;
     println!(
-        "shmkv-bench: {} keys, value sizes {:?}, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes; server {}",
+        "shmkv-bench: {} keys, value sizes {:?}, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes, clients {}; server {}",
         args.keys,
         args.value_size,
         routines.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -303,6 +307,11 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
         args.pipeline,
         args.client_threads,
         args.client_processes,
+        if args.no_prefault {
+            "fault their session objects in as they go (--no-prefault)"
+        } else {
+            "prefault their session objects at connect (ClientConfig::prefault)"
+        },
         bin.display()
     );
     probe_server(args, &bin).map_err(fail)?;

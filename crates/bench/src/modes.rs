@@ -190,16 +190,18 @@ pub fn run_child(spec: &str) -> ExitCode {
             f.get(5)?.parse::<usize>().ok()?,
             f.get(6)?.parse::<f64>().ok()?,
             f.get(7)?.parse::<usize>().ok()?,
+            f.get(8)? == &"prefault",
         ))
     })();
-    let Some((name, routine, keys, part, parts, window, max_s, value_size)) = parsed else {
+    let Some((name, routine, keys, part, parts, window, max_s, value_size, prefault)) = parsed
+    else {
         eprintln!("shmkv-bench: bad --child spec");
         return ExitCode::from(2);
     };
     let zipf = (routine == Routine::Zipf).then(|| Zipf::new(keys, 0.99));
     let set = KeySet { keys, value_size };
     let ops = plan(routine, set, part, parts, zipf.as_ref());
-    let client = match Client::connect(&ClientConfig::new(&name)) {
+    let client = match Client::connect(&ClientConfig::new(&name).prefault(prefault)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shmkv-bench child: {e}");
@@ -255,7 +257,7 @@ pub fn run_mode(
     let limit = cap_seconds(routine, args.max_seconds);
     match mode {
         Mode::Sync | Mode::Pipelined => {
-            let client = Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?;
+            let client = Client::connect(&config(args, name)).map_err(|e| e.to_string())?;
             let ops = plan(routine, set, 0, 1, zipf);
             let window = if mode == Mode::Sync { 1 } else { args.pipeline };
             let cpu0 = self_cpu_ns();
@@ -266,8 +268,7 @@ pub fn run_mode(
             Ok((p, secs))
         }
         Mode::Threads => {
-            let client =
-                Arc::new(Client::connect(&ClientConfig::new(name)).map_err(|e| e.to_string())?);
+            let client = Arc::new(Client::connect(&config(args, name)).map_err(|e| e.to_string())?);
             let n = args.client_threads.max(1) as u64;
             let plans: Vec<Vec<Op>> = (0..n).map(|i| plan(routine, set, i, n, zipf)).collect();
             let cpu0 = self_cpu_ns();
@@ -296,6 +297,12 @@ pub fn run_mode(
     }
 }
 
+/// How the bench's clients connect: long-lived clients, so with the session object faulted in
+/// at connect unless `--no-prefault`.
+fn config(args: &Args, name: &str) -> ClientConfig {
+    ClientConfig::new(name).prefault(!args.no_prefault)
+}
+
 /// The processes mode: `--client-processes` children of this executable (`--child`), started
 /// together once all are connected.
 fn run_processes(
@@ -310,12 +317,17 @@ fn run_processes(
     let mut kids = Vec::new();
     for i in 0..n {
         let spec = format!(
-            "{name}:{}:{}:{i}:{n}:{}:{}:{}",
+            "{name}:{}:{}:{i}:{n}:{}:{}:{}:{}",
             routine.name(),
             set.keys,
             args.pipeline,
             limit,
-            set.value_size
+            set.value_size,
+            if args.no_prefault {
+                "fault"
+            } else {
+                "prefault"
+            }
         );
         let mut cmd = Command::new(&me);
         cmd.args(["--child", &spec])
