@@ -3,30 +3,31 @@
 //!
 //! # Entries
 //!
-//! An entry is one boxed byte slice laid out as `[key length: u32 LE][key][value]`, stored as
-//! the key of a [`Table<Entry, ()>`](Table): the map's slot is the box's pointer and length (16
-//! bytes), and the key and value share one allocation. An entry hashes and compares by its key
-//! bytes only and borrows as its key (`&[u8]`), so lookups take the key without building an
-//! entry. Replacing a value puts the new entry in the old one's slot
-//! ([`KeyWrite::try_replace`], one lookup), and the old entry, with its allocation, is freed.
+//! An entry (`store/entry.rs`) is one allocation laid out as `[key length: u32][value length:
+//! u32][key][value]` behind a thin pointer, stored as the key of a
+//! [`Table<Entry, ()>`](Table): a bucket's slot is that pointer (8 bytes), and the key and
+//! value share the allocation. An entry hashes and compares by its key bytes only and borrows
+//! as its key (`&[u8]`), so lookups take the key without building an entry. Replacing a value
+//! puts the new entry in the old one's slot ([`KeyWrite::try_replace`], one lookup), and the
+//! old entry, with its allocation, is freed.
 //!
 //! The store itself limits nothing but memory: key and value lengths (keys `1..=max_key` bytes,
 //! values `0..=max_value`) are checked by the protocol's decoder before a request gets here. A
-//! key must fit the `u32` length prefix; a longer one is refused as
+//! key or value must fit the `u32` lengths of the header; a longer one is refused as
 //! [`StoreError::OutOfMemory`].
 //!
 //! # Memory accounting
 //!
 //! Every entry is charged [`entry_cost`]: the heap chunk that glibc's malloc uses for the
-//! entry's allocation plus [`ENTRY_OVERHEAD`], the map's slot and control byte amortised over
-//! its load factor. [`Store::memory_used`] is the sum over all entries (the fixed bucket array,
-//! about 64 bytes a bucket, is not counted). At 16-byte keys and values an entry is charged 72
-//! bytes. The real heap per entry also depends on how full each bucket's map happens to be,
-//! that is on the number of entries per bucket: estimated from the maps' capacities at 200 000
-//! such entries (with the 64-byte bucket headers), it is about 82 bytes at 16 entries a
-//! bucket, 78.5 at 24, 77 at 40 and 73 at 100 (a bucket's map doubles when it passes 7, 14,
-//! 28, 56, 112 entries). The server's real resident memory per entry is measured by
-//! `shmkv-bench`'s memory report.
+//! entry's allocation plus [`ENTRY_OVERHEAD`], the bucket table's slot and control byte
+//! amortised over its load factor. [`Store::memory_used`] is the sum over all entries (the
+//! fixed bucket array, about 64 bytes a bucket, is not counted). At 16-byte keys and values an
+//! entry is charged 61 bytes. The real heap per entry also depends on how full each bucket's
+//! table happens to be, that is on the number of entries per bucket: estimated from the
+//! tables' capacities at 200 000 such entries (with the 64-byte bucket headers), it is about
+//! 68.7 bytes at 16 entries a bucket, 66.0 at 24, 64.7 at 40, 61.8 at 100 and 60.5 at 200 (a
+//! bucket's table doubles when it passes 7, 14, 28, 56, 112 entries). The server's real
+//! resident memory per entry is measured by `shmkv-bench`'s memory report.
 //!
 //! A write that would take the total past the [budget](Store::budget) is refused with
 //! [`StoreError::OutOfMemory`] and changes nothing: the increase is reserved (a
@@ -59,28 +60,32 @@
 
 use crate::sync::{AtomicU64, Ordering};
 use crate::table::{DefaultHashBuilder, KeyRead, KeyWrite, Table, TableError};
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
+use entry::Entry;
 
-/// The part of an entry's cost that is not its own allocation: the map's 16-byte slot and
-/// 1-byte control byte, divided by the map's load factor (between 7/16 and 7/8 as it grows;
-/// 24 bytes is the slot and control byte at a load factor of about 0.7).
-pub const ENTRY_OVERHEAD: u64 = 24;
+mod entry;
+
+/// The part of an entry's cost that is not its own allocation: the bucket table's 8-byte slot
+/// and 1-byte control byte, divided by the table's load factor (between 7/16 and 7/8 as it
+/// grows; 13 bytes is the slot and control byte at a load factor of about 0.7).
+pub const ENTRY_OVERHEAD: u64 = 13;
 
 /// What one entry is charged against the budget, in bytes:
 ///
 /// ```text
-/// max(round_up(4 + key_len + value_len + 8, 16), 32) + ENTRY_OVERHEAD
+/// max(round_up(8 + key_len + value_len + 8, 16), 32) + ENTRY_OVERHEAD
 /// ```
 ///
-/// The first term is the chunk glibc's malloc uses for the entry's allocation (the 4-byte
-/// length prefix, key and value, plus malloc's 8-byte header, in 16-byte steps, at least 32);
-/// the second is [`ENTRY_OVERHEAD`]. A 16-byte key with a 16-byte value costs 48 + 24 = 72.
-/// Saturates rather than overflowing.
+/// The first term is the chunk glibc's malloc uses for the entry's allocation (the 8-byte
+/// header of the two lengths, key and value, plus malloc's 8-byte header, in 16-byte steps, at
+/// least 32); the second is [`ENTRY_OVERHEAD`]. A 16-byte key with a 16-byte value costs
+/// 48 + 13 = 61. Saturates rather than overflowing.
 pub const fn entry_cost(key_len: usize, value_len: usize) -> u64 {
     let bytes = (key_len as u64)
         .saturating_add(value_len as u64)
-        .saturating_add(4 + 8 + 15);
+        .saturating_add(8 + 8 + 15);
+    if bytes == u64::MAX {
+        return u64::MAX;
+    }
     let chunk = bytes & !15;
     let chunk = if chunk < 32 { 32 } else { chunk };
     chunk.saturating_add(ENTRY_OVERHEAD)
@@ -114,83 +119,6 @@ impl std::fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
-
-/// One entry, in one allocation: `[key length: u32 LE][key][value]`. Hashes, compares and
-/// borrows as its key.
-struct Entry(Box<[u8]>);
-
-/// Bytes of an entry's length prefix.
-const PREFIX: usize = 4;
-
-impl Entry {
-    /// A new entry, allocated fallibly.
-    fn new(key: &[u8], value: &[u8]) -> Result<Entry, StoreError> {
-        let key_len = u32::try_from(key.len()).map_err(|_| StoreError::OutOfMemory)?;
-        let total = PREFIX
-            .checked_add(key.len())
-            .and_then(|n| n.checked_add(value.len()))
-            .ok_or(StoreError::OutOfMemory)?;
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(total)
-            .map_err(|_| StoreError::OutOfMemory)?;
-        bytes.extend_from_slice(&key_len.to_le_bytes());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(value);
-        Ok(Entry(bytes.into_boxed_slice()))
-    }
-
-    /// Where the key ends and the value starts.
-    fn split(&self) -> usize {
-        let mut prefix = [0u8; PREFIX];
-        prefix.copy_from_slice(&self.0[..PREFIX]);
-        PREFIX + u32::from_le_bytes(prefix) as usize
-    }
-
-    /// The key.
-    fn key(&self) -> &[u8] {
-        &self.0[PREFIX..self.split()]
-    }
-
-    /// The value.
-    fn value(&self) -> &[u8] {
-        &self.0[self.split()..]
-    }
-
-    /// What this entry is charged.
-    fn cost(&self) -> u64 {
-        entry_cost(self.split() - PREFIX, self.0.len() - self.split())
-    }
-
-    /// The value, in the entry's own allocation (moved down over the key; no new allocation).
-    fn into_value(self) -> Vec<u8> {
-        let split = self.split();
-        let mut bytes = Vec::from(self.0);
-        bytes.drain(..split);
-        bytes
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Entry {}
-
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Exactly as the borrowed form (`[u8]`) hashes, as `Borrow` requires.
-        self.key().hash(state);
-    }
-}
-
-impl Borrow<[u8]> for Entry {
-    fn borrow(&self) -> &[u8] {
-        self.key()
-    }
-}
 
 /// The canonical decimal `i64` that `bytes` spells, as Redis reads a number: an optional `-`,
 /// then digits without leading zeros (`0` alone is zero), at most 20 bytes, in range; no `+`,

@@ -301,7 +301,7 @@ where
     }
 
     /// Insert or replace the value; returns the previous value. On a replace the stored key
-    /// stays (as with `HashMap::insert`); [`replace`](Self::replace) replaces the key too.
+    /// stays (as with `HashMap::insert`); [`try_replace`](Self::try_replace) replaces the key too.
     ///
     /// `key` must equal the guard's key (checked in debug builds).
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {

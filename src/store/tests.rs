@@ -1,6 +1,7 @@
 //! Unit tests of `store`.
 
 use super::*;
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -16,32 +17,35 @@ fn recount(s: &Store) -> u64 {
 
 #[test]
 fn entry_cost_formula() {
-    // 4 + 16 + 16 + 8 = 44 -> 48; a 36-byte malloc is a 48-byte glibc chunk.
+    // 8 + 16 + 16 + 8 = 48; a 40-byte malloc is a 48-byte glibc chunk.
     assert_eq!(entry_cost(16, 16), 48 + ENTRY_OVERHEAD);
     assert_eq!(entry_cost(1, 0), 32 + ENTRY_OVERHEAD);
-    assert_eq!(entry_cost(12, 8), 32 + ENTRY_OVERHEAD); // 4 + 20 + 8 = 32
-    assert_eq!(entry_cost(12, 9), 48 + ENTRY_OVERHEAD); // 33 -> 48
-    assert_eq!(entry_cost(100, 1000), 1120 + ENTRY_OVERHEAD); // 1112 -> 1120
+    assert_eq!(entry_cost(8, 8), 32 + ENTRY_OVERHEAD); // 8 + 16 + 8 = 32
+    assert_eq!(entry_cost(8, 9), 48 + ENTRY_OVERHEAD); // 33 -> 48
+    assert_eq!(entry_cost(100, 1000), 1120 + ENTRY_OVERHEAD); // 1116 -> 1120
     assert_eq!(entry_cost(usize::MAX, usize::MAX), u64::MAX);
 }
 
 #[test]
 fn entry_layout() {
     let e = Entry::new(b"key", b"value").unwrap();
-    assert_eq!(&e.0[..], b"\x03\0\0\0keyvalue");
+    let mut header = 3u32.to_ne_bytes().to_vec();
+    header.extend_from_slice(&5u32.to_ne_bytes());
+    assert_eq!(e.allocation_len(), 16);
+    assert_eq!(e.allocation(), [&header[..], b"keyvalue"].concat());
     assert_eq!(e.key(), b"key");
     assert_eq!(e.value(), b"value");
     assert_eq!(e.cost(), entry_cost(3, 5));
     assert_eq!(e.into_value(), b"value");
     // An empty value.
     let e = Entry::new(b"k", b"").unwrap();
-    assert_eq!(e.0.len(), 5);
+    assert_eq!(e.allocation_len(), 9);
     assert_eq!(e.value(), b"");
     assert_eq!(e.into_value(), b"");
-    // A long key (and the length prefix is little endian).
+    // A long key.
     let key = vec![7u8; 70_000];
     let e = Entry::new(&key, b"v").unwrap();
-    assert_eq!(&e.0[..4], &70_000u32.to_le_bytes());
+    assert_eq!(e.allocation()[..4], 70_000u32.to_ne_bytes());
     assert_eq!(e.key(), &key[..]);
     assert_eq!(e.value(), b"v");
     // Hash, equality and borrowing are by key only.
@@ -540,20 +544,20 @@ fn bytes_per_entry() {
         assert_eq!((key.len(), value.len()), (16, 16));
         s.write(&key).insert(&value).unwrap();
     }
-    // One 36-byte allocation per entry.
+    // One 40-byte allocation per entry.
     for b in 0..s.bucket_count() {
         assert!(
             s.table
                 .read_bucket(b)
                 .unwrap()
                 .keys()
-                .all(|e| e.0.len() == 36)
+                .all(|e| e.allocation_len() == 40)
         );
     }
     let per_entry = s.memory_used() as f64 / f64::from(n);
     assert_eq!(s.memory_used(), u64::from(n) * entry_cost(16, 16));
     assert!(per_entry <= 80.0, "{per_entry} accounted bytes per entry");
-    // The estimate: each entry's 48-byte chunk, each map's allocation (16-byte slots, a
+    // The estimate: each entry's 48-byte chunk, each map's allocation (8-byte slots, a
     // control byte each and 16 more, in a malloc chunk) and the 64-byte bucket headers.
     let chunk = |bytes: u64| (bytes + 8).div_ceil(16).max(2) * 16;
     let mut maps = 0;
@@ -565,11 +569,11 @@ fn bytes_per_entry() {
             _ => (cap * 8 / 7).next_power_of_two(),
         };
         if slots > 0 {
-            maps += chunk(slots * 17 + 16);
+            maps += chunk(slots * 9 + 16);
         }
     }
     let estimate =
-        (u64::from(n) * chunk(36) + maps + 64 * s.bucket_count() as u64) as f64 / f64::from(n);
+        (u64::from(n) * chunk(40) + maps + 64 * s.bucket_count() as u64) as f64 / f64::from(n);
     println!(
         "{n} entries of 16-byte keys and values: {per_entry} accounted bytes per entry, \
              about {estimate:.1} heap bytes per entry"

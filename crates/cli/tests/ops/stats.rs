@@ -96,7 +96,10 @@ fn stats_after_a_known_workload_are_exact() {
     );
     assert!(lines[3].starts_with("  table      4 entries, 10 buckets, longest bucket "));
     assert!(
-        lines[4].starts_with("  memory     224 bytes used of "),
+        lines[4].starts_with(&format!(
+            "  memory     {} bytes used of ",
+            4 * shmkv::store::entry_cost(1, 1)
+        )),
         "{}",
         out.stdout
     );
@@ -133,7 +136,7 @@ fn stats_after_a_known_workload_are_exact() {
     assert_eq!(j["requests"]["total"], 17);
     assert_eq!(j["errors"]["total"], 2);
     assert_eq!(j["errors"]["out_of_memory"], 0);
-    assert_eq!(j["memory"]["used"], 224);
+    assert_eq!(j["memory"]["used"], 4 * shmkv::store::entry_cost(1, 1));
     assert_eq!(j["memory"]["limit"], shmkv::server::default_max_memory());
     assert_eq!(j["limits"]["max_key"], 4096);
     assert_eq!(j["limits"]["max_value"], 1 << 20);
