@@ -294,10 +294,7 @@ where
 
     /// The key as stored and its value.
     pub fn get_key_value(&self) -> Option<(&K, &V)> {
-        let key = self.key;
-        self.guard
-            .find(self.hash, |(k, _)| k.borrow() == key)
-            .map(|(k, v)| (k, v))
+        find(&self.guard, self.hash, self.key)
     }
 
     /// Insert or replace the value; returns the previous value. On a replace the stored key
@@ -352,6 +349,16 @@ where
     }
 }
 
+/// The pair of `key` (whose hash is `hash`) in a bucket's table.
+fn find<'m, K, V, Q>(map: &'m HashTable<(K, V)>, hash: u64, key: &Q) -> Option<(&'m K, &'m V)>
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    map.find(hash, |(k, _)| k.borrow() == key)
+        .map(|(k, v)| (k, v))
+}
+
 /// A key's read-locked bucket (from [`Table::read_key`]). The lock is released when the guard
 /// is dropped.
 pub struct KeyRead<'a, 'q, K, V, Q: ?Sized> {
@@ -372,10 +379,7 @@ where
 
     /// The key as stored and its value.
     pub fn get_key_value(&self) -> Option<(&K, &V)> {
-        let key = self.key;
-        self.guard
-            .find(self.hash, |(k, _)| k.borrow() == key)
-            .map(|(k, v)| (k, v))
+        find(&self.guard, self.hash, self.key)
     }
 }
 
