@@ -192,7 +192,7 @@ impl Store {
     /// whose entries may cost at most `budget` bytes in all (`u64::MAX`: unlimited).
     pub fn new(buckets: usize, budget: u64) -> Result<Store, TableError> {
         Ok(Store {
-            table: Table::new(buckets)?,
+            table: Table::with_stored_tags(buckets, DefaultHashBuilder::default(), Entry::tag)?,
             used: AtomicU64::new(0),
             budget,
         })
@@ -431,7 +431,7 @@ impl StoreWrite<'_> {
         let new_cost = entry_cost(self.key.len(), value.len());
         let increase = new_cost.saturating_sub(old_cost);
         self.store.charge(increase)?;
-        let entry = match Entry::new(self.key, value) {
+        let entry = match Entry::new(self.key, value, self.bucket.tag()) {
             Ok(e) => e,
             Err(e) => {
                 self.store.credit(increase);

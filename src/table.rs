@@ -11,7 +11,10 @@
 //! A key is hashed once per operation: the one 64-bit hash picks the bucket and finds the key
 //! inside the bucket's table (hashbrown's `HashTable`, the table behind std's `HashMap`), and
 //! a guard keeps it for every step of the operation. A replace through a guard swaps the pair
-//! in its slot: one lookup, no remove and insert.
+//! in its slot: one lookup, no remove and insert. A bucket's table works with 15 bits of the
+//! hash (the key's [`tag`]), enough for the small share of keys one bucket holds; a key type
+//! that keeps its tag (the store's entries keep it in their pointer) lets a growing bucket
+//! re-hash its pairs without reading their keys ([`Table::with_stored_tags`]).
 //!
 //! Lookups take the key in any borrowed form, as `HashMap`'s do: a `Table<String, _>` is
 //! searched with a `&str`, a table of byte-string entries with a `&[u8]`. The borrowed form
@@ -98,6 +101,22 @@ pub struct Table<K, V, S = DefaultHashBuilder> {
     buckets: Box<[Bucket<K, V>]>,
     hasher: S,
     len: AtomicUsize,
+    /// Where a key keeps its [`tag`], if it does (see [`Table::with_stored_tags`]).
+    stored: Option<fn(&K) -> Option<u16>>,
+}
+
+/// The 15 bits of a key's hash that its bucket's table works with (a bucket's table needs
+/// few: it holds a small share of the keys). A key type may keep them beside its data, so
+/// that a growing bucket re-hashes without reading the keys ([`Table::with_stored_tags`]).
+pub const fn tag(hash: u64) -> u16 {
+    (hash >> 49) as u16
+}
+
+/// The hash a bucket's table is given for a key of tag `tag`: the tag spread over 64 bits (the
+/// bucket's table takes its probe position from the low bits and its 7-bit control tag from
+/// the top ones).
+const fn inner_hash(tag: u16) -> u64 {
+    (tag as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl<K, V, S> std::fmt::Debug for Table<K, V, S> {
@@ -130,7 +149,30 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
             buckets: v.into_boxed_slice(),
             hasher,
             len: AtomicUsize::new(0),
+            stored: None,
         })
+    }
+
+    /// [`Table::with_hasher`] for keys that keep their [`tag`]: `stored` returns it (`None`:
+    /// not kept, the key is hashed again). It must return `tag` of the key's hash by this
+    /// table's hasher: a growing bucket re-hashes its keys with it alone, reading no key.
+    pub fn with_stored_tags(
+        buckets: usize,
+        hasher: S,
+        stored: fn(&K) -> Option<u16>,
+    ) -> Result<Self, TableError> {
+        let mut t = Self::with_hasher(buckets, hasher)?;
+        t.stored = Some(stored);
+        Ok(t)
+    }
+
+    /// The hash `key`'s bucket table knows it by (from its stored tag if it keeps one).
+    fn inner_of(&self, key: &K) -> u64 {
+        let t = self
+            .stored
+            .and_then(|f| f(key))
+            .unwrap_or_else(|| tag(self.hasher.hash_one(key)));
+        inner_hash(t)
     }
 
     /// Number of buckets.
@@ -178,7 +220,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         let hash = self.hasher.hash_one(key);
         KeyWrite {
             guard: self.buckets[self.bucket_of_hash(hash)].0.write(),
-            hash,
+            hash: inner_hash(tag(hash)),
+            tag: tag(hash),
             key,
             table: self,
         }
@@ -194,7 +237,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         let hash = self.hasher.hash_one(key);
         KeyRead {
             guard: self.buckets[self.bucket_of_hash(hash)].0.read(),
-            hash,
+            hash: inner_hash(tag(hash)),
             key,
         }
     }
@@ -211,16 +254,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
         let mut guard = self.buckets[self.bucket_of_hash(hash)].0.write();
-        self.insert_into(&mut guard, hash, key, value)
+        self.insert_into(&mut guard, inner_hash(tag(hash)), key, value)
     }
 
-    /// Insert `key` (whose hash is `hash`) into its locked bucket `map`, or replace its value;
-    /// returns the previous value.
+    /// Insert `key` (whose bucket-table hash is `hash`) into its locked bucket `map`, or
+    /// replace its value; returns the previous value.
     fn insert_into(&self, map: &mut HashTable<(K, V)>, hash: u64, key: K, value: V) -> Option<V> {
         match map.find_mut(hash, |(k, _)| *k == key) {
             Some((_, v)) => Some(std::mem::replace(v, value)),
             None => {
-                map.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+                map.insert_unique(hash, (key, value), |(k, _)| self.inner_of(k));
                 self.len.fetch_add(1, Ordering::Relaxed);
                 None
             }
@@ -276,7 +319,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
 /// when the guard is dropped.
 pub struct KeyWrite<'a, 'q, K, V, S, Q: ?Sized> {
     guard: RwLockWriteGuard<'a, HashTable<(K, V)>>,
+    /// The key's hash as its bucket's table knows it.
     hash: u64,
+    /// The key's [`tag`].
+    tag: u16,
     key: &'q Q,
     table: &'a Table<K, V, S>,
 }
@@ -290,6 +336,11 @@ where
     /// The key's value.
     pub fn get(&self) -> Option<&V> {
         self.get_key_value().map(|(_, v)| v)
+    }
+
+    /// The key's [`tag`], for a key type that keeps it ([`Table::with_stored_tags`]).
+    pub fn tag(&self) -> u16 {
+        self.tag
     }
 
     /// The key as stored and its value.
@@ -320,16 +371,16 @@ where
         if let Some(slot) = self.guard.find_mut(hash, |(k, _)| k.borrow() == wanted) {
             return Ok(Some(std::mem::replace(slot, (key, value))));
         }
-        let hasher = &self.table.hasher;
+        let table = self.table;
         if self
             .guard
-            .try_reserve(1, |(k, _)| hasher.hash_one(k))
+            .try_reserve(1, |(k, _)| table.inner_of(k))
             .is_err()
         {
             return Err((key, value));
         }
         self.guard
-            .insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
+            .insert_unique(hash, (key, value), |(k, _)| table.inner_of(k));
         self.table.len.fetch_add(1, Ordering::Relaxed);
         Ok(None)
     }

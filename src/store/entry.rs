@@ -11,6 +11,13 @@
 //! 16-byte slot (`Box<[u8]>`, pointer and length) the slots of the default table (5000
 //! buckets, 100,000 keys) took about 2.5 MB and the slot load was the lookup's costliest miss
 //! (docs/tuning.md, 2026-12-01); with 8 bytes they take half.
+//!
+//! The pointer also carries the key's [`tag`](crate::table::tag) (15 bits of its hash) in
+//! its top bits, which a user-space address on a 64-bit Linux leaves free (an address below
+//! 2⁴⁸; bit 63 says the tag is there): a bucket's table that grows re-hashes its entries from
+//! their slots alone ([`Table::with_stored_tags`](crate::table::Table::with_stored_tags)),
+//! without a cache miss on each entry. Every access to the bytes goes through the address
+//! with the tag masked off (strict provenance: the pointer is never rebuilt from an integer).
 
 use super::{StoreError, entry_cost};
 use std::alloc::{Layout, alloc, dealloc};
@@ -22,8 +29,13 @@ use std::ptr::{self, NonNull};
 /// Bytes before the key: the key's and the value's length, `u32` each.
 pub(super) const HEADER: usize = 8;
 
-/// One entry, owning its allocation (see the [module](self) docs). Hashes, compares and
-/// borrows as its key.
+/// In a tagged pointer's address: bit 63 set, the tag in bits 48 to 62.
+const TAGGED: u64 = 1 << 63;
+/// The address bits of a tagged pointer.
+const ADDRESS: u64 = (1 << 48) - 1;
+
+/// One entry, owning its allocation (see the [module](self) docs), its pointer tagged where
+/// it can be. Hashes, compares and borrows as its key.
 pub(super) struct Entry(NonNull<u8>);
 
 // SAFETY: an `Entry` owns its allocation exclusively, as a `Box<[u8]>` does, and the bytes are
@@ -34,9 +46,10 @@ unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
 impl Entry {
-    /// A new entry, allocated fallibly: a key or value longer than `u32::MAX` bytes, or a
-    /// failed allocation, is [`StoreError::OutOfMemory`].
-    pub(super) fn new(key: &[u8], value: &[u8]) -> Result<Entry, StoreError> {
+    /// A new entry, allocated fallibly, whose pointer carries `tag` (the low 15 bits) if the
+    /// address leaves room: a key or value longer than `u32::MAX` bytes, or a failed
+    /// allocation, is [`StoreError::OutOfMemory`].
+    pub(super) fn new(key: &[u8], value: &[u8], tag: u16) -> Result<Entry, StoreError> {
         let key_len = u32::try_from(key.len()).map_err(|_| StoreError::OutOfMemory)?;
         let value_len = u32::try_from(value.len()).map_err(|_| StoreError::OutOfMemory)?;
         let total = HEADER
@@ -56,7 +69,29 @@ impl Entry {
             ptr::copy_nonoverlapping(key.as_ptr(), base.add(HEADER), key.len());
             ptr::copy_nonoverlapping(value.as_ptr(), base.add(HEADER + key.len()), value.len());
         }
+        let address = base.addr() as u64;
+        if usize::BITS == 64 && address & !ADDRESS == 0 {
+            let tagged = address | TAGGED | (u64::from(tag & 0x7FFF) << 48);
+            let p = base.map_addr(|_| tagged as usize);
+            return Ok(Entry(NonNull::new(p).expect("bit 63 is set")));
+        }
         Ok(Entry(p))
+    }
+
+    /// The key's tag, if the pointer carries it.
+    pub(super) fn tag(&self) -> Option<u16> {
+        let address = self.0.as_ptr().addr() as u64;
+        (address & TAGGED != 0).then_some(((address >> 48) & 0x7FFF) as u16)
+    }
+
+    /// The allocation's address, without the tag.
+    fn base(&self) -> *mut u8 {
+        let p = self.0.as_ptr();
+        if p.addr() as u64 & TAGGED != 0 {
+            p.map_addr(|a| (a as u64 & ADDRESS) as usize)
+        } else {
+            p
+        }
     }
 
     /// The key's and the value's lengths, from the header.
@@ -64,7 +99,7 @@ impl Entry {
         let mut header = [0u8; HEADER];
         // SAFETY: the allocation starts with HEADER bytes written by `new`, and lives as long
         // as `self`.
-        unsafe { ptr::copy_nonoverlapping(self.0.as_ptr(), header.as_mut_ptr(), HEADER) };
+        unsafe { ptr::copy_nonoverlapping(self.base(), header.as_mut_ptr(), HEADER) };
         let [a, b, c, d, e, f, g, h] = header;
         (
             u32::from_ne_bytes([a, b, c, d]) as usize,
@@ -78,7 +113,7 @@ impl Entry {
         // SAFETY: the allocation holds HEADER + k + v bytes, all written by `new` and never
         // written again; it is freed only when `self` is dropped, which the borrow prevents
         // while the slice lives.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), HEADER + k + v) }
+        unsafe { std::slice::from_raw_parts(self.base(), HEADER + k + v) }
     }
 
     /// Bytes of the allocation (header, key and value).
@@ -120,7 +155,7 @@ impl Entry {
         // SAFETY: the allocation was made by the global allocator with
         // `Layout::array::<u8>(total)`, the layout of a `Vec<u8>` of capacity `total`, and all
         // `total` bytes are initialised; `me` is never dropped, so the `Vec` is its only owner.
-        let mut bytes = unsafe { Vec::from_raw_parts(me.0.as_ptr(), total, total) };
+        let mut bytes = unsafe { Vec::from_raw_parts(me.base(), total, total) };
         bytes.drain(..HEADER + k);
         bytes
     }
@@ -133,7 +168,7 @@ impl Drop for Entry {
         // SAFETY: allocated by `new` with exactly this layout (the lengths in the header never
         // change), and not freed before: `into_value` hands the allocation on without
         // dropping `self`.
-        unsafe { dealloc(self.0.as_ptr(), layout) }
+        unsafe { dealloc(self.base(), layout) }
     }
 }
 

@@ -28,7 +28,9 @@ fn entry_cost_formula() {
 
 #[test]
 fn entry_layout() {
-    let e = Entry::new(b"key", b"value").unwrap();
+    let e = Entry::new(b"key", b"value", 0x7abc).unwrap();
+    // A 64-bit Linux address leaves the top bits free: the pointer carries the tag (15 bits).
+    assert_eq!(e.tag(), Some(0x7abc));
     let mut header = 3u32.to_ne_bytes().to_vec();
     header.extend_from_slice(&5u32.to_ne_bytes());
     assert_eq!(e.allocation_len(), 16);
@@ -38,25 +40,66 @@ fn entry_layout() {
     assert_eq!(e.cost(), entry_cost(3, 5));
     assert_eq!(e.into_value(), b"value");
     // An empty value.
-    let e = Entry::new(b"k", b"").unwrap();
+    let e = Entry::new(b"k", b"", 0).unwrap();
     assert_eq!(e.allocation_len(), 9);
     assert_eq!(e.value(), b"");
     assert_eq!(e.into_value(), b"");
     // A long key.
     let key = vec![7u8; 70_000];
-    let e = Entry::new(&key, b"v").unwrap();
+    let e = Entry::new(&key, b"v", 0xffff).unwrap();
+    assert_eq!(e.tag(), Some(0x7fff), "15 bits of the tag are kept");
     assert_eq!(e.allocation()[..4], 70_000u32.to_ne_bytes());
     assert_eq!(e.key(), &key[..]);
     assert_eq!(e.value(), b"v");
     // Hash, equality and borrowing are by key only.
-    let a = Entry::new(b"same", b"1").unwrap();
-    let b = Entry::new(b"same", b"2").unwrap();
+    let a = Entry::new(b"same", b"1", 1).unwrap();
+    let b = Entry::new(b"same", b"2", 2).unwrap();
     assert!(a == b);
     let h = DefaultHashBuilder::default();
     assert_eq!(h.hash_one(&a), h.hash_one(&b));
     assert_eq!(h.hash_one(&a), h.hash_one(&b"same"[..]));
     assert_eq!(<Entry as Borrow<[u8]>>::borrow(&a), b"same");
-    assert!(a != Entry::new(b"other", b"1").unwrap());
+    assert!(a != Entry::new(b"other", b"1", 1).unwrap());
+}
+
+/// Entries keep their key's tag, and a bucket's table that grows many times re-hashes them
+/// from it: every key is still found, replaced and deleted afterwards. (A wrong stored tag
+/// would leave entries where lookups do not look.)
+#[test]
+fn growth_rehashes_from_the_stored_tags() {
+    const N: u32 = if cfg!(miri) { 300 } else { 20_000 };
+    let s = Store::new(3, u64::MAX).unwrap();
+    for i in 0..N {
+        s.write(&i.to_le_bytes()).insert(&i.to_be_bytes()).unwrap();
+    }
+    for b in 0..3 {
+        let guard = s.table.read_bucket(b).unwrap();
+        for e in guard.keys() {
+            assert!(e.tag().is_some(), "every entry is tagged on this machine");
+        }
+    }
+    for i in 0..N {
+        assert_eq!(
+            s.read(&i.to_le_bytes()).get(),
+            Some(&i.to_be_bytes()[..]),
+            "key {i}"
+        );
+    }
+    for i in (0..N).step_by(2) {
+        assert_eq!(
+            s.write(&i.to_le_bytes()).delete(),
+            Some(i.to_be_bytes().to_vec())
+        );
+    }
+    for i in 0..N {
+        let want = (i % 2 == 1).then(|| i.to_be_bytes().to_vec());
+        assert_eq!(
+            s.read(&i.to_le_bytes()).get().map(<[u8]>::to_vec),
+            want,
+            "key {i}"
+        );
+    }
+    assert_eq!(s.len(), u64::from(N / 2));
 }
 
 #[test]
