@@ -1,5 +1,6 @@
 //! Micro-benchmarks below the whole system (divan): the record ring alone over heap memory,
-//! the wire codec, the table and the store. Run with `cargo bench --bench core`.
+//! the wire codec, the table, the store and a lane serving reads on one thread. Run with
+//! `cargo bench --bench core`.
 
 #[cfg(not(loom))]
 fn main() {
@@ -196,5 +197,82 @@ mod benches {
             k = (k + 7919) % 100_000;
             black_box(s.write(&key(k)).insert(&[b'w'; 16]).unwrap())
         });
+    }
+
+    /// A served lane's whole request path on one thread, without the other process: 64 read
+    /// requests of present 8-byte keys (8-byte values, 100,000 entries in 5,000 buckets, as
+    /// `shmkv-bench` runs) written to the request ring, served by `Lane::serve_one` (one
+    /// worker that keeps the ring, as on two cores), and their answers read back. What a
+    /// server worker spends per request when nothing waits on another core.
+    #[divan::bench]
+    fn lane_serve_64_reads(b: Bencher) {
+        lane_serve_reads(b, 100_000);
+    }
+
+    /// [`lane_serve_64_reads`] over 5,000 entries, whose table stays in the core's caches:
+    /// the difference is what the table's cache misses cost a request.
+    #[divan::bench]
+    fn lane_serve_64_reads_cached(b: Bencher) {
+        lane_serve_reads(b, 5_000);
+    }
+
+    fn lane_serve_reads(b: Bencher, keys: u64) {
+        use shmkv::record::{RecordConsumer, RecordProducer};
+        use shmkv::serve::{Control, Lane, Scratch};
+        struct Quiet;
+        impl Control for Quiet {
+            fn start_workers(&self, _n: u32) -> u32 {
+                0
+            }
+            fn request_quit(&self) {}
+            fn stopping(&self) -> bool {
+                false
+            }
+            fn cancel_wait(&self) -> bool {
+                false
+            }
+            fn peer_gone(&self) -> bool {
+                false
+            }
+        }
+        let req = Arc::new(HeapRecordMem::new(1 << 16));
+        let resp = Arc::new(HeapRecordMem::new(1 << 16));
+        let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+        lane.set_share_backlog(false);
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let store = Store::new(5000, u64::MAX).unwrap();
+        for k in 0..keys {
+            store
+                .write(&k.to_le_bytes())
+                .insert(&k.to_le_bytes())
+                .unwrap();
+        }
+        let mut k = 0u64;
+        let mut id = 0u64;
+        let mut buf = Vec::new();
+        let mut scratch = Scratch::default();
+        b.counter(divan::counter::ItemsCount::new(64usize))
+            .bench_local(|| {
+                for _ in 0..64 {
+                    k = (k + 7919) % keys;
+                    id += 1;
+                    buf.clear();
+                    let op = Op::Read {
+                        key: k.to_le_bytes().to_vec(),
+                    };
+                    encode_request(&Request { id, op }, &mut buf);
+                    p.write(&buf).unwrap();
+                }
+                p.publish();
+                let mut answered = 0;
+                while answered < 64 {
+                    lane.serve_one(&store, &Quiet, None, &mut scratch);
+                    while c.read_into(&mut buf).is_ok() {
+                        answered += 1;
+                    }
+                }
+                c.release();
+            });
     }
 }
