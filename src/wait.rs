@@ -43,7 +43,8 @@ impl SpinPolicy {
         spins: 2000,
         yields: 16,
     };
-    /// Never spin: go straight to the futex (used by tests and models).
+    /// Never spin: go straight to the futex (tests and models; `shmkv-server --spin off`
+    /// and `ClientConfig::spin(false)`).
     pub const BLOCK: SpinPolicy = SpinPolicy {
         spins: 0,
         yields: 0,

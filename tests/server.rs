@@ -253,3 +253,50 @@ fn a_shutdown_refuses_the_requests_it_had_not_taken() {
         );
     }
 }
+
+/// Spinning is on by default; a server whose workers never spin, with clients that never spin
+/// (`spin: false`: every wait goes straight to the futex), answers everything right,
+/// synchronously and pipelined, from several threads of two clients. (The futex protocol's
+/// lost wake-ups are the loom models' business: they run with no spinning.)
+#[test]
+fn waiters_that_sleep_at_once_answer_everything() {
+    let name = name("nospin");
+    let server = Server::start(ServerConfig {
+        spin: false,
+        threads: 2,
+        ..config(&name)
+    })
+    .unwrap();
+    assert!(
+        ServerConfig::default().spin && ClientConfig::new(&name).spin,
+        "on by default"
+    );
+    let a = Client::connect(&ClientConfig::new(&name).spin(false)).unwrap();
+    let b = Client::connect(&ClientConfig::new(&name).spin(false)).unwrap();
+    std::thread::scope(|s| {
+        for (c, t) in [(&a, 0u8), (&a, 1), (&b, 2), (&b, 3)] {
+            s.spawn(move || {
+                for i in 0..500u32 {
+                    let key = [t, (i % 7) as u8];
+                    c.insert(&key, &i.to_le_bytes()).unwrap();
+                    assert_eq!(c.read(&key).unwrap(), Some(i.to_le_bytes().to_vec()));
+                }
+                let ops: Vec<Op> = (0..300u32)
+                    .map(|i| Op::Insert {
+                        key: vec![t, 9, (i % 11) as u8],
+                        value: i.to_le_bytes().to_vec(),
+                    })
+                    .collect();
+                for t in c.submit_all(&ops).unwrap() {
+                    assert!(matches!(
+                        c.wait(t).unwrap(),
+                        Outcome::Created | Outcome::Replaced(_)
+                    ));
+                }
+            });
+        }
+    });
+    assert_eq!(a.len().unwrap(), 4 * 7 + 4 * 11);
+    drop((a, b));
+    server.shutdown();
+}

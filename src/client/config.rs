@@ -26,6 +26,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Fault the session object in at connect ([`ClientConfig::prefault`]). Default off.
     pub prefault: bool,
+    /// Whether a call spins before it sleeps when it waits ([`ClientConfig::spin`]). Default
+    /// on.
+    pub spin: bool,
 }
 
 impl ClientConfig {
@@ -38,6 +41,7 @@ impl ClientConfig {
             attach_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             prefault: false,
+            spin: true,
         }
     }
 
@@ -51,6 +55,19 @@ impl ClientConfig {
     /// (`MADV_POPULATE_WRITE`, Linux 5.14). See design.md §10a.
     pub fn prefault(mut self, on: bool) -> Self {
         self.prefault = on;
+        self
+    }
+
+    /// Whether a call that waits for an answer or for room in the request ring spins (and
+    /// yields) before it sleeps on the futex (`true`, the default), or sleeps at once
+    /// (`false`). Spinning hears the server's answer within nanoseconds while each waiting
+    /// thread has a core of its own; where waiting threads outnumber the cores it burns the
+    /// core another thread needs. Sleeping at once costs a wake-up (a system call on each
+    /// side, microseconds) per wait and burns nothing: for clients that share a few cores
+    /// with many others (design.md §4 has the measurements; the server's `--spin off` is
+    /// the same for its workers).
+    pub fn spin(mut self, on: bool) -> Self {
+        self.spin = on;
         self
     }
 

@@ -6,6 +6,7 @@ use crate::channel::{self, HeaderInfo, Object};
 use crate::door::{self, ANY_SLOT, Hello, WELCOME_LEN, Welcome};
 use crate::record::{RecordConsumer, RecordError, RecordProducer};
 use crate::sync::{AtomicU64, Condvar, Mutex};
+use crate::wait::SpinPolicy;
 use nix::errno::Errno;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -171,7 +172,7 @@ fn handshake(config: &ClientConfig, path: &std::path::Path) -> Result<Answer, Cl
                 info,
                 slot,
                 (stream, fd),
-                config.timeout,
+                config,
             )?)))
         }
         Welcome::SlotBusy { slot, pid } => Ok(Answer::Busy(ClientError::SlotBusy { slot, pid })),
@@ -213,11 +214,16 @@ impl Client {
         info: HeaderInfo,
         slot: u32,
         (stream, fd): (UnixStream, std::os::fd::OwnedFd),
-        timeout: Duration,
+        config: &ClientConfig,
     ) -> Result<Client, ClientError> {
+        let timeout = config.timeout;
         let broken = |e: RecordError| ClientError::Protocol(e.to_string());
-        let producer = RecordProducer::new(object.request_ring(&info)).map_err(broken)?;
-        let receiver = RecordConsumer::new(object.response_ring(&info)).map_err(broken)?;
+        let mut producer = RecordProducer::new(object.request_ring(&info)).map_err(broken)?;
+        let mut receiver = RecordConsumer::new(object.response_ring(&info)).map_err(broken)?;
+        if !config.spin {
+            producer.set_policy(SpinPolicy::BLOCK);
+            receiver.set_policy(SpinPolicy::BLOCK);
+        }
         Ok(Client {
             timeout,
             object,

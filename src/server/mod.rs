@@ -103,6 +103,11 @@ pub struct ServerConfig {
     /// cores or more (a worker woken to share needs a core besides the client's and the ring
     /// holder's).
     pub share_backlog: Option<bool>,
+    /// Whether workers waiting for requests or for room for answers spin (and yield) before
+    /// they sleep on the futex (`true`, the default), or sleep at once (`false`: no core
+    /// burnt while waiting, where waiting threads outnumber cores; see
+    /// [`crate::client::ClientConfig::spin`] and design.md §4).
+    pub spin: bool,
 }
 
 impl Default for ServerConfig {
@@ -118,6 +123,7 @@ impl Default for ServerConfig {
             max_memory: default_max_memory(),
             log: false,
             share_backlog: None,
+            spin: true,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::record::ShmRecordMem;
 use crate::serve::Lane;
 use crate::stats::{ErrorCounts, OpCounts};
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering};
+use crate::wait::SpinPolicy;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -382,6 +383,9 @@ impl FrontDoor {
         )
         .map_err(|_| Welcome::Failed)?;
         lane.set_share_backlog(shared.share_backlog);
+        if !c.spin {
+            lane.set_policy(SpinPolicy::BLOCK);
+        }
         let session = Arc::new(Session {
             slot,
             peer: p.peer,

@@ -153,6 +153,10 @@ pub struct Args {
     /// lap of the rings pays a page fault per 4 KiB page, as a short-lived client does).
     #[arg(long)]
     pub no_prefault: bool,
+    /// Whether the bench's server workers and clients spin before they sleep when they wait
+    /// (`shmkv-server --spin`, `ClientConfig::spin`), or sleep at once.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub spin: String,
     /// Internal: run as a client process of the processes mode.
     #[arg(long, hide = true)]
     pub child: Option<String>,
@@ -298,7 +302,7 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
     let fail = |e: String| (1u8, e);
     let bin = server_binary(args.server_bin.as_deref()).map_err(fail)?;
     println!(
-        "shmkv-bench: {} keys, value sizes {:?}, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes, clients {}; server {}",
+        "shmkv-bench: {} keys, value sizes {:?}, routines {:?}, modes {:?}, server threads {:?}, pipeline {}, {} client threads, {} client processes, clients {}{}; server {}",
         args.keys,
         args.value_size,
         routines.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -312,8 +316,14 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
         } else {
             "prefault their session objects at connect (ClientConfig::prefault)"
         },
+        if args.spin == "off" {
+            ", server and clients sleep at once when they wait (--spin off)"
+        } else {
+            ""
+        },
         bin.display()
     );
+    crate::server::set_spin(&args.spin);
     probe_server(args, &bin).map_err(fail)?;
     let limit = measure_limit(args).map_err(fail)?;
     let total =

@@ -191,9 +191,11 @@ pub fn run_child(spec: &str) -> ExitCode {
             f.get(6)?.parse::<f64>().ok()?,
             f.get(7)?.parse::<usize>().ok()?,
             f.get(8)? == &"prefault",
+            f.get(9)?.to_string(),
         ))
     })();
-    let Some((name, routine, keys, part, parts, window, max_s, value_size, prefault)) = parsed
+    let Some((name, routine, keys, part, parts, window, max_s, value_size, prefault, spin)) =
+        parsed
     else {
         eprintln!("shmkv-bench: bad --child spec");
         return ExitCode::from(2);
@@ -201,7 +203,8 @@ pub fn run_child(spec: &str) -> ExitCode {
     let zipf = (routine == Routine::Zipf).then(|| Zipf::new(keys, 0.99));
     let set = KeySet { keys, value_size };
     let ops = plan(routine, set, part, parts, zipf.as_ref());
-    let client = match Client::connect(&ClientConfig::new(&name).prefault(prefault)) {
+    let client = match Client::connect(&spin_as(ClientConfig::new(&name).prefault(prefault), &spin))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("shmkv-bench child: {e}");
@@ -300,7 +303,15 @@ pub fn run_mode(
 /// How the bench's clients connect: long-lived clients, so with the session object faulted in
 /// at connect unless `--no-prefault`.
 fn config(args: &Args, name: &str) -> ClientConfig {
-    ClientConfig::new(name).prefault(!args.no_prefault)
+    spin_as(
+        ClientConfig::new(name).prefault(!args.no_prefault),
+        &args.spin,
+    )
+}
+
+/// `config` with `--spin` (on, off).
+fn spin_as(config: ClientConfig, spin: &str) -> ClientConfig {
+    config.spin(spin != "off")
 }
 
 /// The processes mode: `--client-processes` children of this executable (`--child`), started
@@ -317,7 +328,7 @@ fn run_processes(
     let mut kids = Vec::new();
     for i in 0..n {
         let spec = format!(
-            "{name}:{}:{}:{i}:{n}:{}:{}:{}:{}",
+            "{name}:{}:{}:{i}:{n}:{}:{}:{}:{}:{}",
             routine.name(),
             set.keys,
             args.pipeline,
@@ -327,7 +338,8 @@ fn run_processes(
                 "fault"
             } else {
                 "prefault"
-            }
+            },
+            args.spin
         );
         let mut cmd = Command::new(&me);
         cmd.args(["--child", &spec])

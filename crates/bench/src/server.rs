@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 /// How long a starting server may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The `--spin` of the servers this process starts (on, off), set once by the bench's
+/// command line.
+static SPIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Start the servers of this process with `--spin spin`.
+pub fn set_spin(spin: &str) {
+    let _ = SPIN.set(spin.to_string());
+}
+
 /// A running shmkv-server child; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct ServerChild {
     name: String,
@@ -106,6 +115,11 @@ impl ServerChild {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+        // Not when on (the server's default): a server binary older than the option (an A/B
+        // run's) still starts.
+        if let Some(spin) = SPIN.get().filter(|s| *s != "on") {
+            cmd.args(["--spin", spin]);
+        }
         // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe; nothing else runs between
         // fork and exec. It makes the server stop (SIGTERM: graceful) if the bench dies.
         unsafe {

@@ -103,6 +103,11 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         /// while more wait): auto turns it on with three cores or more.
         #[arg(long, value_name = "auto|on|off", default_value = "auto", value_parser = ["auto", "on", "off"])]
         share_backlog: String,
+        /// Whether workers waiting for requests or for room spin before they sleep (on), or
+        /// sleep at once (off: no core burnt while waiting; clients choose with
+        /// ClientConfig::spin).
+        #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+        spin: String,
         /// Log nothing to stderr (connects, disconnects, thread changes, shutdown).
         #[arg(long, short, conflicts_with = "verbose")]
         quiet: bool,
@@ -181,6 +186,7 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
                 "off" => Some(false),
                 _ => None,
             },
+            spin: args.spin == "on",
         };
         let _ = (MAX_BUCKETS, MAX_CLIENTS);
 
