@@ -212,6 +212,9 @@ fn check_url_args(args: &mut Args) -> Result<Vec<EngineSpec>, String> {
             "--vs-redis and --url do not go together: list the Redis server in --url".into(),
         );
     }
+    if args.spin != "on" {
+        return Err("--spin and --url do not go together: the engines wait as they do".into());
+    }
     if !args.server_threads_given {
         args.server_threads = vec![1];
     } else if args.server_threads.len() != 1 {

@@ -126,6 +126,7 @@ fn url_refuses_what_does_not_go_with_it() {
         (&["--url", "localhost:1"][..], "not a URL"),
         (&["--url", "shm://,shm://"], "twice"),
         (&["--url", "shm://", "--vs-redis"], "do not go together"),
+        (&["--url", "shm://", "--spin", "off"], "do not go together"),
         (
             &["--url", "shm://", "--server-threads", "1,2"],
             "one --server-threads",
