@@ -1,6 +1,10 @@
 //! Serving one client: the [`Lane`] its worker threads share (the request ring's consumer, the
 //! response ring's producer, the worker count) and the step each worker repeats
-//! ([`Lane::serve_one`]): take one request, execute it on the [`Store`], answer it.
+//! ([`Lane::serve_one`]): take one request, execute it on the [`Store`], answer it. A worker
+//! that keeps the ring (a lone worker, or workers that take turns) takes every request already
+//! published, up to [`BURST`], as one burst: it decodes them and hashes their keys, prefetches
+//! what their lookups will read ([`crate::store::Prefetch`]), and then executes and answers
+//! them in ring order, so that the lookups' cache misses overlap.
 //!
 //! # The ordering guarantee
 //!
@@ -14,6 +18,9 @@
 //! the consumer lock is released as soon as the bucket lock is held. Nothing depends on the
 //! number of workers, so ThreadsStart/ThreadsStop need no hand-over: a stopping worker finishes
 //! the request it holds and exits.
+//!
+//! A burst changes nothing here: its worker holds the consumer lock from the first take to the
+//! last answer and executes the burst's requests one after another, in ring order.
 //!
 //! Requests that read the whole table (`len`, `scan`, `print`) and `stats` are ordered with
 //! *all* of the client's requests: the worker holding such a request keeps the consumer lock,
@@ -72,8 +79,13 @@ pub const PUBLISH_BATCH: u32 = 8;
 /// Bytes of answers a worker may leave unpublished while more requests wait.
 pub const PUBLISH_BYTES: u64 = 4096;
 /// The most requests a worker serves under one take of the consumer lock (while it keeps the
-/// ring and more wait), before letting other workers and its own loop's checks in.
+/// ring and more wait), before letting other workers and its own loop's checks in: a worker
+/// that keeps the ring takes them all at once (a burst, see [`Lane::serve_one`]).
 pub const BURST: u32 = 16;
+
+/// A worker that keeps the ring takes no more requests into one burst once those taken hold
+/// this many bytes (so that a burst's copies stay small: see [`Scratch`]).
+pub const BURST_BYTES: usize = 64 * 1024;
 
 /// Bytes of requests known to wait, besides the one just taken, for which a worker handing the
 /// ring over also wakes a sleeping spare worker (about 16 small requests).
@@ -92,19 +104,30 @@ pub enum Step {
     Corrupt(RecordError),
 }
 
-/// A worker's own buffers: the copy of the request it serves and the encoding of an answer.
+/// A worker's own buffers: the copies of the requests it serves and the encoding of an answer.
 /// Reused from request to request.
 #[derive(Debug, Default)]
 pub struct Scratch {
     request: Vec<u8>,
     response: Vec<u8>,
+    /// The copies of a burst's requests (see `Lane::serve_burst`).
+    burst: Vec<Vec<u8>>,
 }
 
 impl Scratch {
     /// Give back a buffer that a huge message grew (see [`SCRATCH_KEEP`]).
     fn trim(&mut self) {
-        for b in [&mut self.request, &mut self.response] {
+        let bufs = [&mut self.request, &mut self.response];
+        let first = self.burst.first_mut();
+        for b in bufs.into_iter().chain(first) {
             if b.capacity() > SCRATCH_KEEP {
+                *b = Vec::new();
+            }
+        }
+        // A burst's later copies are taken only while the burst holds under BURST_BYTES, so
+        // that is what they keep (a worker keeps at most SCRATCH_KEEP + 15 * BURST_BYTES).
+        for b in self.burst.iter_mut().skip(1) {
+            if b.capacity() > BURST_BYTES {
                 *b = Vec::new();
             }
         }

@@ -59,10 +59,22 @@
 //! ```
 
 use crate::sync::{AtomicU64, Ordering};
-use crate::table::{DefaultHashBuilder, KeyRead, KeyWrite, Table, TableError};
+use crate::table::{DefaultHashBuilder, KeyHash, KeyRead, KeyWrite, Table, TableError};
 use entry::Entry;
 
 mod entry;
+
+/// What [`Store::prefetch`] brings into the cache, in the order a lookup needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The key's bucket: its lock, its table's header and layout hint.
+    Bucket,
+    /// The first control bytes and slots of the key's bucket table.
+    Slots,
+    /// The entries a lookup of the key will compare (their slots are read under the bucket's
+    /// read lock, taken briefly).
+    Entries,
+}
 
 /// The part of an entry's cost that is not its own allocation: the bucket table's 8-byte slot
 /// and 1-byte control byte, divided by the table's load factor (between 7/16 and 7/8 as it
@@ -240,17 +252,47 @@ impl Store {
 
     /// Write-lock `key`'s bucket; the operation is done through the guard.
     pub fn write<'a>(&'a self, key: &'a [u8]) -> StoreWrite<'a> {
+        self.write_hashed(key, self.key_hash(key))
+    }
+
+    /// Read-lock `key`'s bucket; the value is read through the guard.
+    pub fn read<'a>(&'a self, key: &'a [u8]) -> StoreRead<'a> {
+        self.read_hashed(key, self.key_hash(key))
+    }
+
+    /// `key`'s hash, taken once for [`Store::prefetch`] and the `_hashed` guards.
+    pub fn key_hash(&self, key: &[u8]) -> KeyHash {
+        self.table.hash_key(key)
+    }
+
+    /// Start bringing into the cache what a lookup of the key of hash `hash` will read:
+    /// [`Prefetch::Bucket`] its bucket (lock and layout hint), then, once that has had time to
+    /// arrive, [`Prefetch::Slots`] where the lookup starts in the bucket's table. A worker
+    /// holding several requests prefetches every one's bucket, then every one's slots, then
+    /// serves them, so that their cache misses overlap (see [`Table::prefetch_slots`]).
+    pub fn prefetch(&self, hash: KeyHash, what: Prefetch) {
+        match what {
+            Prefetch::Bucket => self.table.prefetch_bucket(hash),
+            Prefetch::Slots => self.table.prefetch_slots(hash),
+            Prefetch::Entries => self.table.prefetch_pairs(hash, |(e, ())| e.addr()),
+        }
+    }
+
+    /// [`Store::write`] with the key's hash already taken (`hash`: [`Store::key_hash`] of
+    /// `key`).
+    pub fn write_hashed<'a>(&'a self, key: &'a [u8], hash: KeyHash) -> StoreWrite<'a> {
         StoreWrite {
-            bucket: self.table.lock_key(key),
+            bucket: self.table.lock_hashed(key, hash),
             key,
             store: self,
         }
     }
 
-    /// Read-lock `key`'s bucket; the value is read through the guard.
-    pub fn read<'a>(&'a self, key: &'a [u8]) -> StoreRead<'a> {
+    /// [`Store::read`] with the key's hash already taken (`hash`: [`Store::key_hash`] of
+    /// `key`).
+    pub fn read_hashed<'a>(&'a self, key: &'a [u8], hash: KeyHash) -> StoreRead<'a> {
         StoreRead {
-            bucket: self.table.read_key(key),
+            bucket: self.table.read_hashed(key, hash),
             key,
         }
     }

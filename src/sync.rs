@@ -25,6 +25,27 @@ mod imp {
         std::hint::spin_loop();
     }
 
+    /// Ask the CPU to bring the cache line at `addr` into its caches, without waiting for it.
+    /// Any address will do: a prefetch reads nothing the program sees and never faults (an
+    /// address that is not mapped, or no longer holds what the caller thought, only costs the
+    /// hint its use).
+    #[inline]
+    pub fn prefetch(addr: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it is in the target's
+        // baseline); the instruction accesses no memory in the program's sense and cannot
+        // fault, whatever the address.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(addr));
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
+    }
+
+    /// Whether cache hints ([`prefetch`] and what builds on it) are worth their cost.
+    pub const CACHE_HINTS: bool = true;
+
     /// A process-private mutex (parking_lot).
     #[derive(Debug, Default)]
     pub struct Mutex<T>(parking_lot::Mutex<T>);
@@ -141,6 +162,14 @@ mod imp {
     pub fn spin_hint() {
         loom::thread::yield_now();
     }
+
+    /// A cache hint: nothing to model.
+    #[inline]
+    pub fn prefetch(_addr: usize) {}
+
+    /// Whether cache hints are worth their cost: not under loom, where they model nothing
+    /// and any lock they take only adds interleavings.
+    pub const CACHE_HINTS: bool = false;
 
     /// A mutex (loom's).
     #[derive(Debug)]

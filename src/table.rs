@@ -21,7 +21,7 @@
 //! must hash and compare exactly like the key (the [`Borrow`] contract), since the bucket is
 //! chosen from its hash.
 
-use crate::sync::{AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -76,9 +76,59 @@ fn check_bucket_count(buckets: usize) -> Result<(), TableError> {
     Ok(())
 }
 
-/// One bucket on its own cache line, so that locking one bucket does not slow its neighbours.
+/// One bucket on its own cache line, so that locking one bucket does not slow its neighbours:
+/// its lock and table, and a [layout hint](layout_hint) for [`Table::prefetch_slots`].
 #[repr(align(64))]
-struct Bucket<K, V>(RwLock<HashTable<(K, V)>>);
+struct Bucket<K, V>(RwLock<HashTable<(K, V)>>, AtomicU64);
+
+impl<K, V> Bucket<K, V> {
+    fn new() -> Self {
+        Self(RwLock::new(HashTable::new()), AtomicU64::new(0))
+    }
+
+    /// Renew the layout hint after `map` (this bucket's table, write-locked) may have grown.
+    fn renew_hint(&self, map: &HashTable<(K, V)>) {
+        let log2 = u64::from(map.num_buckets().trailing_zeros());
+        let hint = self.1.load(Ordering::Relaxed);
+        if hint == 0 || hint >> HINT_SHIFT != log2 {
+            self.1.store(layout_hint(map), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where log2 of the slot count starts in a layout hint: above the address bits (a user-space
+/// address on 64-bit Linux is below 2⁴⁸).
+const HINT_SHIFT: u32 = 48;
+/// The address bits of a layout hint.
+const HINT_ADDRESS: u64 = (1 << HINT_SHIFT) - 1;
+
+/// Where a bucket's table keeps its control bytes, and how many slots it has, packed as the
+/// control bytes' address (bits 0 to 47) with log2 of the slot count above it (0: no hint).
+///
+/// A hint read without the bucket's lock only says where to *prefetch* ([`prefetch`]), never
+/// what to read: hashbrown keeps a table's control bytes after its slots, slot `i` at
+/// `ctrl - (i + 1) * size_of::<T>()` (found from any full slot's address; an implementation
+/// detail of hashbrown checked by a test here, which only a slower lookup would show).
+/// An empty table, one of zero-sized pairs, or one above 2⁴⁸ has no hint.
+fn layout_hint<T>(map: &HashTable<T>) -> u64 {
+    let size = std::mem::size_of::<T>();
+    let Some(i) = map.iter_buckets().next() else {
+        return 0;
+    };
+    let Some(pair) = map.get_bucket(i) else {
+        return 0;
+    };
+    let ctrl = (std::ptr::from_ref(pair).addr()).wrapping_add((i + 1) * size) as u64;
+    if size == 0 || ctrl & !HINT_ADDRESS != 0 {
+        return 0;
+    }
+    ctrl | u64::from(map.num_buckets().trailing_zeros()) << HINT_SHIFT
+}
+
+/// A key's hash by a table's hasher ([`Table::hash_key`]), taken once and given to the
+/// table's prefetches and lookups of that key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64);
 
 /// A concurrent hash table with one reader-writer lock per bucket.
 ///
@@ -143,7 +193,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         v.try_reserve_exact(buckets)
             .map_err(|_| TableError::OutOfMemory { asked: buckets })?;
         for _ in 0..buckets {
-            v.push(Bucket(RwLock::new(HashTable::new())));
+            v.push(Bucket::new());
         }
         Ok(Self {
             buckets: v.into_boxed_slice(),
@@ -217,14 +267,76 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        self.lock_hashed(key, self.hash_key(key))
+    }
+
+    /// [`Table::lock_key`] with the key's hash already taken: `hash` must be
+    /// [`hash_key`](Self::hash_key) of `key` by this table (checked in debug builds; another
+    /// hash would look in the wrong place, and an insert through the guard would then make a
+    /// second pair for the key).
+    pub fn lock_hashed<'q, Q>(&self, key: &'q Q, hash: KeyHash) -> KeyWrite<'_, 'q, K, V, S, Q>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert_eq!(
+            hash,
+            self.hash_key(key),
+            "a KeyHash of another key or table"
+        );
+        let KeyHash(hash) = hash;
+        let bucket = &self.buckets[self.bucket_of_hash(hash)];
         KeyWrite {
-            guard: self.buckets[self.bucket_of_hash(hash)].0.write(),
+            guard: bucket.0.write(),
+            bucket,
             hash: inner_hash(tag(hash)),
             tag: tag(hash),
             key,
             table: self,
         }
+    }
+
+    /// `key`'s hash by this table's hasher, for [`prefetch_bucket`](Self::prefetch_bucket),
+    /// [`prefetch_slots`](Self::prefetch_slots), [`lock_hashed`](Self::lock_hashed) and
+    /// [`read_hashed`](Self::read_hashed).
+    pub fn hash_key<Q>(&self, key: &Q) -> KeyHash
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        KeyHash(self.hasher.hash_one(key))
+    }
+
+    /// Start bringing the key's bucket (its lock, its table's header and layout hint) into
+    /// the cache, without waiting: a worker with several requests in hand does this for all of
+    /// them first, so that their cache misses overlap instead of following one another.
+    pub fn prefetch_bucket(&self, hash: KeyHash) {
+        let bucket = &self.buckets[self.bucket_of_hash(hash.0)];
+        crate::sync::prefetch(std::ptr::from_ref(bucket).addr());
+    }
+
+    /// Start bringing the part of the key's bucket table where a lookup of the key starts (its
+    /// first group of control bytes and the first slots they describe) into the cache, from
+    /// the bucket's layout hint (best after [`prefetch_bucket`](Self::prefetch_bucket) of the
+    /// same key has had time to bring the hint). Takes no lock and reads nothing of the table:
+    /// a hint made stale by a concurrent write only wastes the prefetch.
+    pub fn prefetch_slots(&self, hash: KeyHash) {
+        let bucket = &self.buckets[self.bucket_of_hash(hash.0)];
+        let hint = bucket.1.load(Ordering::Relaxed);
+        if hint == 0 {
+            return;
+        }
+        // (On a 64-bit target, where the hint has an address, these casts lose nothing.)
+        let ctrl = (hint & HINT_ADDRESS) as usize;
+        let mask = (1usize << (hint >> HINT_SHIFT)) - 1;
+        // hashbrown's first probe position (`h1`: the hash's low bits) for the hash the
+        // bucket's table is given.
+        let pos = (inner_hash(tag(hash.0)) as usize) & mask;
+        let size = std::mem::size_of::<(K, V)>();
+        crate::sync::prefetch(ctrl.wrapping_add(pos));
+        // Slots pos, pos+1, ... lie below the control bytes, downwards.
+        crate::sync::prefetch(ctrl.wrapping_sub((pos + 1) * size));
+        crate::sync::prefetch(ctrl.wrapping_sub((pos + 8).min(mask + 1) * size));
     }
 
     /// Shared access to `key`'s bucket, for reading `key`. The bucket stays read-locked until
@@ -234,11 +346,40 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        self.read_hashed(key, self.hash_key(key))
+    }
+
+    /// [`Table::read_key`] with the key's hash already taken (`hash` must be
+    /// [`hash_key`](Self::hash_key) of `key` by this table; checked in debug builds).
+    pub fn read_hashed<'q, Q>(&self, key: &'q Q, hash: KeyHash) -> KeyRead<'_, 'q, K, V, Q>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        debug_assert_eq!(
+            hash,
+            self.hash_key(key),
+            "a KeyHash of another key or table"
+        );
+        let KeyHash(hash) = hash;
         KeyRead {
             guard: self.buckets[self.bucket_of_hash(hash)].0.read(),
             hash: inner_hash(tag(hash)),
             key,
+        }
+    }
+
+    /// Start bringing the pairs a lookup of the key will compare into the cache: under the
+    /// bucket's read lock, held only for this, the pairs whose control byte matches the key's
+    /// (found without comparing keys), at the address `at` gives for each (for a key that
+    /// points to its bytes, as the store's entries do: the slot itself is already read here).
+    /// Best after [`prefetch_slots`](Self::prefetch_slots) of the same key has brought them.
+    pub fn prefetch_pairs(&self, hash: KeyHash, at: impl Fn(&(K, V)) -> usize) {
+        let map = self.buckets[self.bucket_of_hash(hash.0)].0.read();
+        for i in map.iter_hash_buckets(inner_hash(tag(hash.0))) {
+            if let Some(pair) = map.get_bucket(i) {
+                crate::sync::prefetch(at(pair));
+            }
         }
     }
 
@@ -253,17 +394,26 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     /// with `HashMap::insert`).
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
-        let mut guard = self.buckets[self.bucket_of_hash(hash)].0.write();
-        self.insert_into(&mut guard, inner_hash(tag(hash)), key, value)
+        let bucket = &self.buckets[self.bucket_of_hash(hash)];
+        let mut guard = bucket.0.write();
+        self.insert_into(bucket, &mut guard, inner_hash(tag(hash)), key, value)
     }
 
-    /// Insert `key` (whose bucket-table hash is `hash`) into its locked bucket `map`, or
-    /// replace its value; returns the previous value.
-    fn insert_into(&self, map: &mut HashTable<(K, V)>, hash: u64, key: K, value: V) -> Option<V> {
+    /// Insert `key` (whose bucket-table hash is `hash`) into `bucket`'s table `map` (locked),
+    /// or replace its value; returns the previous value.
+    fn insert_into(
+        &self,
+        bucket: &Bucket<K, V>,
+        map: &mut HashTable<(K, V)>,
+        hash: u64,
+        key: K,
+        value: V,
+    ) -> Option<V> {
         match map.find_mut(hash, |(k, _)| *k == key) {
             Some((_, v)) => Some(std::mem::replace(v, value)),
             None => {
                 map.insert_unique(hash, (key, value), |(k, _)| self.inner_of(k));
+                bucket.renew_hint(map);
                 self.len.fetch_add(1, Ordering::Relaxed);
                 None
             }
@@ -319,6 +469,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
 /// when the guard is dropped.
 pub struct KeyWrite<'a, 'q, K, V, S, Q: ?Sized> {
     guard: RwLockWriteGuard<'a, HashTable<(K, V)>>,
+    /// The bucket (for its layout hint, renewed after an insert).
+    bucket: &'a Bucket<K, V>,
     /// The key's hash as its bucket's table knows it.
     hash: u64,
     /// The key's [`tag`].
@@ -355,7 +507,7 @@ where
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         debug_assert!(key.borrow() == self.key, "a KeyWrite inserts its own key");
         self.table
-            .insert_into(&mut self.guard, self.hash, key, value)
+            .insert_into(self.bucket, &mut self.guard, self.hash, key, value)
     }
 
     /// Insert the pair, or replace the stored key and value in their slot (one lookup);
@@ -381,6 +533,7 @@ where
         }
         self.guard
             .insert_unique(hash, (key, value), |(k, _)| table.inner_of(k));
+        self.bucket.renew_hint(&self.guard);
         self.table.len.fetch_add(1, Ordering::Relaxed);
         Ok(None)
     }
@@ -712,5 +865,64 @@ mod tests {
             counts.iter().all(|&c| (50..=150).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    /// The layout hint of a one-bucket table, checked against hashbrown after every insert (its
+    /// slot count) and after every growth (every full slot where the hint says slots are). (Fails when a
+    /// hashbrown version lays its tables out differently: prefetches would then miss.)
+    fn check_layout_hints<K: Hash + Eq + Copy, V: Copy>(pairs: impl Iterator<Item = (K, V)>) {
+        let t: Table<K, V> = Table::new(1).unwrap();
+        let mut grown = 0;
+        for (k, v) in pairs {
+            t.insert(k, v);
+            let hint = t.buckets[0].1.load(Ordering::Relaxed);
+            let map = t.buckets[0].0.read();
+            assert_eq!(1 << (hint >> HINT_SHIFT), map.num_buckets(), "slot count");
+            if map.num_buckets() == grown {
+                continue; // (checked at this size already: keeps the test short under Miri)
+            }
+            let ctrl = (hint & HINT_ADDRESS) as usize;
+            let size = std::mem::size_of::<(K, V)>();
+            for i in map.iter_buckets() {
+                let at = std::ptr::from_ref(map.get_bucket(i).unwrap()).addr();
+                assert_eq!(
+                    at,
+                    ctrl - (i + 1) * size,
+                    "slot {i} of {}",
+                    map.num_buckets()
+                );
+            }
+            grown = grown.max(map.num_buckets());
+        }
+        assert!(
+            grown >= 256,
+            "the table grew through several sizes ({grown})"
+        );
+    }
+
+    #[test]
+    fn layout_hints_say_where_the_slots_are() {
+        // (Fewer under Miri, which is slow: 300 still grow the table to 512 slots.)
+        let n = if cfg!(miri) { 300 } else { 3000 };
+        check_layout_hints((0..n).map(|k| (k, k)));
+        check_layout_hints((0..n as u32).map(|k| (k, ())));
+    }
+
+    #[test]
+    fn hashed_lookups_find_what_plain_ones_do() {
+        let t: Table<u64, u64> = Table::new(8).unwrap();
+        for k in 0..100 {
+            let h = t.hash_key(&k);
+            t.prefetch_bucket(h);
+            t.prefetch_slots(h);
+            assert_eq!(t.lock_hashed(&k, h).insert(k, k * 2), None);
+        }
+        for k in 0..100 {
+            let h = t.hash_key(&k);
+            t.prefetch_slots(h);
+            assert_eq!(t.read_hashed(&k, h).get(), Some(&(k * 2)));
+            assert_eq!(t.read_key(&k).get(), Some(&(k * 2)));
+        }
+        assert_eq!(t.read_hashed(&500, t.hash_key(&500)).get(), None);
     }
 }

@@ -5,6 +5,7 @@ use super::{Control, Lane, SCAN_MAX_COUNT, Step, Taker};
 use crate::record::RecordMem;
 use crate::store::{Store, StoreError};
 use crate::sync::{MutexGuard, Ordering};
+use crate::table::KeyHash;
 use crate::wire::{
     self, ENTRIES_FIXED, ErrorCode, KEYS_FIXED, Limits, OpView, Reply, ReplyKind, STATS_FIXED,
 };
@@ -46,8 +47,14 @@ impl<M: RecordMem + Clone> Lane<M> {
         out: &mut Vec<u8>,
     ) -> (Step, Answer) {
         let Exec {
-            store, hand, id, ..
+            store,
+            hand,
+            id,
+            hash,
+            ..
         } = *exec;
+        // The key's hash, if it was taken when the request was (see `Lane::serve_burst`).
+        let hashed = |key| hash.unwrap_or_else(|| store.key_hash(key));
         let stored = |r: Result<Reply, StoreError>| {
             let r = r.unwrap_or_else(|e| Reply::Error(store_error(e, &self.limits)));
             if let Reply::Error(e) = &r {
@@ -57,7 +64,7 @@ impl<M: RecordMem + Clone> Lane<M> {
         };
         match op {
             OpView::Insert { key, value } => {
-                let g = store.write(key);
+                let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 stored(g.insert(value).map(|prev| match prev {
                     None => Reply::Created,
@@ -65,7 +72,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 }))
             }
             OpView::Read { key } => {
-                let g = store.read(key);
+                let g = store.read_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 match g.get() {
                     Some(v) => {
@@ -77,7 +84,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 }
             }
             OpView::Delete { key } => {
-                let g = store.write(key);
+                let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 one(match g.delete() {
                     Some(v) => Reply::Deleted(v),
@@ -85,7 +92,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 })
             }
             OpView::InsertNew { key, value } => {
-                let g = store.write(key);
+                let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 stored(g.insert_new(value).map(|cur| match cur {
                     None => Reply::Created,
@@ -93,7 +100,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 }))
             }
             OpView::Cas { key, expected, new } => {
-                let g = store.write(key);
+                let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 stored(g.cas(expected, new).map(|r| match r {
                     Ok(()) => Reply::Swapped,
@@ -101,7 +108,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 }))
             }
             OpView::Add { key, delta } => {
-                let g = store.write(key);
+                let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
                 stored(
                     g.add_within(delta, self.limits.max_value as usize)
@@ -288,6 +295,8 @@ pub(super) struct Exec<'a> {
     pub(super) hand: bool,
     /// The request's id.
     pub(super) id: u64,
+    /// The hash of the request's key, if it was taken already.
+    pub(super) hash: Option<KeyHash>,
 }
 
 /// The refusal a store error becomes (`limits`: the lane's, for a result too long).

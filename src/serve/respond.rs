@@ -50,6 +50,13 @@ impl<M: RecordMem + Clone> Lane<M> {
         Ok(true)
     }
 
+    /// Publish every answer written.
+    pub(super) fn publish(&self) {
+        let mut p = self.producer.lock();
+        p.ring.publish();
+        p.unpublished = 0;
+    }
+
     /// Write and publish one answer (for tests and tools; the workers batch publications).
     /// Ok(false) if it was dropped (the lane is abandoned); an error if the client broke the
     /// ring's counters (the lane is then abandoned).

@@ -581,9 +581,20 @@ fn scratch_gives_back_only_buffers_above_the_keep() {
     let mut s = Scratch {
         request: Vec::with_capacity(SCRATCH_KEEP + 1),
         response: Vec::with_capacity(SCRATCH_KEEP),
+        burst: vec![
+            Vec::with_capacity(SCRATCH_KEEP),
+            Vec::with_capacity(BURST_BYTES + 1),
+            Vec::with_capacity(BURST_BYTES),
+        ],
     };
     let kept = s.response.capacity();
+    let burst_kept = [s.burst[0].capacity(), 0, s.burst[2].capacity()];
     s.trim();
+    let burst: Vec<usize> = s.burst.iter().map(Vec::capacity).collect();
+    assert_eq!(
+        burst, burst_kept,
+        "a burst's first copy keeps up to SCRATCH_KEEP, the others up to BURST_BYTES"
+    );
     assert_eq!(
         s.request.capacity(),
         0,
@@ -593,5 +604,96 @@ fn scratch_gives_back_only_buffers_above_the_keep() {
         s.response.capacity(),
         kept,
         "a buffer of SCRATCH_KEEP is kept"
+    );
+}
+
+/// Push `ops` (ids from 1) without serving any, so that one worker finds them all at once.
+fn push_all(p: &mut RecordProducer<Heap>, ops: Vec<Op>) {
+    for (id, op) in (1..).zip(ops) {
+        push(p, id, op);
+    }
+}
+
+/// The replies of every answer waiting in the response ring, with their ids.
+fn drain(c: &mut RecordConsumer<Heap>) -> Vec<(u64, Reply)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while c.try_pop_into(&mut buf).is_ok() {
+        let r = decode_response(&buf, &LIMITS).unwrap();
+        out.push((r.id, r.reply));
+    }
+    out
+}
+
+/// A worker that keeps the ring takes every waiting request as one burst, and answers every
+/// one it took, in order, before it acts on a ThreadsStop among them.
+#[test]
+fn a_burst_is_answered_whole_past_a_threads_stop() {
+    let (req, resp) = rings(4096);
+    let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 2, 2).unwrap();
+    lane.set_share_backlog(false);
+    let store = Store::new(4, u64::MAX).unwrap();
+    let mut p = RecordProducer::new(req).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let k = |s: &str| s.as_bytes().to_vec();
+    let insert = |key, value| Op::Insert {
+        key: k(key),
+        value: k(value),
+    };
+    push_all(
+        &mut p,
+        vec![
+            insert("a", "1"),
+            Op::ThreadsStop,
+            Op::Read { key: k("a") },
+            insert("b", "2"),
+            Op::Read { key: k("b") },
+        ],
+    );
+    let step = lane.serve_one(&store, &GRANTS, None, &mut Scratch::default());
+    assert_eq!(step, Step::Exit);
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            (1, Reply::Created),
+            (2, Reply::Threads(1)),
+            (3, Reply::Value(k("1"))),
+            (4, Reply::Created),
+            (5, Reply::Value(k("2"))),
+        ]
+    );
+    assert_eq!(lane.workers(), 1);
+}
+
+/// A corrupt record in the middle of a burst ends it: the requests taken before it are
+/// answered, then the corruption is reported (the client is to be dropped).
+#[test]
+fn a_corrupt_record_ends_a_burst_after_the_requests_before_it() {
+    let (req, resp) = rings(4096);
+    let lane = Lane::new(req.clone(), resp.clone(), LIMITS, 1, 1).unwrap();
+    let store = Store::new(4, u64::MAX).unwrap();
+    let mut p = RecordProducer::new(req.clone()).unwrap();
+    let mut c = RecordConsumer::new(resp).unwrap();
+    let k = |s: &str| s.as_bytes().to_vec();
+    push_all(
+        &mut p,
+        vec![
+            Op::Insert {
+                key: k("a"),
+                value: k("1"),
+            },
+            Op::Read { key: k("a") },
+        ],
+    );
+    let third = req.ctrl().producer.0.tail.load(Ordering::SeqCst) as usize / 8;
+    push(&mut p, 3, Op::Read { key: k("a") });
+    // SAFETY: word `third` is in the ring (the third record's header) and no other thread
+    // runs: the test plays a hostile client rewriting a published header.
+    unsafe { req.write_word(third, u64::MAX) };
+    let step = lane.serve_one(&store, &GRANTS, None, &mut Scratch::default());
+    assert!(matches!(step, Step::Corrupt(_)), "{step:?}");
+    assert_eq!(
+        drain(&mut c),
+        vec![(1, Reply::Created), (2, Reply::Value(k("1")))]
     );
 }

@@ -84,6 +84,11 @@ impl Entry {
         (address & TAGGED != 0).then_some(((address >> 48) & 0x7FFF) as u16)
     }
 
+    /// Where the entry's bytes start (for a prefetch), without the tag.
+    pub(super) fn addr(&self) -> usize {
+        self.base().addr()
+    }
+
     /// The allocation's address, without the tag.
     fn base(&self) -> *mut u8 {
         let p = self.0.as_ptr();

@@ -156,7 +156,20 @@ pub enum OpView<'a> {
     Quit,
 }
 
-impl OpView<'_> {
+impl<'a> OpView<'a> {
+    /// The key of an operation on one key (insert, read, delete, insert-new, cas, add).
+    pub const fn key(&self) -> Option<&'a [u8]> {
+        match *self {
+            OpView::Insert { key, .. }
+            | OpView::Read { key }
+            | OpView::Delete { key }
+            | OpView::InsertNew { key, .. }
+            | OpView::Cas { key, .. }
+            | OpView::Add { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// The operation's verb.
     pub const fn verb(&self) -> Verb {
         match self {
