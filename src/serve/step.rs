@@ -143,8 +143,13 @@ impl<M: RecordMem + Clone> Lane<M> {
             Ok(())
         };
         let answered = if n == 1 {
-            // (A lone request, as a synchronous client sends: no burst array to fill.)
-            answer(0, Taken::decode(&burst[0], &self.limits, store))
+            // (A lone request, as a synchronous client sends: no burst array to fill, and only
+            // its slots prefetched: they then load together with its control bytes.)
+            let t = Taken::decode(&burst[0], &self.limits, store);
+            if let Some(h) = t.hash.filter(|_| CACHE_HINTS) {
+                store.prefetch(h, Prefetch::Slots);
+            }
+            answer(0, t)
         } else {
             let taken = self.prepare(store, &burst[..n]);
             (taken.into_iter().flatten().enumerate()).try_for_each(|(i, t)| answer(i, t))
