@@ -183,7 +183,7 @@ pub use error::{ERROR_CODES, ERROR_NAMES, ErrorCode, Field, WireError};
 pub use limits::Limits;
 pub use request::{
     Op, OpView, Request, decode_request, decode_request_view, encode_op, encode_request,
-    encode_view, request_id,
+    encode_view, request_id, request_verb,
 };
 pub use response::{Reply, Response, decode_response, encode_response, encode_value_response};
 pub use stat::{Stat, StatId};

@@ -50,8 +50,12 @@ impl<M: RecordMem + Clone> Lane<M> {
         Ok(true)
     }
 
-    /// Publish every answer written.
+    /// Publish every answer written, unless the lane is abandoned (its answers are dropped,
+    /// including those written and not yet published).
     pub(super) fn publish(&self) {
+        if self.is_abandoned() {
+            return;
+        }
         let mut p = self.producer.lock();
         p.ring.publish();
         p.unpublished = 0;

@@ -9,7 +9,9 @@ use crate::record::{RecordError, RecordMem};
 use crate::store::{Prefetch, Store};
 use crate::sync::{CACHE_HINTS, MutexGuard, Ordering};
 use crate::table::KeyHash;
-use crate::wire::{Limits, OpView, Reply, WireError, decode_request_view, request_id};
+use crate::wire::{
+    Limits, OpView, Reply, Verb, WireError, decode_request_view, request_id, request_verb,
+};
 use std::time::{Duration, Instant};
 
 impl<M: RecordMem + Clone> Lane<M> {
@@ -115,9 +117,10 @@ impl<M: RecordMem + Clone> Lane<M> {
     /// dependent ones per request, overlap across the burst instead of following one another
     /// (the technique of MICA's and DPDK's batched hash lookups).
     ///
-    /// Every request taken is answered before the worker lets go of the ring, whatever comes
-    /// up meanwhile: a ThreadsStop in the burst makes the worker exit after the burst's last
-    /// answer, and a corrupt record ends the taking, the requests before it still answered.
+    /// Every request taken is answered before the worker lets go of the ring. A ThreadsStop
+    /// ends the taking (the requests behind it are left in the ring for the workers that stay,
+    /// and a worker exits at most once, for one stop), and so does a corrupt record, the
+    /// requests before it still answered.
     fn serve_burst(
         &self,
         store: &Store,
@@ -164,7 +167,10 @@ impl<M: RecordMem + Clone> Lane<M> {
             return Step::Corrupt(e);
         }
         if matches!(step, Step::Exit) {
-            // Let go of the ring before leaving it to a spare.
+            // The answers may have been deferred for the requests behind the stop, which this
+            // worker leaves to others: publish them now. Then let go of the ring before
+            // leaving it to a spare.
+            self.publish();
             drop(held.take());
             self.leave();
         }
@@ -194,8 +200,8 @@ impl<M: RecordMem + Clone> Lane<M> {
 
     /// Copy the requests of a burst out of the ring into `bufs`, waiting up to `wait` for the
     /// first; the rest only while some are known to wait (none once [`Control::stopping`]
-    /// holds). Returns how many were taken, and the error that ended the taking if the ring
-    /// turned out corrupt.
+    /// holds), and none after a ThreadsStop. Returns how many were taken, and the error that
+    /// ended the taking if the ring turned out corrupt.
     fn take_burst(
         &self,
         consumer: &mut Taker<M>,
@@ -222,6 +228,9 @@ impl<M: RecordMem + Clone> Lane<M> {
                 Ok(()) => {
                     bytes += bufs[n].len();
                     n += 1;
+                    if request_verb(&bufs[n - 1]) == Some(Verb::ThreadsStop) {
+                        break;
+                    }
                 }
                 Err(None) => break,
                 Err(Some(e)) => return (n, Some(e)),
@@ -278,7 +287,10 @@ impl<M: RecordMem + Clone> Lane<M> {
             self.answered();
         }
         if matches!(step, Step::Exit) {
-            // Let go of the ring before leaving it to a spare.
+            // The answers may have been deferred for the requests behind the stop, which this
+            // worker leaves to others: publish them now. Then let go of the ring before
+            // leaving it to a spare.
+            self.publish();
             drop(held.take());
             self.leave();
         }

@@ -625,12 +625,13 @@ fn drain(c: &mut RecordConsumer<Heap>) -> Vec<(u64, Reply)> {
     out
 }
 
-/// A worker that keeps the ring takes every waiting request as one burst, and answers every
-/// one it took, in order, before it acts on a ThreadsStop among them.
+/// A worker that keeps the ring takes the waiting requests as one burst, up to and including
+/// the first ThreadsStop, and answers them in order before it exits; the requests behind the
+/// stop wait for the workers that stay (a worker stops once, however many stops wait).
 #[test]
-fn a_burst_is_answered_whole_past_a_threads_stop() {
+fn a_threads_stop_ends_a_burst() {
     let (req, resp) = rings(4096);
-    let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 2, 2).unwrap();
+    let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, 3, 3).unwrap();
     lane.set_share_backlog(false);
     let store = Store::new(4, u64::MAX).unwrap();
     let mut p = RecordProducer::new(req).unwrap();
@@ -646,21 +647,27 @@ fn a_burst_is_answered_whole_past_a_threads_stop() {
             insert("a", "1"),
             Op::ThreadsStop,
             Op::Read { key: k("a") },
+            Op::ThreadsStop,
             insert("b", "2"),
             Op::Read { key: k("b") },
         ],
     );
-    let step = lane.serve_one(&store, &GRANTS, None, &mut Scratch::default());
-    assert_eq!(step, Step::Exit);
+    let serve = || lane.serve_one(&store, &GRANTS, None, &mut Scratch::default());
+    assert_eq!(serve(), Step::Exit);
     assert_eq!(
         drain(&mut c),
-        vec![
-            (1, Reply::Created),
-            (2, Reply::Threads(1)),
-            (3, Reply::Value(k("1"))),
-            (4, Reply::Created),
-            (5, Reply::Value(k("2"))),
-        ]
+        vec![(1, Reply::Created), (2, Reply::Threads(2))]
+    );
+    assert_eq!(lane.workers(), 2);
+    assert_eq!(serve(), Step::Exit);
+    assert_eq!(
+        drain(&mut c),
+        vec![(3, Reply::Value(k("1"))), (4, Reply::Threads(1))]
+    );
+    assert_eq!(serve(), Step::Served);
+    assert_eq!(
+        drain(&mut c),
+        vec![(5, Reply::Created), (6, Reply::Value(k("2")))]
     );
     assert_eq!(lane.workers(), 1);
 }

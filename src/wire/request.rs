@@ -345,6 +345,14 @@ pub fn request_id(buf: &[u8]) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// The verb a request names, read from its header alone (`None` if the header is short or the
+/// tag unknown: decoding the request says why). For a server to see what comes before it
+/// decodes.
+pub fn request_verb(buf: &[u8]) -> Option<Verb> {
+    let (_, tag, _, _) = header(buf).ok()?;
+    Verb::from_tag(tag)
+}
+
 /// Decode an untrusted request (a copy of one record's payload) under the server's limits.
 pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Request, WireError> {
     decode_request_view(buf, limits).map(|(id, op)| Request { id, op: op.to_op() })
