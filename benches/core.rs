@@ -216,7 +216,19 @@ mod benches {
         lane_serve_reads(b, 5_000);
     }
 
+    /// [`lane_serve_64_reads`] with inserts that overwrite present keys with a value as long
+    /// (as the pipelined insert routine of `shmkv-bench` does after the synchronous one).
+    #[divan::bench]
+    fn lane_serve_64_overwrites(b: Bencher) {
+        lane_serve(b, 100_000, true);
+    }
+
     fn lane_serve_reads(b: Bencher, keys: u64) {
+        lane_serve(b, keys, false);
+    }
+
+    /// 64 requests at a time through a lane: reads, or overwrites when `write`.
+    fn lane_serve(b: Bencher, keys: u64, write: bool) {
         use shmkv::record::{RecordConsumer, RecordProducer};
         use shmkv::serve::{Control, Lane, Scratch};
         struct Quiet;
@@ -258,8 +270,14 @@ mod benches {
                     k = (k + 7919) % keys;
                     id += 1;
                     buf.clear();
-                    let op = Op::Read {
-                        key: k.to_le_bytes().to_vec(),
+                    let key = k.to_le_bytes().to_vec();
+                    let op = if write {
+                        Op::Insert {
+                            key,
+                            value: (k + id).to_le_bytes().to_vec(),
+                        }
+                    } else {
+                        Op::Read { key }
                     };
                     encode_request(&Request { id, op }, &mut buf);
                     p.write(&buf).unwrap();

@@ -394,8 +394,27 @@ impl StoreWrite<'_> {
     }
 
     /// Set the key's value; returns the previous value.
-    pub fn insert(mut self, value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.put(value)?.map(Entry::into_value))
+    pub fn insert(self, value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.insert_with(value, |prev| prev.map(<[u8]>::to_vec))
+    }
+
+    /// Set the key's value, handing the previous one (if any) to `seen` before it goes, and
+    /// return what `seen` returns. A value as long as the previous one is written over it in
+    /// place: no allocation, no change to the budget.
+    pub fn insert_with<R>(
+        mut self,
+        value: &[u8],
+        seen: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        if let Some(e) = self.bucket.stored_key_mut()
+            && e.value_len() == value.len()
+        {
+            let r = seen(Some(e.value()));
+            e.overwrite_value(value);
+            return Ok(r);
+        }
+        let old = self.put(value)?;
+        Ok(seen(old.as_ref().map(Entry::value)))
     }
 
     /// Set the key's value only if the key is absent: `None` when it was set, `Some(current)`

@@ -500,6 +500,14 @@ where
         find(&self.guard, self.hash, self.key)
     }
 
+    /// The key as stored, to change in place what is not its key (a value kept in the key
+    /// type, as the store's entries do): what it hashes and compares as must not change.
+    pub fn stored_key_mut(&mut self) -> Option<&mut K> {
+        let key = self.key;
+        let found = self.guard.find_mut(self.hash, |(k, _)| k.borrow() == key);
+        found.map(|(k, _)| k)
+    }
+
     /// Insert or replace the value; returns the previous value. On a replace the stored key
     /// stays (as with `HashMap::insert`); [`try_replace`](Self::try_replace) replaces the key too.
     ///

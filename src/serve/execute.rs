@@ -66,10 +66,18 @@ impl<M: RecordMem + Clone> Lane<M> {
             OpView::Insert { key, value } => {
                 let g = store.write_hashed(key, hashed(key));
                 self.hand_off(held, hand);
-                stored(g.insert(value).map(|prev| match prev {
-                    None => Reply::Created,
-                    Some(p) => Reply::Replaced(p),
-                }))
+                // The previous value is encoded straight from the entry, before it goes.
+                let replaced = g.insert_with(value, |prev| {
+                    prev.map(|p| {
+                        out.clear();
+                        wire::encode_value_response(id, ReplyKind::Replaced, p, out);
+                    })
+                });
+                match replaced {
+                    Ok(Some(())) => (Step::Served, Answer::Encoded),
+                    Ok(None) => one(Reply::Created),
+                    Err(e) => stored(Err(e)),
+                }
             }
             OpView::Read { key } => {
                 let g = store.read_hashed(key, hashed(key));

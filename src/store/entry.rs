@@ -5,7 +5,8 @@
 //! byte order), allocated as a byte array (`Layout::array::<u8>`, alignment 1), the layout of a
 //! `Vec<u8>` of that capacity: a removed entry's value is handed back in its own allocation
 //! ([`Entry::into_value`] moves it down over the header and key) without a copy into a new
-//! one. The bytes are written once, by [`Entry::new`], and only read afterwards.
+//! one. The bytes are written by [`Entry::new`], and afterwards only the value's, in place, by
+//! [`Entry::overwrite_value`] (through `&mut`, so never while a reader looks).
 //!
 //! Why thin: a lookup reads the bucket's control bytes, then the slot, then the entry. With a
 //! 16-byte slot (`Box<[u8]>`, pointer and length) the slots of the default table (5000
@@ -38,11 +39,11 @@ const ADDRESS: u64 = (1 << 48) - 1;
 /// it can be. Hashes, compares and borrows as its key.
 pub(super) struct Entry(NonNull<u8>);
 
-// SAFETY: an `Entry` owns its allocation exclusively, as a `Box<[u8]>` does, and the bytes are
-// never written after `new`; moving it to another thread moves that ownership.
+// SAFETY: an `Entry` owns its allocation exclusively, as a `Box<[u8]>` does; moving it to
+// another thread moves that ownership.
 unsafe impl Send for Entry {}
-// SAFETY: through `&Entry` the bytes are only read (never written after `new`), so shared
-// references from several threads are as sound as `&[u8]`'s.
+// SAFETY: through `&Entry` the bytes are only read (they are written only by `new` and through
+// `&mut Entry`), so shared references from several threads are as sound as `&[u8]`'s.
 unsafe impl Sync for Entry {}
 
 impl Entry {
@@ -143,6 +144,29 @@ impl Entry {
     pub(super) fn value(&self) -> &[u8] {
         let (k, _) = self.lens();
         &self.bytes()[HEADER + k..]
+    }
+
+    /// Overwrite the value with `value`, of the same length (checked: a different length
+    /// panics, as a slice copy would).
+    pub(super) fn overwrite_value(&mut self, value: &[u8]) {
+        let (k, v) = self.lens();
+        assert_eq!(
+            v,
+            value.len(),
+            "an entry's value is overwritten by one as long"
+        );
+        // SAFETY: the allocation holds HEADER + k + v bytes, of which the last v are the
+        // value's; `value` is v bytes and cannot overlap an allocation this entry owns
+        // exclusively (`&mut self`: no reader holds a reference into it).
+        unsafe {
+            let at = self.base().add(HEADER + k);
+            ptr::copy_nonoverlapping(value.as_ptr(), at, v);
+        }
+    }
+
+    /// The value's length, from the header.
+    pub(super) fn value_len(&self) -> usize {
+        self.lens().1
     }
 
     /// What this entry is charged ([`entry_cost`]).

@@ -146,6 +146,34 @@ fn replace_changes_size_both_ways() {
     assert_eq!(s.len(), 1);
 }
 
+/// A value as long as the one it replaces is written over it in place: `seen` gets the old
+/// value before it goes, the budget does not move, a full budget does not refuse it, and the
+/// key's neighbours in the bucket keep theirs.
+#[test]
+fn a_replace_of_the_same_length_is_written_in_place() {
+    let s = Store::new(1, entry_cost(1, 3) * 2).unwrap();
+    s.write(b"a").insert(b"old").unwrap();
+    s.write(b"b").insert(b"bbb").unwrap();
+    assert_eq!(s.write(b"c").insert(b"x"), Err(StoreError::OutOfMemory));
+    let seen = s.write(b"a").insert_with(b"new", |p| p.map(<[u8]>::to_vec));
+    assert_eq!(seen, Ok(Some(b"old".to_vec())));
+    assert_eq!(s.read(b"a").get(), Some(&b"new"[..]));
+    assert_eq!(s.read(b"b").get(), Some(&b"bbb"[..]));
+    assert_eq!(s.memory_used(), recount(&s));
+    assert_eq!(s.write(b"a").insert(b"NEW"), Ok(Some(b"new".to_vec())));
+    assert_eq!(
+        s.write(b"c").insert_with(b"", |p| p.is_none()),
+        Err(StoreError::OutOfMemory)
+    );
+    assert_eq!(
+        s.write(b"a").insert_with(b"", |p| p.map(<[u8]>::len)),
+        Ok(Some(3))
+    );
+    assert_eq!(s.read(b"a").get(), Some(&b""[..]));
+    assert_eq!(s.memory_used(), recount(&s));
+    assert_eq!(s.len(), 2);
+}
+
 #[test]
 fn insert_new_only_when_absent() {
     let s = Store::new(4, u64::MAX).unwrap();
