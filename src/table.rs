@@ -376,11 +376,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     /// Best after [`prefetch_slots`](Self::prefetch_slots) of the same key has brought them.
     pub fn prefetch_pairs(&self, hash: KeyHash, at: impl Fn(&(K, V)) -> usize) {
         let map = self.buckets[self.bucket_of_hash(hash.0)].0.read();
-        for i in map.iter_hash_buckets(inner_hash(tag(hash.0))) {
-            if let Some(pair) = map.get_bucket(i) {
-                crate::sync::prefetch(at(pair));
-            }
-        }
+        // A search that never finds: its comparison, called for each pair whose control byte
+        // matches, only prefetches (hashbrown's probe loop, inlined, instead of an iterator).
+        let _ = map.find(inner_hash(tag(hash.0)), |pair| {
+            crate::sync::prefetch(at(pair));
+            false
+        });
     }
 
     /// Shared access to bucket `index`, or `None` when `index >= bucket_count()`.

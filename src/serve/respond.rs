@@ -8,7 +8,8 @@ use crate::wire::{ErrorCode, Reply, Response, decode_request_view, encode_respon
 
 impl<M: RecordMem + Clone> Lane<M> {
     /// Encode the replies (the parts of one answer to request `id`) and write them to the
-    /// response ring, publishing unless `defer` (see [`Lane::serve_one`]).
+    /// response ring, publishing unless `defer` (see [`Lane::serve_one`]); `kept`: the
+    /// producer when the caller holds its lock already, else it is locked here.
     pub(super) fn respond_all(
         &self,
         ctl: &dyn Control,
@@ -16,14 +17,30 @@ impl<M: RecordMem + Clone> Lane<M> {
         replies: Answer,
         defer: bool,
         buf: &mut Vec<u8>,
+        kept: Option<&mut Answerer<M>>,
     ) -> Result<bool, RecordError> {
-        let mut p = self.producer.lock();
+        match kept {
+            Some(p) => self.respond_locked(ctl, p, id, replies, defer, buf),
+            None => self.respond_locked(ctl, &mut self.producer.lock(), id, replies, defer, buf),
+        }
+    }
+
+    /// [`Lane::respond_all`] with the producer locked (`p`).
+    fn respond_locked(
+        &self,
+        ctl: &dyn Control,
+        p: &mut Answerer<M>,
+        id: u64,
+        replies: Answer,
+        defer: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, RecordError> {
         let mut write = |reply: Option<Reply>| {
             if let Some(reply) = reply {
                 buf.clear();
                 encode_response(&Response { id, reply }, buf);
             }
-            self.write_answer(ctl, &mut p, buf)
+            self.write_answer(ctl, p, buf)
         };
         let written = match replies {
             Answer::Encoded => write(None)?,
@@ -72,6 +89,7 @@ impl<M: RecordMem + Clone> Lane<M> {
             Answer::One(response.reply.clone()),
             false,
             &mut buf,
+            None,
         )
     }
 

@@ -4,7 +4,9 @@
 #[cfg(doc)]
 use super::PUBLISH_BATCH;
 use super::execute::{Answer, Exec};
-use super::{BURST, BURST_BYTES, Control, Lane, Misbehavior, RELEASE_BATCH, Scratch, Step, Taker};
+use super::{
+    Answerer, BURST, BURST_BYTES, Control, Lane, Misbehavior, RELEASE_BATCH, Scratch, Step, Taker,
+};
 use crate::record::{RecordError, RecordMem};
 use crate::store::{Prefetch, Store};
 use crate::sync::{CACHE_HINTS, MutexGuard, Ordering};
@@ -135,10 +137,25 @@ impl<M: RecordMem + Clone> Lane<M> {
             burst, response, ..
         } = scratch;
         let mut step = if n == 0 { Step::Idle } else { Step::Served };
+        let mut out = None;
         let mut answer = |i: usize, t: Taken<'_>| {
             // Answers may wait unpublished while more requests follow (see `serve_taken`).
             let more = i + 1 < n || held.as_ref().is_some_and(|c| c.ring.ready_cached() > 0);
-            match self.run(store, ctl, held, t, false, more, response) {
+            // A burst's answers to single-key operations share one lock of the producer; any
+            // other operation may take locks of its own (the ring, a publication), so the
+            // producer is let go before it (the order consumer → producer holds everywhere).
+            let kept = if n > 1 && t.hash.is_some() {
+                Some(&mut **out.get_or_insert_with(|| self.producer.lock()))
+            } else {
+                out = None;
+                None
+            };
+            let how = Answering {
+                hand: false,
+                more,
+                kept,
+            };
+            match self.run(store, ctl, held, t, how, response) {
                 Step::Exit => step = Step::Exit,
                 Step::Corrupt(e) => return Err(e),
                 Step::Served | Step::Idle => {}
@@ -157,6 +174,7 @@ impl<M: RecordMem + Clone> Lane<M> {
             let taken = self.prepare(store, &burst[..n]);
             (taken.into_iter().flatten().enumerate()).try_for_each(|(i, t)| answer(i, t))
         };
+        drop(out);
         if let Err(e) = answered {
             return Step::Corrupt(e);
         }
@@ -282,7 +300,12 @@ impl<M: RecordMem + Clone> Lane<M> {
         let mut taken = Taken::decode(request, &self.limits, store);
         // Hashed again under the bucket lock when needed: nothing to overlap it with here.
         taken.hash = None;
-        let step = self.run(store, ctl, held, taken, hand, more, response);
+        let how = Answering {
+            hand,
+            more,
+            kept: None,
+        };
+        let step = self.run(store, ctl, held, taken, how, response);
         if hand {
             self.answered();
         }
@@ -297,23 +320,17 @@ impl<M: RecordMem + Clone> Lane<M> {
         step
     }
 
-    /// Execute one decoded request and answer it. `hand`: the ring is handed over once the
-    /// request's order is fixed; `more`: more requests are known to wait, so a worker that
-    /// keeps the ring may leave this answer unpublished (at most [`PUBLISH_BATCH`] of them:
-    /// the next answer's publication covers them; a worker that hands the ring over publishes
-    /// at once: a deferred answer there once deadlocked a loom model, nobody being bound to
-    /// publish it).
-    #[allow(clippy::too_many_arguments)]
+    /// Execute one decoded request and answer it as `how` says.
     fn run(
         &self,
         store: &Store,
         ctl: &dyn Control,
         held: &mut Option<MutexGuard<'_, Taker<M>>>,
         taken: Taken<'_>,
-        hand: bool,
-        more: bool,
+        how: Answering<'_, M>,
         response: &mut Vec<u8>,
     ) -> Step {
+        let Answering { hand, more, kept } = how;
         let defer = more && !hand;
         let started = (self.counters.taken() & self.sample_mask == 0).then(Instant::now);
         let Taken { id, op, hash } = taken;
@@ -339,7 +356,7 @@ impl<M: RecordMem + Clone> Lane<M> {
                 self.execute(&exec, held, op, response)
             }
         };
-        let answered = self.respond_all(ctl, id, replies, defer, response);
+        let answered = self.respond_all(ctl, id, replies, defer, response, kept);
         if quit {
             ctl.request_quit();
         }
@@ -351,6 +368,19 @@ impl<M: RecordMem + Clone> Lane<M> {
             Ok(_) => step,
         }
     }
+}
+
+/// How [`Lane::run`] answers a request.
+struct Answering<'a, M: RecordMem> {
+    /// The ring is handed over once the request's order is fixed.
+    hand: bool,
+    /// More requests are known to wait, so a worker that keeps the ring may leave this answer
+    /// unpublished (at most [`PUBLISH_BATCH`] of them: the next answer's publication covers
+    /// them; a worker that hands the ring over publishes at once: a deferred answer there once
+    /// deadlocked a loom model, nobody being bound to publish it).
+    more: bool,
+    /// The producer, when the caller already holds its lock (a burst's single-key answers).
+    kept: Option<&'a mut Answerer<M>>,
 }
 
 /// A request copied out of the ring and decoded: its id, its operation (or why it could not
