@@ -199,6 +199,23 @@ mod benches {
         });
     }
 
+    /// Creates: 10,000 new 16-byte keys with 8-byte values inserted into an empty store of
+    /// 5,000 buckets (the tables grow as they fill), per sample.
+    #[divan::bench]
+    fn store_create_10k(b: Bencher) {
+        b.with_inputs(|| Store::new(5_000, u64::MAX).unwrap())
+            .bench_local_values(|s| {
+                for k in 0..10_000u64 {
+                    black_box(
+                        s.write(&key(k.wrapping_mul(7919)))
+                            .insert(&[b'v'; 8])
+                            .unwrap(),
+                    );
+                }
+                s
+            });
+    }
+
     /// A served lane's whole request path on one thread, without the other process: 64 read
     /// requests of present 8-byte keys (8-byte values, 100,000 entries in 5,000 buckets, as
     /// `shmkv-bench` runs) written to the request ring, served by `Lane::serve_one` (one

@@ -9,7 +9,9 @@
 //! value share the allocation. An entry hashes and compares by its key bytes only and borrows
 //! as its key (`&[u8]`), so lookups take the key without building an entry. Replacing a value
 //! puts the new entry in the old one's slot ([`KeyWrite::try_replace`], one lookup), and the
-//! old entry, with its allocation, is freed.
+//! old entry, with its allocation, is freed; a value as long as the old one is written over it
+//! in place. A key found absent is inserted without another lookup
+//! ([`KeyWrite::try_insert_absent`]).
 //!
 //! The store itself limits nothing but memory: key and value lengths (keys `1..=max_key` bytes,
 //! values `0..=max_value`) are checked by the protocol's decoder before a request gets here. A
@@ -406,15 +408,21 @@ impl StoreWrite<'_> {
         value: &[u8],
         seen: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R, StoreError> {
-        if let Some(e) = self.bucket.stored_key_mut()
-            && e.value_len() == value.len()
-        {
-            let r = seen(Some(e.value()));
-            e.overwrite_value(value);
-            return Ok(r);
+        match self.bucket.stored_key_mut() {
+            Some(e) if e.value_len() == value.len() => {
+                let r = seen(Some(e.value()));
+                e.overwrite_value(value);
+                Ok(r)
+            }
+            Some(_) => {
+                let old = self.put(value)?;
+                Ok(seen(old.as_ref().map(Entry::value)))
+            }
+            None => {
+                self.create(value)?;
+                Ok(seen(None))
+            }
         }
-        let old = self.put(value)?;
-        Ok(seen(old.as_ref().map(Entry::value)))
     }
 
     /// Set the key's value only if the key is absent: `None` when it was set, `Some(current)`
@@ -423,7 +431,7 @@ impl StoreWrite<'_> {
         if let Some(current) = self.get() {
             return Ok(Some(current.to_vec()));
         }
-        self.put(value)?;
+        self.create(value)?;
         Ok(None)
     }
 
@@ -483,6 +491,21 @@ impl StoreWrite<'_> {
     /// The key's entry.
     fn entry(&self) -> Option<&Entry> {
         self.bucket.get_key_value().map(|(e, ())| e)
+    }
+
+    /// Store `value` for the key, which the caller found absent under this lock (one probe of
+    /// the bucket's table, for a free slot). The cost is reserved first and every allocation
+    /// is fallible, so on an error nothing changed.
+    fn create(&mut self, value: &[u8]) -> Result<(), StoreError> {
+        let cost = entry_cost(self.key.len(), value.len());
+        self.store.charge(cost)?;
+        let inserted = Entry::new(self.key, value, self.bucket.tag()).and_then(|e| {
+            (self.bucket.try_insert_absent(e, ())).map_err(|_| StoreError::OutOfMemory)
+        });
+        if inserted.is_err() {
+            self.store.credit(cost);
+        }
+        inserted
     }
 
     /// Store `value` for the key, replacing its entry; returns the old entry. Any increase in

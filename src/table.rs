@@ -532,6 +532,18 @@ where
         if let Some(slot) = self.guard.find_mut(hash, |(k, _)| k.borrow() == wanted) {
             return Ok(Some(std::mem::replace(slot, (key, value))));
         }
+        self.try_insert_absent(key, value).map(|()| None)
+    }
+
+    /// Insert the pair of a key the caller found absent under this guard: no lookup, only a
+    /// free slot sought (a create then costs one probe of the table, not three). When the
+    /// table must grow but cannot allocate, nothing changes and the pair is handed back.
+    ///
+    /// `key` must equal the guard's key, and be absent: a second pair for one key would
+    /// break the table (both checked in debug builds).
+    pub fn try_insert_absent(&mut self, key: K, value: V) -> Result<(), (K, V)> {
+        debug_assert!(key.borrow() == self.key, "a KeyWrite inserts its own key");
+        debug_assert!(self.get().is_none(), "try_insert_absent of a present key");
         let table = self.table;
         if self
             .guard
@@ -541,10 +553,10 @@ where
             return Err((key, value));
         }
         self.guard
-            .insert_unique(hash, (key, value), |(k, _)| table.inner_of(k));
+            .insert_unique(self.hash, (key, value), |(k, _)| table.inner_of(k));
         self.bucket.renew_hint(&self.guard);
         self.table.len.fetch_add(1, Ordering::Relaxed);
-        Ok(None)
+        Ok(())
     }
 
     /// Remove the key; returns its value.
@@ -749,13 +761,16 @@ mod tests {
         assert_eq!(g.remove_entry(), Some(("x".to_string(), 4)));
         assert_eq!(g.remove_entry(), None);
         assert_eq!(g.try_replace("x".to_string(), 5), Ok(None));
+        assert_eq!(g.remove_entry(), Some(("x".to_string(), 5)));
+        assert_eq!(g.try_insert_absent("x".to_string(), 6), Ok(()));
+        assert_eq!(g.get(), Some(&6));
         drop(g);
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get("x"), Some(5));
+        assert_eq!(t.get("x"), Some(6));
         assert_eq!(t.get("y"), Some(2));
         assert_eq!(t.bucket_of("x"), t.bucket_of(&"x".to_string()));
         let r = t.read_key("x");
-        assert_eq!(r.get_key_value(), Some((&"x".to_string(), &5)));
+        assert_eq!(r.get_key_value(), Some((&"x".to_string(), &6)));
         drop(r);
         let b = t.read_bucket(0).unwrap();
         assert_eq!(b.iter().count(), 2);
