@@ -6,7 +6,7 @@
 //!
 //! | layer | module | what it holds |
 //! |-------|--------|---------------|
-//! | sync facade | `sync`, `wait` | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake |
+//! | sync facade | `sync`, `wait`, `affinity` | atomics, cells, locks, threads (std/parking_lot or loom); futex wait/wake; a thread's CPU affinity |
 //! | memory region | `region`, `shm` | where a ring lives: heap (tests, loom) or a sealed shared-memory mapping |
 //! | record ring | `record` | the lock-free SPSC ring of variable-length records (padding at the wrap) with its spin-then-futex wait/wake protocol |
 //! | wire protocol | [`wire`] | requests and responses with byte-string keys and values, one record each, every operation defined once in a table |
@@ -85,6 +85,8 @@ pub mod table;
 pub mod wire;
 
 // The layers below: public for loom, fuzz and tests, not the advertised API.
+#[cfg(not(loom))]
+mod affinity;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod channel;

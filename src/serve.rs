@@ -276,6 +276,12 @@ impl<M: RecordMem + Clone> Lane<M> {
         self.gate.nudge();
     }
 
+    /// The CPU the client last published requests from, plus one (0: unknown). Written by the
+    /// client: a hint for placing its workers, nothing more.
+    pub fn client_cpu(&self) -> u32 {
+        self.requests.ctrl().producer.0.cpu.load(Ordering::Relaxed)
+    }
+
     /// A worker leaves the lane for good (it exits): let a spare take its place at the ring.
     pub fn leave(&self) {
         self.gate.pass_one();

@@ -23,6 +23,7 @@
 //! configuration.
 
 mod abuse;
+mod placement;
 mod sessions;
 mod workers;
 
@@ -222,6 +223,8 @@ struct Shared {
     /// Wakes the front door (a byte written by [`Shared::request_stop`]).
     door_bell: std::os::unix::net::UnixStream,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// The busy threads, for the placement of workers.
+    busy: placement::Busy,
 }
 
 /// A running server. Dropping it shuts it down.
@@ -274,6 +277,7 @@ impl Server {
             stop_cond: Condvar::new(),
             door_bell: bell_tx,
             threads: Mutex::new(Vec::new()),
+            busy: placement::Busy::new(),
         });
         let door = FrontDoor::new(shared.clone(), listener, bell_rx);
         let front_door = std::thread::Builder::new()

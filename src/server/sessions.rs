@@ -61,6 +61,8 @@ pub(super) struct Session {
     threads: AtomicU32,
     /// The session is finished: its slot freed, its counts moved to [`Retired`].
     finished: AtomicBool,
+    /// Its workers counted busy (see `placement`).
+    pub busy: AtomicU32,
 }
 
 impl Session {
@@ -396,6 +398,7 @@ impl FrontDoor {
             abuse: Abuse::new(),
             threads: AtomicU32::new(0),
             finished: AtomicBool::new(false),
+            busy: AtomicU32::new(0),
         });
         slots[slot as usize] = Some(session.clone());
         Ok((session, fd))

@@ -4,6 +4,7 @@
 //! server.
 
 use super::abuse::Pointless;
+use super::placement::Placement;
 use super::sessions::{self, Session};
 use super::{IDLE_POLL, SHUTDOWN_GRACE, Shared, log_event};
 use crate::serve::{Control, Misbehavior, Scratch, Step};
@@ -88,6 +89,7 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
     // more): they are served, then the worker leaves.
     let mut drain = (session.lane.request_capacity() / 16) as u64;
     let mut scratch = Scratch::default();
+    let mut placement = Placement::new(&shared.busy, &session.busy);
     loop {
         if shared.stopping() {
             let refused = session.lane.refuse_pending(&ctl);
@@ -109,9 +111,13 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
             .lane
             .serve_one(&shared.store, &ctl, Some(IDLE_POLL), &mut scratch)
         {
-            Step::Served => drain = drain.saturating_sub(u64::from(ended)),
+            Step::Served => {
+                drain = drain.saturating_sub(u64::from(ended));
+                placement.served(|| session.lane.client_cpu());
+            }
             Step::Idle if session.ended() => break,
             Step::Idle => {
+                placement.idle();
                 // Idle sooner than IDLE_POLL after the last idle step: woken with nothing to
                 // take. Nothing a well-behaved client does causes that often.
                 let now = Instant::now();
