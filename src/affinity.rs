@@ -53,7 +53,7 @@ impl CpuSet {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(miri)))] // sched_getaffinity, sched_setaffinity, sched_getcpu
 mod tests {
     use super::CpuSet;
 

@@ -185,12 +185,7 @@ impl<M: RecordMem + Clone> Lane<M> {
             return Step::Corrupt(e);
         }
         if matches!(step, Step::Exit) {
-            // The answers may have been deferred for the requests behind the stop, which this
-            // worker leaves to others: publish them now. Then let go of the ring before
-            // leaving it to a spare.
-            self.publish();
-            drop(held.take());
-            self.leave();
+            self.exit_after_stop(held);
         }
         step
     }
@@ -310,14 +305,18 @@ impl<M: RecordMem + Clone> Lane<M> {
             self.answered();
         }
         if matches!(step, Step::Exit) {
-            // The answers may have been deferred for the requests behind the stop, which this
-            // worker leaves to others: publish them now. Then let go of the ring before
-            // leaving it to a spare.
-            self.publish();
-            drop(held.take());
-            self.leave();
+            self.exit_after_stop(held);
         }
         step
+    }
+
+    /// The worker that ran a ThreadsStop leaves. The answers may have been deferred for the
+    /// requests behind the stop, which this worker leaves to others: publish them now. Then
+    /// let go of the ring before leaving it to a spare.
+    fn exit_after_stop(&self, held: &mut Option<MutexGuard<'_, Taker<M>>>) {
+        self.publish();
+        drop(held.take());
+        self.leave();
     }
 
     /// Execute one decoded request and answer it as `how` says.
