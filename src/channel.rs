@@ -254,6 +254,12 @@ impl Object {
         self.map.populate()
     }
 
+    /// Map the object's pages that a peer has already faulted in (see
+    /// [`Mapping::populate_resident`]); returns how many.
+    pub fn populate_resident(&self) -> Result<usize, Errno> {
+        self.map.populate_resident()
+    }
+
     /// The request ring's memory.
     pub fn request_ring(&self, info: &HeaderInfo) -> ShmRecordMem {
         ShmRecordMem::new(self.map.clone(), REQ_CTRL, DATA, info.req_capacity as usize)

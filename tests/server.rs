@@ -110,47 +110,74 @@ fn a_client_shows_its_slot_and_knows_an_empty_table() {
     server.shutdown();
 }
 
-/// The resident kilobytes of this process's mappings of session objects, from
-/// /proc/self/smaps.
-fn session_objects_resident_kib() -> u64 {
+/// The resident size, in KiB, of every mapping in this process of the object whose inode is
+/// `ino` (the client's mapping and, the server being in this process, the server's), from
+/// /proc/self/smaps: a mapping line names the backing file's inode in its fifth field.
+fn object_resident_kib(ino: u64) -> u64 {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
     let mut total = 0;
-    let mut in_session = false;
+    let mut in_object = false;
     for line in smaps.lines() {
-        if line.contains("-") && line.split_whitespace().count() >= 5 && !line.ends_with("kB") {
-            in_session = line.contains("memfd:shmkv-session");
-        } else if in_session && line.starts_with("Rss:") {
-            total += line
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .parse::<u64>()
-                .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.contains('-') && fields.len() >= 5 && !line.ends_with("kB") {
+            in_object = line.contains("memfd:shmkv-session") && fields[4] == ino.to_string();
+        } else if in_object && line.starts_with("Rss:") {
+            total += fields[1].parse::<u64>().unwrap();
         }
     }
     total
 }
 
-/// A client that asks for it has its whole session object faulted in at connect (the
-/// server's mapping of it included: one process here), and works as any other.
+/// The inode and size of a client's session object.
+fn object_of(client: &Client) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::from(client.object_fd().try_clone_to_owned().unwrap());
+    let meta = file.metadata().unwrap();
+    (meta.ino(), meta.len())
+}
+
+/// A client that asks for it has its whole session object faulted in at connect, and works
+/// as any other; once its first request is answered, the server's mapping of the object (a
+/// second mapping in this one process) maps those pages too, so its worker takes no page
+/// fault on them.
 #[test]
 fn a_prefaulting_client_has_its_object_resident() {
     let name = name("prefault");
     let server = Server::start(config(&name)).unwrap();
     assert!(!ClientConfig::new(&name).prefault, "off by default");
-    let before = session_objects_resident_kib();
     let client = Client::connect(&ClientConfig::new(&name).prefault(true)).unwrap();
-    let len = std::fs::File::from(client.object_fd().try_clone_to_owned().unwrap())
-        .metadata()
-        .unwrap()
-        .len();
-    let after = session_objects_resident_kib();
+    let (ino, len) = object_of(&client);
+    let kib = len / 1024;
+    let after = object_resident_kib(ino);
     assert!(
-        after >= before + len / 1024,
-        "{after} KiB resident after a prefaulting connect, {before} before, object {len} bytes"
+        (kib..2 * kib).contains(&after),
+        "{after} KiB resident after a prefaulting connect, object {len} bytes"
     );
     client.insert(b"k", b"v").unwrap();
     assert_eq!(client.read(b"k").unwrap(), Some(b"v".to_vec()));
+    wait_until("the server's mapping mapped too", || {
+        object_resident_kib(ino) >= 2 * kib
+    });
+    drop(client);
+    server.shutdown();
+}
+
+/// A client that does not prefault leaves its object mostly untouched, and the server's
+/// mapping of what the client touched allocates nothing more.
+#[test]
+fn the_server_maps_only_what_a_client_touched() {
+    let name = name("noprefault");
+    let server = Server::start(config(&name)).unwrap();
+    let client = Client::connect(&ClientConfig::new(&name)).unwrap();
+    for i in 0..10u8 {
+        client.insert(&[i], b"v").unwrap();
+    }
+    let (ino, len) = object_of(&client);
+    let after = object_resident_kib(ino);
+    assert!(
+        (1..len / 1024 / 8).contains(&after),
+        "{after} KiB resident after ten requests, object {len} bytes"
+    );
     drop(client);
     server.shutdown();
 }

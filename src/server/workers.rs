@@ -114,6 +114,7 @@ fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
             Step::Served => {
                 drain = drain.saturating_sub(u64::from(ended));
                 placement.served(|| session.lane.client_cpu());
+                session.map_resident();
             }
             Step::Idle if session.ended() => break,
             Step::Idle => {
