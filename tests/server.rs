@@ -172,6 +172,8 @@ fn the_server_maps_only_what_a_client_touched() {
     for i in 0..10u8 {
         client.insert(&[i], b"v").unwrap();
     }
+    // (The worker maps the resident pages after the first answer and before it takes the
+    // second request, so by now it has: a mapping of the whole object would show here.)
     let (ino, len) = object_of(&client);
     let after = object_resident_kib(ino);
     assert!(
