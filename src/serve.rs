@@ -20,7 +20,9 @@
 //! the request it holds and exits.
 //!
 //! A burst changes nothing here: its worker holds the consumer lock from the first take to the
-//! last answer and executes the burst's requests one after another, in ring order.
+//! last answer and executes the burst's requests one after another, in ring order. Nor does a
+//! lone worker's chain of lone requests ([`CHAIN`]): one take of the consumer lock for them
+//! all, the requests executed in ring order.
 //!
 //! Requests that read the whole table (`len`, `scan`, `print`) and `stats` are ordered with
 //! *all* of the client's requests: the worker holding such a request keeps the consumer lock,
@@ -82,6 +84,17 @@ pub const PUBLISH_BYTES: u64 = 4096;
 /// ring and more wait), before letting other workers and its own loop's checks in: a worker
 /// that keeps the ring takes them all at once (a burst, see [`Lane::serve_one`]).
 pub const BURST: u32 = 16;
+
+/// The most requests a lone worker serves one at a time under one take of the consumer lock,
+/// keeping the producer's lock too, before it lets go of both and its own loop looks at its
+/// session. A synchronous client's requests come one at a time, each a burst of one, and
+/// taking and releasing the two locks for each costs four locked instructions on the
+/// request's path. The chain ends sooner when a burst takes more than one request (a
+/// pipelining client: the locks are already shared by the burst), when the worker stops being
+/// the lane's only worker, when it is asked to stop or to look ([`Control::cancel_wait`]), or
+/// when no request comes within the spin phase of the wait (the worker then waits in its own
+/// loop, its locks let go).
+pub const CHAIN: u32 = 16;
 
 /// A worker that keeps the ring takes no more requests into one burst once those taken hold
 /// this many bytes (so that a burst's copies stay small: see [`Scratch`]).

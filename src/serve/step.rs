@@ -5,7 +5,8 @@
 use super::PUBLISH_BATCH;
 use super::execute::{Answer, Exec};
 use super::{
-    Answerer, BURST, BURST_BYTES, Control, Lane, Misbehavior, RELEASE_BATCH, Scratch, Step, Taker,
+    Answerer, BURST, BURST_BYTES, CHAIN, Control, Lane, Misbehavior, RELEASE_BATCH, Scratch, Step,
+    Taker,
 };
 use crate::record::{RecordError, RecordMem};
 use crate::store::{Prefetch, Store};
@@ -123,31 +124,71 @@ impl<M: RecordMem + Clone> Lane<M> {
     /// ends the taking (the requests behind it are left in the ring for the workers that stay,
     /// and a worker exits at most once, for one stop), and so does a corrupt record, the
     /// requests before it still answered.
-    fn serve_burst(
-        &self,
+    ///
+    /// A lone worker whose burst was one request goes on taking requests under the same take
+    /// of the consumer lock, keeping the producer's lock for their single-key answers (see
+    /// [`CHAIN`]).
+    fn serve_burst<'l>(
+        &'l self,
         store: &Store,
         ctl: &dyn Control,
         wait: Option<Duration>,
-        held: &mut Option<MutexGuard<'_, Taker<M>>>,
+        held: &mut Option<MutexGuard<'l, Taker<M>>>,
         scratch: &mut Scratch,
     ) -> Step {
+        let mut out = None;
+        let (mut step, mut n) = self.serve_burst_once(store, ctl, wait, held, &mut out, scratch);
+        for _ in 1..CHAIN {
+            let lone = self.workers.load(Ordering::Relaxed) == 1;
+            if !matches!(step, Step::Served) || n != 1 || !lone || held.is_none() {
+                break;
+            }
+            if ctl.stopping() || ctl.cancel_wait() {
+                break;
+            }
+            // A chained burst waits no longer than the spin: a client that pauses finds the
+            // worker back in its own loop, waiting there as `wait` says.
+            let spin = Some(Duration::ZERO);
+            match self.serve_burst_once(store, ctl, spin, held, &mut out, scratch) {
+                // (Requests were served in this call: it reports them, and the worker's next
+                // step finds the ring idle again if it still is.)
+                (Step::Idle, _) => break,
+                (s, taken) => (step, n) = (s, taken),
+            }
+        }
+        step
+    }
+
+    /// One burst of [`Lane::serve_burst`], and how many requests it took; `out`: the
+    /// producer's lock, kept from burst to burst by a lone worker (let go before anything that
+    /// may lock it itself).
+    fn serve_burst_once<'l>(
+        &'l self,
+        store: &Store,
+        ctl: &dyn Control,
+        wait: Option<Duration>,
+        held: &mut Option<MutexGuard<'l, Taker<M>>>,
+        out: &mut Option<MutexGuard<'l, Answerer<M>>>,
+        scratch: &mut Scratch,
+    ) -> (Step, usize) {
         let consumer = held.as_mut().expect("the caller holds the ring");
         let (n, fault) = self.take_burst(consumer, ctl, wait, &mut scratch.burst);
         let Scratch {
             burst, response, ..
         } = scratch;
         let mut step = if n == 0 { Step::Idle } else { Step::Served };
-        let mut out = None;
+        let lone = self.workers.load(Ordering::Relaxed) == 1;
         let mut answer = |i: usize, t: Taken<'_>| {
             // Answers may wait unpublished while more requests follow (see `serve_taken`).
             let more = i + 1 < n || held.as_ref().is_some_and(|c| c.ring.ready_cached() > 0);
             // A burst's answers to single-key operations share one lock of the producer; any
             // other operation may take locks of its own (the ring, a publication), so the
             // producer is let go before it (the order consumer → producer holds everywhere).
-            let kept = if n > 1 && t.hash.is_some() {
+            // A lone worker keeps it from burst to burst, even for a lone request.
+            let kept = if (n > 1 || lone) && t.hash.is_some() {
                 Some(&mut **out.get_or_insert_with(|| self.producer.lock()))
             } else {
-                out = None;
+                *out = None;
                 None
             };
             let how = Answering {
@@ -174,20 +215,22 @@ impl<M: RecordMem + Clone> Lane<M> {
             let taken = self.prepare(store, &burst[..n]);
             (taken.into_iter().flatten().enumerate()).try_for_each(|(i, t)| answer(i, t))
         };
-        drop(out);
+        if !lone || answered.is_err() || fault.is_some() || matches!(step, Step::Exit) {
+            *out = None;
+        }
         if let Err(e) = answered {
-            return Step::Corrupt(e);
+            return (Step::Corrupt(e), n);
         }
         if let Some(e) = fault {
             // The last answers may have been deferred for the record found corrupt: nobody
             // else would publish them.
             self.publish();
-            return Step::Corrupt(e);
+            return (Step::Corrupt(e), n);
         }
         if matches!(step, Step::Exit) {
             self.exit_after_stop(held);
         }
-        step
+        (step, n)
     }
 
     /// Decode a burst's requests (the copies in `bufs`, at most [`BURST`]) and hash their keys;

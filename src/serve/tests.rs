@@ -704,3 +704,73 @@ fn a_corrupt_record_ends_a_burst_after_the_requests_before_it() {
         vec![(1, Reply::Created), (2, Reply::Value(k("1")))]
     );
 }
+
+/// A client that sends its next request only once the worker looks around
+/// ([`Control::cancel_wait`], which a lone worker asks before each chained request): requests
+/// that come one at a time, deterministically.
+struct OneAtATime {
+    ring: std::sync::Mutex<(RecordProducer<Heap>, std::ops::RangeInclusive<u64>)>,
+}
+
+impl Control for OneAtATime {
+    fn start_workers(&self, n: u32) -> u32 {
+        n
+    }
+    fn request_quit(&self) {}
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn cancel_wait(&self) -> bool {
+        let (p, ids) = &mut *self.ring.lock().unwrap();
+        if let Some(id) = ids.next() {
+            let key = id.to_string().into_bytes();
+            let value = key.clone();
+            push(p, id, Op::Insert { key, value });
+        }
+        false
+    }
+    fn peer_gone(&self) -> bool {
+        false
+    }
+}
+
+/// A lone worker whose requests come one at a time (as a synchronous client sends them)
+/// serves them under one take of the ring, up to CHAIN, answering and publishing each before
+/// it takes the next, and lets go of both rings' locks when it returns; a lane of two workers
+/// serves one request a step.
+#[test]
+fn a_lone_worker_chains_requests_that_come_one_at_a_time() {
+    let chain = CHAIN as u64;
+    for (workers, more, served) in [(1, 5, 6), (1, 40, chain), (2, 5, 1)] {
+        let (req, resp) = rings(4096);
+        let mut lane = Lane::new(req.clone(), resp.clone(), LIMITS, workers, 2).unwrap();
+        lane.set_share_backlog(false);
+        let store = Store::new(4, u64::MAX).unwrap();
+        let mut p = RecordProducer::new(req).unwrap();
+        let mut c = RecordConsumer::new(resp).unwrap();
+        let first = Op::Insert {
+            key: b"1".to_vec(),
+            value: b"1".to_vec(),
+        };
+        push(&mut p, 1, first);
+        let client = OneAtATime {
+            ring: std::sync::Mutex::new((p, 2..=1 + more)),
+        };
+        let step = lane.serve_one(&store, &client, None, &mut Scratch::default());
+        assert_eq!(step, Step::Served);
+        let want: Vec<_> = (1..=served).map(|id| (id, Reply::Created)).collect();
+        assert_eq!(
+            drain(&mut c),
+            want,
+            "{workers} workers, {more} more requests"
+        );
+        assert_eq!(store.len(), served);
+        // Both locks were let go: a tool's answer goes through.
+        let r = Response {
+            id: 99,
+            reply: Reply::Done,
+        };
+        assert!(lane.respond(&GRANTS, &r).unwrap());
+        assert!(lane.consumer.try_lock().is_some());
+    }
+}
