@@ -290,8 +290,9 @@ impl Model {
         let before = rig.s.lane.counters().requests();
         let step = rig.serve();
         // A step serves a burst: the request it took first and those already waiting behind
-        // it (up to `serve::BURST`), in order; only the last can be the one that stops the
-        // worker.
+        // it (up to `serve::BURST`), in order; a lone worker whose burst was one request goes
+        // on (`serve::CHAIN`), so a step takes up to CHAIN - 1 bursts of one and a last burst.
+        // Only the last request can be the one that stops the worker.
         let taken = rig.s.lane.counters().requests() - before;
         self.unmatched.extend(rig.drain_checked());
         match step {
@@ -301,7 +302,8 @@ impl Model {
             }
             Step::Served | Step::Exit => {
                 assert!(
-                    (1..=u64::from(shmkv::serve::BURST)).contains(&taken),
+                    (1..=u64::from(shmkv::serve::CHAIN - 1 + shmkv::serve::BURST))
+                        .contains(&taken),
                     "{taken} requests taken in one step"
                 );
                 for i in 0..taken {
