@@ -8,7 +8,9 @@
 //! under its request id; the others sleep on a condition variable until their response is
 //! filed or the leader role is free. A thread that finds the request ring full drains responses
 //! itself, so a client that submits far more than the rings hold never deadlocks with the
-//! server.
+//! server. A blocking call made while no thread drains the response ring is a lone call
+//! (`client/lone.rs`): it holds the response ring until its own answer is in, and skips the
+//! book.
 
 mod book;
 mod calls;
@@ -16,6 +18,7 @@ mod config;
 mod connect;
 mod error;
 mod limits;
+mod lone;
 mod submit;
 mod wait;
 
@@ -29,7 +32,7 @@ pub use limits::{check_limits, check_view_limits};
 use crate::channel::{HeaderInfo, Object};
 use crate::door::GOODBYE;
 use crate::record::{RecordConsumer, RecordProducer, ShmRecordMem};
-use crate::sync::{AtomicU64, Condvar, Mutex};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex};
 use crate::wire::Limits;
 use book::Book;
 use std::os::unix::net::UnixStream;
@@ -68,6 +71,13 @@ pub struct Client {
     receiver: Mutex<Receiver>,
     book: Mutex<Book>,
     cond: Condvar,
+    /// Whether the book's `failed` is set: read without the book's lock by a lone call
+    /// (`client/lone.rs`), which then leaves the error to the shared path.
+    has_failed: AtomicBool,
+    /// Responses that lone calls filed in the book for other threads' requests, counted
+    /// under the book's lock: a leader that finds it changed looks in the book before it
+    /// waits on the ring.
+    lone_filings: AtomicU64,
     next_id: AtomicU64,
     /// [`ClientConfig::timeout`].
     timeout: Duration,
@@ -109,6 +119,14 @@ impl Client {
     /// Responses received whose id matched no request (should stay 0).
     pub fn stray_responses(&self) -> u64 {
         self.book.lock().strays
+    }
+
+    /// Responses to other threads' requests that lone calls (blocking calls made while no
+    /// thread drained the response ring) read and filed, for tests. Not needed to use the
+    /// client.
+    #[doc(hidden)]
+    pub fn lone_filings(&self) -> u64 {
+        self.lone_filings.load(crate::sync::Ordering::Relaxed)
     }
 }
 

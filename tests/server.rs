@@ -1,7 +1,7 @@
 //! The library's `Server` and `Client` in one process: what the programs' tests do not reach
 //! directly (a dropped `Server` shuts down, the configuration's bounds are inclusive, a
 //! client's `Debug` and `is_empty`, a dropped client is told so, a shutdown refuses the
-//! requests it had not taken).
+//! requests it had not taken, a lone call files the answers to other threads' requests).
 #![cfg(not(loom))]
 
 use shmkv::channel::{REQ_CTRL, RESP_CTRL, STATE_DROPPED};
@@ -327,5 +327,40 @@ fn waiters_that_sleep_at_once_answer_everything() {
     });
     assert_eq!(a.len().unwrap(), 4 * 7 + 4 * 11);
     drop((a, b));
+    server.shutdown();
+}
+
+#[test]
+fn a_lone_call_files_the_answers_it_reads_for_other_requests() {
+    let name = name("lone");
+    let server = Server::start(ServerConfig {
+        threads: 1,
+        ..config(&name)
+    })
+    .unwrap();
+    let c = Client::connect(&ClientConfig::new(&name).timeout(Duration::from_secs(20))).unwrap();
+    let t = c
+        .submit(Op::Insert {
+            key: b"a".to_vec(),
+            value: b"1".to_vec(),
+        })
+        .unwrap();
+    // Nobody waits for `t`, so the response ring is free and this read is a lone call; one
+    // worker answers in order, so `t`'s answer comes first and the lone call must file it.
+    assert_eq!(c.read(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        c.lone_filings(),
+        1,
+        "the read was a lone call and filed t's answer"
+    );
+    assert_eq!(c.wait(t).unwrap(), Outcome::Created);
+    assert_eq!(c.stray_responses(), 0);
+    // A lone call with nothing else in flight files nothing.
+    assert_eq!(c.insert(b"a", b"2").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(c.lone_filings(), 1);
+    // The server's refusal of a lone call comes back as an error.
+    assert_eq!(c.insert(b"n", b"x").unwrap(), None);
+    assert!(matches!(c.add(b"n", 1), Err(ClientError::Refused(_))));
+    drop(c);
     server.shutdown();
 }

@@ -1,6 +1,6 @@
 //! The blocking calls: one operation submitted and waited for, its answer as a plain value.
 
-use super::{Client, ClientError, Keys, Outcome, Pairs, Ticket};
+use super::{Client, ClientError, Keys, Outcome, Pairs, Ticket, check_view_limits};
 use crate::stats::Stats;
 use crate::wire::{Op, OpView};
 
@@ -12,6 +12,10 @@ impl Client {
 
     /// [`Client::call`] of an operation whose keys and values are borrowed.
     pub fn call_view(&self, op: OpView<'_>) -> Result<Outcome, ClientError> {
+        check_view_limits(&op, &self.info.limits)?;
+        if let Some(result) = self.call_lone(&op) {
+            return result;
+        }
         let (id, leading) = self.submit_leading(std::iter::once(op), true)?;
         match self.wait_as(Ticket(id), leading)? {
             Outcome::Refused(e) => Err(ClientError::Refused(e)),

@@ -5,7 +5,7 @@ use super::{Client, ClientConfig, ClientError, Receiver, Sender};
 use crate::channel::{self, HeaderInfo, Object};
 use crate::door::{self, ANY_SLOT, Hello, WELCOME_LEN, Welcome};
 use crate::record::{RecordConsumer, RecordError, RecordProducer};
-use crate::sync::{AtomicU64, Condvar, Mutex};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex};
 use crate::wait::SpinPolicy;
 use nix::errno::Errno;
 use std::os::unix::net::UnixStream;
@@ -241,6 +241,8 @@ impl Client {
             }),
             book: Mutex::new(Book::default()),
             cond: Condvar::new(),
+            has_failed: AtomicBool::new(false),
+            lone_filings: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         })
     }

@@ -61,7 +61,10 @@ impl Client {
         }
         book.progress_marks += 1;
         let result = match bad {
-            Some(e) => Err(book.failed.get_or_insert(e).clone()),
+            Some(e) => {
+                self.has_failed.store(true, Ordering::Release);
+                Err(book.failed.get_or_insert(e).clone())
+            }
             None => {
                 let mut d = Drained {
                     n,
@@ -82,6 +85,7 @@ impl Client {
     pub(super) fn fail(&self, e: ClientError) -> ClientError {
         let mut book = self.book.lock();
         let e = book.failed.get_or_insert(e).clone();
+        self.has_failed.store(true, Ordering::Release);
         self.cond.notify_all();
         e
     }
@@ -126,13 +130,15 @@ impl Client {
     }
 
     /// [`Client::wait`]; `leading`: the caller already leads (it took the lead when it booked
-    /// the request, so the answer cannot have been filed yet).
+    /// the request; only a lone call can have filed the answer since).
     pub(super) fn wait_as(
         &self,
         ticket: Ticket,
         mut leading: bool,
     ) -> Result<Outcome, ClientError> {
         let mut since = None;
+        // `lone_filings` when we last looked in the book (`None`: not looked).
+        let mut seen = None;
         loop {
             if !leading {
                 let mut book = self.book.lock();
@@ -155,9 +161,10 @@ impl Client {
                     continue;
                 }
                 book.leader = true;
+                seen = Some(self.lone_filings.load(Ordering::Relaxed));
             }
             leading = false;
-            let led = self.lead(&mut since, ticket.0);
+            let led = self.lead(&mut since, ticket.0, seen);
             if let Ok(d) = &led {
                 if d.resigned {
                     // The drain gave up leadership and took our answer if it came.
@@ -185,9 +192,27 @@ impl Client {
 
     /// As the leader: wait for responses and file them (once; see [`Client::drain`] for
     /// `mine`), checking the server's liveness and progress (since `since`) when nothing
-    /// comes.
-    fn lead(&self, since: &mut Option<Instant>, mine: u64) -> Result<Drained, ClientError> {
+    /// comes. `seen`: `lone_filings` when the caller last found its answer not in the book.
+    fn lead(
+        &self,
+        since: &mut Option<Instant>,
+        mine: u64,
+        seen: Option<u64>,
+    ) -> Result<Drained, ClientError> {
         let mut rx = self.receiver.lock();
+        if seen != Some(self.lone_filings.load(Ordering::Acquire)) {
+            // A lone call (client/lone.rs) may have filed our answer while it held the ring.
+            let mut book = self.book.lock();
+            if let Some(o) = take_done(&mut book, mine) {
+                book.leader = false;
+                self.cond.notify_all();
+                return Ok(Drained {
+                    resigned: true,
+                    took: Some(o),
+                    ..Drained::default()
+                });
+            }
+        }
         match rx.ring.wait_data(Some(LIVENESS_POLL)) {
             Ok(()) => self.drain(&mut rx, Some(mine)),
             Err(RecordError::TimedOut) | Err(RecordError::WouldBlock) => {
