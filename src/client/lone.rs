@@ -9,7 +9,7 @@
 //! ([`Client::lead`]), as its answer may have been filed by the lone caller.
 //!
 //! Measured on the synchronous bench (docs/tuning.md, "A lone call without the ticket book"):
-//! the book's two locks and its map were about a tenth of a synchronous round trip.
+//! the book's two lock pairs were about a tenth of a synchronous round trip.
 
 use super::book::file;
 use super::{Client, ClientError, LIVENESS_POLL, Outcome, Receiver, SCRATCH_KEEP, Sender};
