@@ -185,7 +185,9 @@ pub use request::{
     Op, OpView, Request, decode_request, decode_request_view, encode_op, encode_request,
     encode_view, request_id, request_verb,
 };
-pub use response::{Reply, Response, decode_response, encode_response, encode_value_response};
+pub use response::{
+    Reply, Response, decode_response, encode_response, encode_value_response, value_response_view,
+};
 pub use stat::{Stat, StatId};
 pub use tables::{Arg, ArgKind, REPLIES, ReplyInfo, ReplyKind, Shape, VERBS, Verb, VerbInfo};
 

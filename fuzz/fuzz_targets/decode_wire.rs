@@ -3,12 +3,15 @@
 //! (zero-padded) whatever the rest holds; a message that decodes must re-encode to exactly its
 //! bytes (the encoding is canonical) and decode to the same value again; and the limits only
 //! ever turn an Ok into a `TooLarge`: what decodes under a limit decodes the same without one,
-//! and what decodes without one decodes the same under a limit or is `TooLarge`.
+//! and what decodes without one decodes the same under a limit or is `TooLarge`. The borrowing
+//! decoder of value responses (`value_response_view`) returns exactly what `decode_response`
+//! decodes as a `Value`, and nothing else.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shmkv::wire::{
-    Limits, WireError, decode_request, decode_response, encode_request, encode_response, request_id,
+    Limits, Reply, Response, WireError, decode_request, decode_response, encode_request,
+    encode_response, request_id, value_response_view,
 };
 
 const LIMITS: [Limits; 5] = [
@@ -75,4 +78,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(decode_response(&out, &l).as_ref(), Ok(r));
     }
     consistent(&resp, &decode_response(msg, &Limits::UNLIMITED));
+
+    let view = value_response_view(msg, &l).map(|(id, v)| Response {
+        id,
+        reply: Reply::Value(v.to_vec()),
+    });
+    match &resp {
+        Ok(r) if matches!(r.reply, Reply::Value(_)) => assert_eq!(view.as_ref(), Some(r)),
+        _ => assert_eq!(view, None, "the value view disagrees with {resp:?}"),
+    }
 });

@@ -1,5 +1,6 @@
 //! The blocking calls: one operation submitted and waited for, its answer as a plain value.
 
+use super::lone::Sink;
 use super::{Client, ClientError, Keys, Outcome, Pairs, Ticket, check_view_limits};
 use crate::stats::Stats;
 use crate::wire::{Op, OpView};
@@ -12,8 +13,13 @@ impl Client {
 
     /// [`Client::call`] of an operation whose keys and values are borrowed.
     pub fn call_view(&self, op: OpView<'_>) -> Result<Outcome, ClientError> {
+        self.call_sink(op, Sink::Outcome)
+    }
+
+    /// [`Client::call_view`], a value answer put where `sink` says when the call is lone.
+    fn call_sink(&self, op: OpView<'_>, sink: Sink<'_>) -> Result<Outcome, ClientError> {
         check_view_limits(&op, &self.info.limits)?;
-        if let Some(result) = self.call_lone(&op) {
+        if let Some(result) = self.call_lone(&op, sink) {
             return result;
         }
         let (id, leading) = self.submit_leading(std::iter::once(op), true)?;
@@ -42,15 +48,23 @@ impl Client {
     }
 
     /// Read `key`'s value into `buf` (replacing its contents; its allocation is reused when
-    /// large enough). Returns whether the key was found (`buf` is then empty if not).
+    /// large enough). Returns whether the key was found (`buf` is then empty if not). A call
+    /// made while no other thread of this client waits copies the value from the response
+    /// record into `buf` and allocates nothing for it; otherwise the value is copied from the
+    /// answer the shared path assembles.
     pub fn read_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<bool, ClientError> {
         buf.clear();
-        match self.read(key)? {
-            Some(v) => {
+        match self.call_sink(OpView::Read { key }, Sink::Buffer(buf))? {
+            // (Empty when a lone call has put the value in `buf` already.)
+            Outcome::Value(v) => {
                 buf.extend_from_slice(&v);
                 Ok(true)
             }
-            None => Ok(false),
+            Outcome::NotFound => {
+                buf.clear();
+                Ok(false)
+            }
+            o => Err(unexpected(o)),
         }
     }
 

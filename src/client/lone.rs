@@ -15,7 +15,7 @@ use super::book::file;
 use super::{Client, ClientError, LIVENESS_POLL, Outcome, Receiver, SCRATCH_KEEP, Sender};
 use crate::record::RecordError;
 use crate::sync::{MutexGuard, Ordering};
-use crate::wire::{Assembly, OpView, Response, decode_response, encode_view};
+use crate::wire::{Assembly, OpView, Response, decode_response, encode_view, value_response_view};
 use std::time::Instant;
 
 impl Client {
@@ -23,7 +23,13 @@ impl Client {
     /// shared path instead: another thread holds the response ring, the client has failed (the
     /// shared path reports how), or the request ring has no room now (waiting for room needs
     /// the response ring drained by whoever holds it).
-    pub(super) fn call_lone(&self, op: &OpView<'_>) -> Option<Result<Outcome, ClientError>> {
+    ///
+    /// `sink`: where a value answer goes instead of the outcome (see [`Sink`]).
+    pub(super) fn call_lone(
+        &self,
+        op: &OpView<'_>,
+        sink: Sink<'_>,
+    ) -> Option<Result<Outcome, ClientError>> {
         if self.has_failed.load(Ordering::Acquire) {
             return None;
         }
@@ -34,7 +40,7 @@ impl Client {
             Ok(false) => return None,
             Err(e) => return Some(Err(e)),
         }
-        Some(self.await_lone(&mut rx, id))
+        Some(self.await_lone(&mut rx, id, sink))
     }
 
     /// Write and publish request `id` if it fits now: `Ok(false)` if it does not.
@@ -61,11 +67,12 @@ impl Client {
         &self,
         rx: &mut MutexGuard<'_, Receiver>,
         id: u64,
+        mut sink: Sink<'_>,
     ) -> Result<Outcome, ClientError> {
         let mut own = Assembly::default();
         let mut since = None;
         let result = loop {
-            match self.read_lone(rx, id, &mut own) {
+            match self.read_lone(rx, id, &mut own, &mut sink) {
                 Ok(Some(o)) => break Ok(o),
                 Ok(None) => {}
                 Err(e) => break Err(e),
@@ -91,6 +98,7 @@ impl Client {
         rx: &mut Receiver,
         id: u64,
         own: &mut Assembly,
+        sink: &mut Sink<'_>,
     ) -> Result<Option<Outcome>, ClientError> {
         let Receiver { ring, buf } = rx;
         loop {
@@ -98,6 +106,16 @@ impl Client {
                 Ok(_) => {}
                 Err(RecordError::WouldBlock) => return Ok(None),
                 Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
+            }
+            // A value answer (one part) goes straight into the caller's buffer.
+            if let Sink::Buffer(out) = sink
+                && let Some((rid, value)) = value_response_view(buf, &self.info.limits)
+                && rid == id
+                && !own.is_partial()
+            {
+                out.clear();
+                out.extend_from_slice(value);
+                return Ok(Some(Outcome::Value(Vec::new())));
             }
             let resp = decode_response(buf, &self.info.limits).map_err(|e| {
                 self.fail(ClientError::Protocol(format!("undecodable response: {e}")))
@@ -147,4 +165,15 @@ impl Client {
             Err(e) => Err(self.fail(ClientError::Protocol(e.to_string()))),
         }
     }
+}
+
+/// Where a lone call puts its answer's value.
+pub(super) enum Sink<'b> {
+    /// In the outcome, as every answer.
+    Outcome,
+    /// A [`Reply::Value`](crate::wire::Reply::Value) answer's value is copied into this buffer
+    /// (replacing its contents) straight from the response record, and the outcome is
+    /// `Outcome::Value` with an empty vector: no allocation for the value. Any other answer
+    /// goes in the outcome.
+    Buffer(&'b mut Vec<u8>),
 }

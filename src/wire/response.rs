@@ -269,6 +269,21 @@ fn decode_error_code(r: &mut Reader<'_>) -> Result<ErrorCode, WireError> {
     })
 }
 
+/// The id and value of a response that is a whole, well-formed [`Reply::Value`], borrowed from
+/// `buf` (a copy of one record's payload, as for [`decode_response`]); `None` for anything else,
+/// which [`decode_response`] then decodes or refuses. For a `Value` response the two agree:
+/// the same checks (tag, flags, the value's length under `limits`, nothing after it), but no
+/// allocation, so a caller can copy the value where it wants it.
+pub fn value_response_view<'a>(buf: &'a [u8], limits: &Limits) -> Option<(u64, &'a [u8])> {
+    let (id, tag, flags, mut r) = header(buf).ok()?;
+    if ReplyKind::from_tag(tag) != Some(ReplyKind::Value) || flags != 0 {
+        return None;
+    }
+    let value = r.value_view(limits).ok()?;
+    r.finish().ok()?;
+    Some((id, value))
+}
+
 /// Decode an untrusted response (a copy of one record's payload) under the limits the server
 /// announced: keys and values in it are held to them too.
 pub fn decode_response(buf: &[u8], limits: &Limits) -> Result<Response, WireError> {

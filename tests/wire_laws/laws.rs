@@ -7,7 +7,10 @@ use crate::limits::{ArbLimits, expected_under, reply_fields, request_fields};
 use crate::neighbours::Neighbours;
 use crate::{LIMITS, check, enc_req, enc_resp, verdict};
 use quickcheck::TestResult;
-use shmkv::wire::{Limits, Request, Response, decode_request, decode_response, request_id};
+use shmkv::wire::{
+    Limits, Reply, Request, Response, decode_request, decode_response, request_id,
+    value_response_view,
+};
 
 /// Catches: encoder and decoder disagreeing on a tag, a field's order, width, byte order or
 /// signedness; a field dropped or defaulted (Cas's "absent" read as an empty value); a limit or
@@ -96,6 +99,34 @@ fn decoding_any_bytes_returns_and_is_canonical() {
         verdict(id_ok && req_ok && resp_ok, (req, resp, "re-encoded:", re))
     }
     check(prop as fn(ArbBytes) -> TestResult);
+}
+
+/// Catches: the borrowing decoder of value responses (the allocation-free `read_into`'s)
+/// disagreeing with `decode_response`: a value it returns that the full decoder refuses or
+/// reads otherwise (a flag, a length over the limit or trailing bytes let through, the id
+/// read from elsewhere), or a well-formed value response it passes over. On encoded responses
+/// of every kind and on hostile bytes.
+#[test]
+fn the_value_view_agrees_with_the_decoder() {
+    fn agrees(s: &[u8]) -> bool {
+        let full = decode_response(s, &LIMITS);
+        match (value_response_view(s, &LIMITS), full) {
+            (Some((id, v)), Ok(r)) => {
+                r == Response {
+                    id,
+                    reply: Reply::Value(v.to_vec()),
+                }
+            }
+            (Some(_), Err(_)) => false,
+            (None, Ok(r)) => !matches!(r.reply, Reply::Value(_)),
+            (None, Err(_)) => true,
+        }
+    }
+    fn prop(p: ArbResponse, b: ArbBytes) -> TestResult {
+        let s = enc_resp(&p.0);
+        verdict(agrees(&s) && agrees(&b.0), (p, s, b))
+    }
+    check(prop as fn(ArbResponse, ArbBytes) -> TestResult);
 }
 
 /// Catches: a decoder that reserves what a count or length claims before checking it against

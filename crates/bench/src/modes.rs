@@ -5,7 +5,7 @@
 
 use crate::app::Args;
 use crate::server::self_cpu_ns;
-use crate::workload::{KeySet, Routine, Zipf, cap_seconds, check, deadline, plan};
+use crate::workload::{KeySet, Routine, Zipf, cap_seconds, check, check_read_into, deadline, plan};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Serializer as _;
 use serde_json::json;
@@ -83,6 +83,23 @@ pub fn ns_since(t0: Instant) -> u64 {
     (t0.elapsed().as_nanos() as u64).max(1)
 }
 
+/// The blocking call a synchronous user makes: a read with `Client::read_into` (the value
+/// copied into `value`, which the loop keeps: `None` is returned when it was found), any other
+/// operation with `call_view` (as `Client::insert`, ... do: the operation borrowed, not
+/// copied). A refusal is an answer to check like any other.
+fn call_sync(client: &Client, op: &Op, value: &mut Vec<u8>) -> Result<Option<Outcome>, String> {
+    let r = match op {
+        Op::Read { key } => client
+            .read_into(key, value)
+            .map(|found| (!found).then_some(Outcome::NotFound)),
+        _ => client.call_view(op.view()).map(Some),
+    };
+    match r {
+        Err(ClientError::Refused(e)) => Ok(Some(Outcome::Refused(e))),
+        r => r.map_err(|e| e.to_string()),
+    }
+}
+
 /// Run `ops` on `client`, `window` in flight (1 = synchronous), checking every answer and
 /// recording latency (every request when synchronous, every [`SAMPLE_EVERY`]th otherwise).
 /// Stops submitting after `stop_at` (`None`: runs every op).
@@ -96,17 +113,15 @@ pub fn drive(
     let mut done = 0u64;
     let past = |s: Option<Instant>| s.is_some_and(|s| Instant::now() > s);
     if window <= 1 {
-        // The blocking call a synchronous user makes (`Client::read`, `insert`, ... all go
-        // through `call_view`): the operation borrowed, not copied; a refusal is an answer
-        // to check like any other.
+        let mut value = Vec::new();
         for op in ops {
             let t0 = Instant::now();
-            let o = match client.call_view(op.view()) {
-                Err(ClientError::Refused(e)) => Outcome::Refused(e),
-                r => r.map_err(|e| e.to_string())?,
-            };
+            let o = call_sync(client, op, &mut value)?;
             let dt = ns_since(t0);
-            check(op, &o)?;
+            match o {
+                Some(o) => check(op, &o)?,
+                None => check_read_into(op, &value)?,
+            }
             let _ = hist.record(dt);
             done += 1;
             if done % 1024 == 0 && past(stop_at) {

@@ -221,6 +221,17 @@ pub fn check(op: &Op, o: &Outcome) -> Result<(), String> {
     }
 }
 
+/// Check a read whose value was found and copied into `v` (`Client::read_into`).
+pub fn check_read_into(op: &Op, v: &[u8]) -> Result<(), String> {
+    match op {
+        Op::Read { key } if value_ok(key, v) => Ok(()),
+        _ => Err(format!(
+            "wrong answer: {op:?} -> a value of {} bytes",
+            v.len()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
