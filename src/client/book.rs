@@ -86,10 +86,7 @@ pub(super) fn file(book: &mut Book, id: u64, reply: crate::wire::Reply) -> Resul
             *entry = Pending::Done(o);
             Ok(())
         }
-        Err(e) => Err(ClientError::Protocol(format!(
-            "a {:?} part in a {:?} answer",
-            e.got, e.expected
-        ))),
+        Err(e) => Err(ClientError::Protocol(e.to_string())),
     }
 }
 

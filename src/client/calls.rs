@@ -16,14 +16,18 @@ impl Client {
         self.call_sink(op, Sink::Outcome)
     }
 
-    /// [`Client::call_view`], a value answer put where `sink` says when the call is lone.
+    /// [`Client::call_view`], a value answer put where `sink` says when the call is lone: a
+    /// lone call if it can be one, else booked and waited for on the shared path.
     fn call_sink(&self, op: OpView<'_>, sink: Sink<'_>) -> Result<Outcome, ClientError> {
         check_view_limits(&op, &self.info.limits)?;
-        if let Some(result) = self.call_lone(&op, sink) {
-            return result;
-        }
-        let (id, leading) = self.submit_leading(std::iter::once(op), true)?;
-        match self.wait_as(Ticket(id), leading)? {
+        let outcome = match self.call_lone(&op, sink) {
+            Some(result) => result?,
+            None => {
+                let (id, leading) = self.submit_leading(std::iter::once(op), true)?;
+                self.wait_as(Ticket(id), leading)?
+            }
+        };
+        match outcome {
             Outcome::Refused(e) => Err(ClientError::Refused(e)),
             o => Ok(o),
         }

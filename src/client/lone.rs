@@ -86,10 +86,7 @@ impl Client {
         if buf.capacity() > SCRATCH_KEEP {
             *buf = Vec::new();
         }
-        match result? {
-            Outcome::Refused(e) => Err(ClientError::Refused(e)),
-            o => Ok(o),
-        }
+        result
     }
 
     /// Read the responses published so far: `Some` once `id`'s answer is whole.
@@ -127,12 +124,7 @@ impl Client {
             match own.add(resp.reply) {
                 Ok(Some(o)) => return Ok(Some(o)),
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(self.fail(ClientError::Protocol(format!(
-                        "a {:?} part in a {:?} answer",
-                        e.got, e.expected
-                    ))));
-                }
+                Err(e) => return Err(self.fail(ClientError::Protocol(e.to_string()))),
             }
         }
     }

@@ -34,19 +34,20 @@ impl Client {
         &self,
         ops: impl ExactSizeIterator<Item = OpView<'a>> + Clone,
     ) -> Result<u64, ClientError> {
+        for op in ops.clone() {
+            check_view_limits(&op, &self.info.limits)?;
+        }
         self.submit_leading(ops, false).map(|(first, _)| first)
     }
 
-    /// [`Client::submit_ops`]; if `lead` and nobody leads, the caller takes the lead under
-    /// the same lock as the booking (the second value says whether it did).
+    /// Book and send `ops`, whose limits the caller checked; if `lead` and nobody leads, the
+    /// caller takes the lead under the same lock as the booking (the second value says
+    /// whether it did).
     pub(super) fn submit_leading<'a>(
         &self,
         ops: impl ExactSizeIterator<Item = OpView<'a>> + Clone,
         lead: bool,
     ) -> Result<(u64, bool), ClientError> {
-        for op in ops.clone() {
-            check_view_limits(&op, &self.info.limits)?;
-        }
         let n = ops.len() as u64;
         let first = self.next_id.fetch_add(n, Ordering::Relaxed);
         let leading = self.book_pending(first..first + n, lead)?;

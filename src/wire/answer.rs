@@ -66,6 +66,12 @@ pub struct OutOfPlace {
     pub got: ReplyKind,
 }
 
+impl std::fmt::Display for OutOfPlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a {:?} part in a {:?} answer", self.got, self.expected)
+    }
+}
+
 impl Assembly {
     /// Whether some parts have come and the answer is not complete yet.
     pub fn is_partial(&self) -> bool {
