@@ -20,8 +20,8 @@ mod app {
     use clap::Parser;
     use nix::sys::signal::{SigSet, Signal};
     use shmkv::server::{
-        DEFAULT_LIMITS, MAX_CLIENTS, MAX_THREADS_PER_CLIENT, Server, ServerConfig,
-        default_max_memory,
+        DEFAULT_LIMITS, MAX_CLIENTS, MAX_KEY_LIMIT, MAX_THREADS_PER_CLIENT, MAX_VALUE_LIMIT,
+        Server, ServerConfig, default_max_memory,
     };
     use shmkv::table::MAX_BUCKETS;
     use shmkv::wire::Limits;
@@ -140,11 +140,13 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
             .init();
     }
 
-    /// A limit that must fit a u32 (the wire's length prefix).
-    fn limit(v: Option<u64>, default: u32, what: &str) -> Result<u32, String> {
+    /// A limit that must fit a u32 (the wire's length prefix); `most`: the largest the server
+    /// takes, named in the message (the server checks the range itself).
+    fn limit(v: Option<u64>, default: u32, what: &str, most: u32) -> Result<u32, String> {
         match v {
             None => Ok(default),
-            Some(n) => u32::try_from(n).map_err(|_| format!("{what} {n} is too large")),
+            Some(n) => u32::try_from(n)
+                .map_err(|_| format!("{what} {n} is too large (at most {most} bytes)")),
         }
     }
 
@@ -162,8 +164,18 @@ Exit status: 0 after a graceful shutdown, 1 if it could not start, 2 on a bad co
         };
         init_logging(args.quiet, args.verbose);
         let limits = match (
-            limit(args.max_key, DEFAULT_LIMITS.max_key, "--max-key"),
-            limit(args.max_value, DEFAULT_LIMITS.max_value, "--max-value"),
+            limit(
+                args.max_key,
+                DEFAULT_LIMITS.max_key,
+                "--max-key",
+                MAX_KEY_LIMIT,
+            ),
+            limit(
+                args.max_value,
+                DEFAULT_LIMITS.max_value,
+                "--max-value",
+                MAX_VALUE_LIMIT,
+            ),
         ) {
             (Ok(max_key), Ok(max_value)) => Limits { max_key, max_value },
             (Err(e), _) | (_, Err(e)) => {

@@ -106,7 +106,7 @@ fn bad_server_input_is_one_line_and_nonzero() {
         (
             &["--max-value", "5G"],
             2,
-            "--max-value 5368709120 is too large",
+            "--max-value 5368709120 is too large (at most 67108864 bytes)",
         ),
     ];
     for (args, code, msg) in cases {

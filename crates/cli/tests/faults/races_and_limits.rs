@@ -152,7 +152,10 @@ fn limits_have_clear_errors_beyond_their_maximum() {
         run_server_expect_fail(args).fails(2, msg);
     }
     // A size that does not fit the wire's 32-bit length: a usage error.
-    run_server_expect_fail(&["--max-value", "4G"]).fails(2, "--max-value 4294967296 is too large");
+    run_server_expect_fail(&["--max-value", "4G"]).fails(
+        2,
+        "--max-value 4294967296 is too large (at most 67108864 bytes)",
+    );
     run_server_expect_fail(&["--max-key", "64X"]).fails(2, "unknown unit 'X'");
     // The maxima themselves (and the smallest limits: 1-byte keys, empty values).
     let s = ServerProc::start(&[
