@@ -93,6 +93,8 @@ pub mod channel;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod door;
+#[cfg(not(loom))]
+mod hugepage;
 #[doc(hidden)]
 pub mod record;
 #[doc(hidden)]

@@ -83,6 +83,10 @@ pub(super) fn join_all(shared: &Arc<Shared>) {
 fn run(shared: &Arc<Shared>, session: &Arc<Session>) {
     let ctl = SessionControl { shared, session };
     log_event!(shared, debug, slot = session.slot, "worker thread running");
+    if shared.config.huge_pages {
+        let heap = crate::hugepage::advise_thread_heap();
+        log_event!(shared, debug, slot = session.slot, ?heap, "worker heap");
+    }
     let mut last_idle = Instant::now();
     // Requests an ended session may still have executed: one ring's worth.
     // Requests a session that ended may still have in its ring (a record takes 16 bytes or
