@@ -15,12 +15,23 @@
 //! mapping, grown with `brk`), or with transparent huge pages off, it changes nothing but
 //! the hint, and the table runs on 4 KiB pages as before.
 
+use std::cell::Cell;
 use std::io;
 
 /// How far past a worker's allocations its heap is made writable (at most to the end of the
 /// heap's reservation: glibc reserves 64 MiB per heap on 64-bit machines, and an arena whose
 /// heap is full starts another, which runs on 4 KiB pages).
 pub const HEAP_AHEAD: usize = 48 << 20;
+
+/// An entry of at least this many bytes (header, key and value) turns huge pages off for the
+/// heap of the worker that creates it (see [`note_entry`]).
+pub const LARGE_ENTRY: usize = 4096;
+
+thread_local! {
+    /// The heap mapping this thread marked for huge pages (start, bytes), until a large
+    /// entry turns them off.
+    static ADVISED: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
 
 /// The block allocated to extend the heap: under glibc's mmap threshold (128 KiB), so that it
 /// is taken from the heap's top.
@@ -138,11 +149,41 @@ pub fn advise_thread_heap() -> io::Result<HeapAdvice> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
+    ADVISED.set(Some((heap.start, bytes)));
     drop(probe);
     Ok(HeapAdvice::Advised {
         bytes,
         ahead: heap.end - at,
     })
+}
+
+/// Note that the calling thread creates an entry of `bytes`. The first entry of at least
+/// [`LARGE_ENTRY`] bytes on a heap this thread marked turns huge pages off for that heap
+/// (`MADV_NOHUGEPAGE`; the huge pages already there stay): a 2 MiB fault holds only a few
+/// such entries, and zeroing it at once cost large-value workloads more than the 4 KiB
+/// faults it saves (design.md §10a).
+#[inline]
+pub fn note_entry(bytes: usize) {
+    if bytes >= LARGE_ENTRY {
+        large_entry();
+    }
+}
+
+#[cold]
+fn large_entry() {
+    let Some((start, bytes)) = ADVISED.take() else {
+        return;
+    };
+    // SAFETY: as in `advise_thread_heap`: `MADV_NOHUGEPAGE` changes no byte and no protection,
+    // only how later faults in the range are served; a range changed meanwhile makes it fail
+    // or mark what is there, harmless either way.
+    unsafe {
+        libc::madvise(
+            std::ptr::without_provenance_mut::<libc::c_void>(start),
+            bytes,
+            libc::MADV_NOHUGEPAGE,
+        );
+    }
 }
 
 /// Allocate blocks from the heap at `start` until one ends at `want` or later (or one comes
@@ -231,6 +272,14 @@ mod tests {
                 advise_thread_heap(),
                 Ok(HeapAdvice::Advised { .. })
             ));
+            // Small entries leave the advice; the first large one turns it off.
+            let flags = |at: usize| smaps_of(at).0;
+            let has = |at: usize, flag: &str| flags(at).split_ascii_whitespace().any(|f| f == flag);
+            let at = entries[500].as_ptr().addr();
+            note_entry(LARGE_ENTRY - 1);
+            assert!(has(at, "hg"), "{}", flags(at));
+            note_entry(LARGE_ENTRY);
+            assert!(has(at, "nh") && !has(at, "hg"), "{}", flags(at));
         })
         .join()
         .unwrap();

@@ -58,6 +58,8 @@ impl Entry {
             .and_then(|n| n.checked_add(value.len()))
             .ok_or(StoreError::OutOfMemory)?;
         let layout = Layout::array::<u8>(total).map_err(|_| StoreError::OutOfMemory)?;
+        #[cfg(not(loom))]
+        crate::hugepage::note_entry(total);
         // SAFETY: `layout` has a non-zero size (at least HEADER bytes).
         let p = NonNull::new(unsafe { alloc(layout) }).ok_or(StoreError::OutOfMemory)?;
         let base = p.as_ptr();
