@@ -125,13 +125,13 @@ impl Entry {
     }
 
     /// Bytes of the allocation (header, key and value).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn allocation_len(&self) -> usize {
         self.bytes().len()
     }
 
     /// The allocation's bytes (header, key and value).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn allocation(&self) -> Vec<u8> {
         self.bytes().to_vec()
     }
