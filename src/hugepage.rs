@@ -14,6 +14,9 @@
 //! heap's mapping. Under another allocator, for a thread on the main arena (the `[heap]`
 //! mapping, grown with `brk`), or with transparent huge pages off, it changes nothing but
 //! the hint, and the table runs on 4 KiB pages as before.
+//!
+//! Huge pages pay for small entries only: the first entry of [`LARGE_ENTRY`] bytes or more a
+//! worker creates turns them off for its heap again ([`note_entry`]).
 
 use std::cell::Cell;
 use std::io;
