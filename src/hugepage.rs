@@ -123,7 +123,7 @@ fn read_maps() -> io::Result<String> {
 pub fn advise_thread_heap() -> io::Result<HeapAdvice> {
     // (Larger than glibc's per-thread cache takes, which may hold a chunk of another arena
     // freed by this thread: this one comes from the thread's own arena.)
-    let probe = Vec::<u8>::with_capacity(PROBE);
+    let probe = try_block(PROBE)?;
     let at = probe.as_ptr().addr();
     let (heap, reserved_end) = match heap_of(&read_maps()?, at) {
         Ok(h) => h,
@@ -131,7 +131,7 @@ pub fn advise_thread_heap() -> io::Result<HeapAdvice> {
     };
     let want = at.saturating_add(HEAP_AHEAD).min(reserved_end);
     if heap.end < want {
-        extend(heap.start, want);
+        extend(heap.start, want)?;
     }
     let (heap, reserved_end) = match heap_of(&read_maps()?, at) {
         Ok(h) => h,
@@ -192,10 +192,15 @@ fn large_entry() {
 /// Allocate blocks from the heap at `start` until one ends at `want` or later (or one comes
 /// from elsewhere: the heap is full, or the allocator is not glibc's), then free them all:
 /// the heap's writable part now reaches past `want`.
-fn extend(start: usize, want: usize) {
-    let mut blocks: Vec<Vec<u8>> = Vec::with_capacity((want - start) / BLOCK + 1);
-    while blocks.len() < blocks.capacity() {
-        let block = Vec::<u8>::with_capacity(BLOCK);
+///
+/// A failed allocation (a strict overcommit mode or a memory limit may refuse the heap's
+/// growth) ends the extension with an error instead of aborting the server.
+fn extend(start: usize, want: usize) -> io::Result<()> {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let most = (want - start) / BLOCK + 1;
+    blocks.try_reserve_exact(most).map_err(io::Error::other)?;
+    while blocks.len() < most {
+        let block = try_block(BLOCK)?;
         let addr = block.as_ptr().addr();
         let inside = addr >= start && addr < want;
         let reached = addr.saturating_add(BLOCK) >= want;
@@ -205,6 +210,14 @@ fn extend(start: usize, want: usize) {
         }
     }
     std::hint::black_box(&blocks);
+    Ok(())
+}
+
+/// An empty buffer of `bytes` capacity, or the allocator's refusal as an error.
+fn try_block(bytes: usize) -> io::Result<Vec<u8>> {
+    let mut block = Vec::new();
+    block.try_reserve_exact(bytes).map_err(io::Error::other)?;
+    Ok(block)
 }
 
 #[cfg(test)]
