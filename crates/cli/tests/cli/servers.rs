@@ -167,3 +167,36 @@ fn quit_from_library_and_help_version() {
     }
     assert!(!h.contains("--ring"), "{h}");
 }
+
+/// Whether some mapping of process `pid` carries `flag` in its `VmFlags` (`hg`: marked for
+/// huge pages, `nh`: marked against them).
+fn some_mapping_has(pid: u32, flag: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .any(|flags| flags.split_ascii_whitespace().any(|f| f == flag))
+}
+
+#[test]
+fn workers_heaps_on_huge_pages_unless_off_or_values_are_large() {
+    // The kernel marks a mapping only where it has transparent huge pages at all.
+    let thp = std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists();
+    let on = ServerProc::start(&["10", "1", "1"]);
+    let off = ServerProc::start(&["10", "1", "1", "--huge-pages", "off"]);
+    // A worker marks its heap when it starts, before it serves: an answer comes after it.
+    on.client(&["0", "insert", "a", "b"]).ok("insert a b: ok\n");
+    off.client(&["0", "insert", "a", "b"])
+        .ok("insert a b: ok\n");
+    assert_eq!(some_mapping_has(on.pid(), "hg"), thp);
+    assert!(!some_mapping_has(off.pid(), "hg"));
+    // The first entry of 4 KiB or more turns them off for the worker's heap.
+    let big = "v".repeat(5000);
+    on.client(&["0", "insert", "big", &big])
+        .ok(&format!("insert big {big}: ok\n"));
+    assert!(!some_mapping_has(on.pid(), "hg"));
+    assert_eq!(some_mapping_has(on.pid(), "nh"), thp);
+    on.quit_and_check_clean();
+    off.quit_and_check_clean();
+    run_server_expect_fail(&["--huge-pages", "maybe"]).fails(2, "invalid value 'maybe'");
+}
